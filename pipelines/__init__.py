@@ -1,0 +1,1 @@
+"""MedEdit's pipeline layer: everything that computes. Never imports gradio."""

@@ -1,0 +1,57 @@
+"""`mededit.json`: what a MedEdit model folder holds beyond diffusers' own configs.
+
+It lists the attributes the model was trained on with the phrase that switches each on (the
+sliders are built from it), the image size, the text encoder, and sampling defaults.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pipelines.attributes import ATTRIBUTES
+from pipelines.errors import MedEditError
+from pipelines.presets import IMAGE_SIZE
+
+INFO_FILE = "mededit.json"
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    image_size: int
+    text_encoder: str
+    conditioning: str  # "separate" (HFFM channels) or "joined" (one prompt, ablation)
+    attributes: list[dict]  # name, modality, channel, phrase
+    defaults: dict  # steps, anatomy_scale, style_scale, swap_at
+    training: dict = field(default_factory=dict)
+
+    @classmethod
+    def embedded_default(cls, conditioning: str = "separate") -> "ModelInfo":
+        return cls(
+            name="mededit-default", image_size=IMAGE_SIZE,
+            text_encoder="sentence-transformers/all-MiniLM-L6-v2", conditioning=conditioning,
+            attributes=[{"name": a.name, "modality": a.modality, "channel": a.channel,
+                         "phrase": a.phrase} for a in ATTRIBUTES],
+            defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2})
+
+    def attribute(self, name: str) -> dict:
+        for a in self.attributes:
+            if a["name"] == name:
+                return a
+        names = ", ".join(a["name"] for a in self.attributes)
+        raise MedEditError(f"unknown attribute {name!r}; this model has: {names}")
+
+
+def write_model_info(folder: Path, info: ModelInfo) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / INFO_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
+
+
+def read_model_info(folder: Path) -> ModelInfo:
+    path = Path(folder) / INFO_FILE
+    if not path.exists():
+        raise MedEditError(f"{folder} is not a MedEdit model folder: {INFO_FILE} is missing")
+    try:
+        return ModelInfo(**json.loads(path.read_text()))
+    except (TypeError, json.JSONDecodeError) as error:
+        raise MedEditError(f"{path} is not a valid model description: {error}") from None

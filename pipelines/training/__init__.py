@@ -1,0 +1,1 @@
+"""Training of the embedded model's parts: `python -m pipelines train vae|dit|classifier|lora`."""

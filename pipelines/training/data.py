@@ -1,0 +1,72 @@
+"""Phantom training sets held in memory: images at the model's size, captions, labels, priors.
+
+Rendering is deterministic by seed, so a set is fully described by (modalities, n, seed, size) and
+a run that resumes rebuilds exactly the same data.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipelines.attributes import ATTRIBUTES, MODALITIES
+from pipelines.phantoms import phantom
+
+RENDER_SIZE = 128  # rendered larger, then box-filtered down: thin strokes stay anti-aliased
+
+
+@dataclass
+class PhantomSet:
+    images: torch.Tensor  # [N, 3, S, S] uint8
+    anatomy: list[str]
+    style: list[str]
+    modality: list[str]
+    labels: torch.Tensor  # [N, A] float 0/1 over the whole registry (0 where not applicable)
+
+    def __len__(self):
+        return len(self.anatomy)
+
+
+def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BOX))
+
+
+def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
+                      progress: bool = True) -> PhantomSet:
+    """n phantoms alternating over the modalities; sample i uses seed `seed + i`."""
+    images, anatomy, style, modality, labels = [], [], [], [], []
+    for i in tqdm(range(n), desc="rendering phantoms", disable=not progress):
+        m = modalities[i % len(modalities)]
+        p = phantom(m, seed + i, size=max(size, RENDER_SIZE))
+        images.append(to_model_size(p.image, size))
+        anatomy.append(p.anatomy)
+        style.append(p.style)
+        modality.append(m)
+        labels.append([float(p.labels.get(a.name, 0)) for a in ATTRIBUTES])
+    images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return PhantomSet(images, anatomy, style, modality, torch.tensor(labels))
+
+
+def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float() / 127.5 - 1.0
+
+
+def visual_priors(labels: torch.Tensor, modality: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel prior vectors: that channel's attribute labels plus the modality one-hot.
+
+    On phantoms these are exact image factors, the analogue of VG-MedGen's SDNet anatomy map and
+    modality vector; the alignment loss pulls each projection branch toward its own.
+    """
+    one_hot = torch.tensor([[float(m == name) for name in MODALITIES] for m in modality])
+    anatomy_cols = [i for i, a in enumerate(ATTRIBUTES) if a.channel == "anatomy"]
+    style_cols = [i for i, a in enumerate(ATTRIBUTES) if a.channel == "style"]
+    return (torch.cat([labels[:, anatomy_cols], one_hot], 1),
+            torch.cat([labels[:, style_cols], one_hot], 1))
+
+
+PRIOR_DIMS = (sum(a.channel == "anatomy" for a in ATTRIBUTES) + len(MODALITIES),
+              sum(a.channel == "style" for a in ATTRIBUTES) + len(MODALITIES))

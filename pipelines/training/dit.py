@@ -1,0 +1,163 @@
+"""`train dit`: the PixArt-architecture DiT and its HFFM projector on phantom latents.
+
+Epsilon-prediction on the trained VAE's latents. Each conditioning channel is dropped to its null
+tokens 10% of the time (independently), which trains the unconditional branches of two-scale
+guidance. The alignment loss pulls each projection branch toward its visual prior. The shipped
+weights are the EMA of the trained ones.
+"""
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
+from tqdm import tqdm
+
+from pipelines.model_info import ModelInfo, write_model_info
+from pipelines.presets import IMAGE_SIZE, make_projector, make_transformer
+from pipelines.text_encoder import TextEncoder
+from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.data import PRIOR_DIMS, build_phantom_set, to_unit_range, visual_priors
+
+DROP = 0.1
+NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
+                      beta_start=0.00085, beta_end=0.012)
+
+
+def add_arguments(parser):
+    parser.add_argument("--preset", default="cpu", help="size preset: micro, cpu or gpu")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--n", type=int, default=16000, help="phantoms to train on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--align", type=float, default=0.1, help="alignment loss weight (0: off)")
+    parser.add_argument("--conditioning", choices=("separate", "joined"), default="separate",
+                        help="ablation: 'joined' puts both prompts into one channel")
+    parser.add_argument("--vae", default="assets/mededit-default/vae")
+    parser.add_argument("--workdir", default="runs/dit", help="checkpoints for --resume")
+    parser.add_argument("--out", default="assets/mededit-default")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--ema", type=float, default=0.999)
+
+
+class TextCache:
+    """Every distinct caption encoded once; batches gather rows by index."""
+
+    def __init__(self, encoder: TextEncoder, captions: list[str]):
+        unique = sorted(set(captions))
+        states, masks = [], []
+        for start in tqdm(range(0, len(unique), 256), desc="encoding captions"):
+            encoded = encoder.encode(unique[start:start + 256])
+            states.append(encoded.states.half())
+            masks.append(encoded.mask)
+        self.states, self.masks = torch.cat(states), torch.cat(masks)
+        row = {caption: i for i, caption in enumerate(unique)}
+        self.index = torch.tensor([row[c] for c in captions])
+
+    def get(self, rows: torch.Tensor):
+        i = self.index[rows]
+        return self.states[i].float(), self.masks[i]
+
+
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    chunks = [vae.encode(to_unit_range(images[i:i + 256])).latent_dist.mean
+              for i in tqdm(range(0, len(images), 256), desc="encoding latents")]
+    return torch.cat(chunks) * vae.config.scaling_factor
+
+
+def train_dit(args) -> Path:
+    torch.manual_seed(args.seed)
+    # 1. Data: phantoms, their latents, their encoded captions and priors.
+    vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval()
+    data = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE)
+    latents = encode_latents(vae, data.images)
+    encoder = TextEncoder()
+    if args.conditioning == "joined":
+        joined = [f"{a}, {s}" for a, s in zip(data.anatomy, data.style)]
+        anatomy_text, style_text = TextCache(encoder, joined), TextCache(encoder, [""] * len(joined))
+    else:
+        anatomy_text, style_text = TextCache(encoder, data.anatomy), TextCache(encoder, data.style)
+    anatomy_prior, style_prior = visual_priors(data.labels, data.modality)
+
+    # 2. Models, optimiser, EMA, noise schedule.
+    transformer = make_transformer(args.preset)
+    projector = make_projector(args.preset, *PRIOR_DIMS)
+    modules = {"transformer": transformer, "projector": projector}
+    ema = {name: copy.deepcopy(m).requires_grad_(False) for name, m in modules.items()}
+    parameters = [p for m in modules.values() for p in m.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
+    noise_schedule = DDPMScheduler(**NOISE_SCHEDULE)
+    alphas = noise_schedule.alphas_cumprod
+    start = 0
+    every = {**modules, **{f"ema_{k}": v for k, v in ema.items()}}
+    if args.resume and (meta := load_training_state(args.workdir, every, optimizer)):
+        start = meta["step"]
+    generator = torch.Generator().manual_seed(args.seed + start)
+
+    # 3. The loop.
+    began = time.time()
+    bar = tqdm(range(start, args.steps), desc="train dit", initial=start, total=args.steps)
+    for step in bar:
+        for group in optimizer.param_groups:  # linear warm-up, then constant
+            group["lr"] = args.lr * min(1.0, (step + 1) / 200)
+        rows = torch.randint(0, len(latents), (args.batch,), generator=generator)
+        x0 = latents[rows]
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, len(alphas), (args.batch,), generator=generator)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        a_states, a_mask = anatomy_text.get(rows)
+        s_states, s_mask = style_text.get(rows)
+        a_null = torch.rand(args.batch, generator=generator) < DROP
+        s_null = torch.rand(args.batch, generator=generator) < DROP
+        if args.conditioning == "joined":
+            s_null = torch.ones_like(s_null)
+        a_tokens, a_mask = projector.project("anatomy", a_states, a_mask, a_null)
+        s_tokens, s_mask = projector.project("style", s_states, s_mask, s_null)
+        tokens, mask = torch.cat([a_tokens, s_tokens], 1), torch.cat([a_mask, s_mask], 1)
+        prediction = transformer(noisy, encoder_hidden_states=tokens, encoder_attention_mask=mask,
+                                 timestep=t).sample
+        loss = F.mse_loss(prediction, noise)
+        if args.align > 0:
+            keep_a, keep_s = ~a_null, ~s_null
+            align = 0.0
+            if keep_a.any():
+                align = align + F.binary_cross_entropy_with_logits(
+                    projector.anatomy.predict_prior(a_tokens[keep_a], a_mask[keep_a]), anatomy_prior[rows][keep_a])
+            if keep_s.any():
+                align = align + F.binary_cross_entropy_with_logits(
+                    projector.style.predict_prior(s_tokens[keep_s], s_mask[keep_s]), style_prior[rows][keep_s])
+            loss = loss + args.align * align
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for name, module in modules.items():
+                for e, p in zip(ema[name].parameters(), module.parameters()):
+                    e.lerp_(p, 1 - decay)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 200 == 0 or step + 1 == args.steps:
+            save_training_state(args.workdir, every, optimizer, step + 1)
+
+    # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
+    out = Path(args.out)
+    ema["transformer"].save_pretrained(out / "transformer", safe_serialization=True)
+    ema["projector"].save_pretrained(out / "projector", safe_serialization=True)
+    DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++",
+                                solver_order=2).save_pretrained(out / "scheduler")
+    info = ModelInfo.embedded_default(conditioning=args.conditioning)
+    info.training = {"command": "python -m pipelines train dit " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if k not in ("run", "command", "what") and not isinstance(v, bool)),
+        "steps": args.steps, "batch": args.batch, "seconds": round(time.time() - began),
+        "threads": torch.get_num_threads()}
+    write_model_info(out, info)
+    print(f"dit saved to {out} after {time.time() - began:.0f} s")
+    return out

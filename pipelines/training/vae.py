@@ -1,0 +1,75 @@
+"""`train vae`: a small f4 AutoencoderKL on phantoms, trained on random crops (it is convolutional).
+
+Loss: L1 + MSE reconstruction and a light KL. After training the latent spread is measured and
+stored as `scaling_factor`, so the DiT sees unit-variance latents.
+"""
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipelines.presets import IMAGE_SIZE, make_vae
+from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.data import build_phantom_set, to_unit_range
+
+KL_WEIGHT = 1e-6
+
+
+def add_arguments(parser):
+    parser.add_argument("--preset", default="cpu", help="size preset: micro or cpu")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--crop", type=int, default=32, help="training crop in pixels")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--n", type=int, default=4000, help="phantoms to train on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default="runs/vae", help="checkpoints for --resume")
+    parser.add_argument("--out", default="assets/mededit-default/vae")
+    parser.add_argument("--resume", action="store_true")
+
+
+def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    n, _, h, w = images.shape
+    ys = torch.randint(0, h - size + 1, (n,), generator=generator)
+    xs = torch.randint(0, w - size + 1, (n,), generator=generator)
+    return torch.stack([img[:, y:y + size, x:x + size] for img, y, x in zip(images, ys, xs)])
+
+
+def train_vae(args) -> Path:
+    torch.manual_seed(args.seed)
+    data = build_phantom_set(args.n, args.seed, IMAGE_SIZE)
+    vae = make_vae(args.preset)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
+    start = 0
+    if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer)):
+        start = meta["step"]
+        for _ in range(start):
+            schedule.step()
+    generator = torch.Generator().manual_seed(args.seed + start)
+    began = time.time()
+    bar = tqdm(range(start, args.steps), desc="train vae", initial=start, total=args.steps)
+    for step in bar:
+        index = torch.randint(0, len(data), (args.batch,), generator=generator)
+        batch = to_unit_range(random_crops(data.images[index], args.crop, generator))
+        posterior = vae.encode(batch).latent_dist
+        reconstruction = vae.decode(posterior.sample(generator)).sample
+        error = reconstruction - batch
+        loss = error.abs().mean() + error.pow(2).mean() + KL_WEIGHT * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 250 == 0 or step + 1 == args.steps:
+            save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1)
+    vae.eval()
+    with torch.no_grad():
+        latents = vae.encode(to_unit_range(data.images[:256])).latent_dist.mean
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+    vae.save_pretrained(args.out, safe_serialization=True)
+    print(f"vae saved to {args.out} after {time.time() - began:.0f} s; "
+          f"scaling_factor {vae.config.scaling_factor:.4f}")
+    return Path(args.out)

@@ -1,0 +1,64 @@
+"""DICOM Secondary Capture series: valid, one series, exact pixels, marked synthetic."""
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from pipelines.dicom import dicom_series_bytes, write_dicom_series
+from pipelines.errors import MedEditError
+from pipelines.export import SYNTHETIC_MARK, Provenance
+
+
+def provenance(modality):
+    return Provenance("mededit/tiny-dit", "0123abc", modality, "a chest", "plain",
+                      "a chest, pleural effusion", "a pacemaker with leads", 7, 0.5, 10, {"guidance": 3.0})
+
+
+def frames(n, mode, size=(17, 13)):  # odd sizes exercise pixel-data padding
+    rng = np.random.default_rng(n)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
+
+
+@pytest.mark.parametrize("modality, mode, photometric, samples",
+                         [("cxr", "L", "MONOCHROME2", 1), ("dermoscopy", "RGB", "RGB", 3)])
+def test_series_reads_back_whole(tmp_path, modality, mode, photometric, samples):
+    series = frames(3, mode)
+    paths = write_dicom_series(series, provenance(modality), tmp_path / "dicom")
+    assert [p.name for p in paths] == ["frame_000.dcm", "frame_001.dcm", "frame_002.dcm"]
+    datasets = [pydicom.dcmread(p) for p in paths]
+    for path in paths:
+        raw = path.read_bytes()
+        assert raw[128:132] == b"DICM"
+    assert len({ds.StudyInstanceUID for ds in datasets}) == 1
+    assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
+    assert len({ds.SOPInstanceUID for ds in datasets}) == 3
+    for i, (ds, frame) in enumerate(zip(datasets, series)):
+        assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert ds.InstanceNumber == i + 1
+        assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+        assert "synthetic" in ds.SeriesDescription.lower()
+        assert SYNTHETIC_MARK in ds.ImageComments and '"seed": 7' in ds.ImageComments
+        assert ds.PatientName == "SYNTHETIC^PHANTOM" and ds.PatientID == "SYNTHETIC"
+        assert ds.ConversionType == "SYN" and ds.BurnedInAnnotation == "NO"
+        assert ds.PhotometricInterpretation == photometric and ds.SamplesPerPixel == samples
+        if samples == 3:
+            assert ds.PlanarConfiguration == 0
+        assert np.array_equal(ds.pixel_array, np.asarray(frame))
+
+
+def test_bytes_match_files_and_bad_input_leaves_nothing(tmp_path):
+    named = dicom_series_bytes(frames(2, "L"), provenance("cxr"))
+    assert [n for n, _ in named] == ["frame_000.dcm", "frame_001.dcm"]
+    assert pydicom.dcmread(io.BytesIO(named[1][1])).InstanceNumber == 2
+    for bad in ([], frames(1, "L", (8, 8)) + frames(1, "L", (9, 8))):
+        with pytest.raises(MedEditError):
+            write_dicom_series(bad, provenance("cxr"), tmp_path / "dicom")
+    with pytest.raises(MedEditError):
+        write_dicom_series(frames(1, "L"), provenance("ct"), tmp_path / "dicom")
+    assert list(tmp_path.iterdir()) == []
