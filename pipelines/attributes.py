@@ -70,3 +70,9 @@ def get_attribute(name: str) -> Attribute:
     if name not in BY_NAME:
         raise ValueError(f"unknown attribute {name!r}; choose one of: {', '.join(ATTRIBUTE_NAMES)}")
     return BY_NAME[name]
+
+
+def modality_of(*prompts: str) -> str:
+    """The modality a prompt speaks of: chest X-ray words, else dermoscopy."""
+    text = " ".join(prompts).lower()
+    return "cxr" if any(w in text for w in ("x-ray", "xray", "chest", "radiograph", "cxr")) else "dermoscopy"

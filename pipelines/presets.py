@@ -12,6 +12,10 @@ from pipelines.errors import MedEditError
 
 IMAGE_SIZE = 64
 TEXT_DIM = 384  # all-MiniLM-L6-v2
+# Stable Diffusion's betas: alpha_bar ends near 5e-3, unlike squaredcos_cap_v2's 1e-8, which
+# turns DPM-Solver++'s first x0 estimate into noise (DESIGN.md, traps found by measuring).
+NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
+                      beta_start=0.00085, beta_end=0.012)
 
 VAE_PRESETS = {
     "micro": dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8),

@@ -48,6 +48,9 @@ class TextEncoder:
 
     def __init__(self, folder: Path | None = None, max_length: int = MAX_LENGTH):
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a bar per load is noise in a CLI
 
         folder = folder or locate_minilm()
         self.tokenizer = AutoTokenizer.from_pretrained(folder)

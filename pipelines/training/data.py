@@ -53,20 +53,3 @@ def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float() / 127.5 - 1.0
-
-
-def visual_priors(labels: torch.Tensor, modality: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel prior vectors: that channel's attribute labels plus the modality one-hot.
-
-    On phantoms these are exact image factors, the analogue of VG-MedGen's SDNet anatomy map and
-    modality vector; the alignment loss pulls each projection branch toward its own.
-    """
-    one_hot = torch.tensor([[float(m == name) for name in MODALITIES] for m in modality])
-    anatomy_cols = [i for i, a in enumerate(ATTRIBUTES) if a.channel == "anatomy"]
-    style_cols = [i for i, a in enumerate(ATTRIBUTES) if a.channel == "style"]
-    return (torch.cat([labels[:, anatomy_cols], one_hot], 1),
-            torch.cat([labels[:, style_cols], one_hot], 1))
-
-
-PRIOR_DIMS = (sum(a.channel == "anatomy" for a in ATTRIBUTES) + len(MODALITIES),
-              sum(a.channel == "style" for a in ATTRIBUTES) + len(MODALITIES))

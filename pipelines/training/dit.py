@@ -17,14 +17,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
 from tqdm import tqdm
 
 from pipelines.model_info import ModelInfo, write_model_info
-from pipelines.presets import IMAGE_SIZE, make_projector, make_transformer
+from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
 from pipelines.text_encoder import TextEncoder
 from pipelines.training.checkpoints import load_training_state, save_training_state
-from pipelines.training.data import PRIOR_DIMS, build_phantom_set, to_unit_range, visual_priors
+from pipelines.training.data import build_phantom_set, to_unit_range
+from pipelines.training.priors import PRIOR_DIMS, visual_priors
 
 DROP = 0.1
-NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
-                      beta_start=0.00085, beta_end=0.012)
 
 
 def add_arguments(parser):

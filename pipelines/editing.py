@@ -1,0 +1,212 @@
+"""MedEditPipeline: generate, edit (swap at t) and Bezier series over one loaded model.
+
+The neutral run and every edit share the noise and the steps before the swap. Those prefixes, the
+neutral results and the encoded prompts are kept in small LRU caches keyed by everything they
+depend on, so moving a slider recomputes only the steps after the swap and one decode.
+"""
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pipelines import conditioners
+from pipelines.errors import MedEditError
+from pipelines.interpolation import bezier, bezier_keep_norm
+from pipelines.loading import LoadedModel, decode
+from pipelines.requests import Edit, Sampling, Series
+from pipelines.sampling import Branches, Prefix, advance, start
+
+
+class LRU:
+    """A thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value):
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+@dataclass
+class EditResult:
+    neutral: np.ndarray  # [H, W, 3] uint8
+    edited: np.ndarray
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    prefix_cached: bool = False
+
+
+@dataclass
+class SeriesResult:
+    frames: list[np.ndarray]
+    times: list[float]
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class MedEditPipeline:
+    def __init__(self, model: LoadedModel, cache_size: int = 32):
+        self.model = model
+        self.tokens = LRU(256)
+        self.prefixes = LRU(cache_size)
+        self.neutrals = LRU(cache_size)
+
+    # Conditioning ------------------------------------------------------------------------------
+    def channel(self, channel: str, prompt: str) -> conditioners.ChannelTokens:
+        key = (channel, prompt)
+        return self.tokens.get(key) or self.tokens.put(key, self.model.conditioner.encode(channel, prompt))
+
+    def neutral_branches(self, s: Sampling) -> Branches:
+        return conditioners.branches(self.channel("anatomy", ""), self.channel("style", ""),
+                                     self.channel("anatomy", s.anatomy), self.channel("style", s.style))
+
+    def edited_branches(self, s: Sampling, e: Edit) -> Branches:
+        anatomy_prompt = e.to_anatomy or s.anatomy
+        style_prompt = e.to_style or s.style
+        by_channel = {"anatomy": [], "style": []}
+        for name, scale in e.sliders.items():
+            attribute = self.model.info.attribute(name)
+            by_channel[attribute["channel"]].append((attribute["phrase"], scale))
+        anatomy = conditioners.slide(self.model.conditioner, "anatomy", anatomy_prompt,
+                                     self.channel("anatomy", anatomy_prompt), by_channel["anatomy"])
+        style = conditioners.slide(self.model.conditioner, "style", style_prompt,
+                                   self.channel("style", style_prompt), by_channel["style"])
+        return conditioners.branches(self.channel("anatomy", ""), self.channel("style", ""),
+                                     anatomy, style)
+
+    def notes(self, *prompts: tuple[str, str]) -> list[str]:
+        notes = []
+        for channel, prompt in prompts:
+            cut = self.channel(channel, prompt).truncated
+            if cut:
+                notes.append(f"the {channel} prompt is too long; ignored: '{cut}'")
+        return notes
+
+    # Sampling ----------------------------------------------------------------------------------
+    def noise(self, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn((1, *self.model.latent_shape), generator=generator)
+
+    def run_prefix(self, s: Sampling, until: int, callback=None) -> tuple[Prefix, bool]:
+        """The neutral trajectory up to step `until`, from the cache when it is there."""
+        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale, until)
+        cached = self.prefixes.get(key)
+        if cached is not None:
+            return cached, True
+        prefix = start(self.model.scheduler, s.steps, self.noise(s.seed))
+        prefix = advance(self.model.transformer, prefix, until, self.neutral_branches(s),
+                         s.anatomy_scale, s.style_scale, callback)
+        return self.prefixes.put(key, prefix), False
+
+    def neutral_latents(self, s: Sampling, prefix: Prefix, callback=None) -> torch.Tensor:
+        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale)
+        cached = self.neutrals.get(key)
+        if cached is not None:
+            return cached
+        done = advance(self.model.transformer, prefix, s.steps, self.neutral_branches(s),
+                       s.anatomy_scale, s.style_scale, callback)
+        return self.neutrals.put(key, done.latents)
+
+    @torch.no_grad()
+    def generate(self, s: Sampling, progress=None) -> np.ndarray:
+        began = time.perf_counter()
+        prefix, _ = self.run_prefix(s, 0)
+        latents = self.neutral_latents(s, prefix, progress)
+        image = decode(self.model, latents)[0].numpy()
+        self.last_seconds = time.perf_counter() - began
+        return image
+
+    @torch.no_grad()
+    def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:
+        began = time.perf_counter()
+        # 1. The shared prefix: neutral prompts up to the swap step.
+        swap = e.swap_step(s.steps)
+        prefix, cached = self.run_prefix(s, swap, progress)
+        # 2. The neutral tail and the edited tail from the same prefix.
+        neutral = self.neutral_latents(s, prefix, progress)
+        edited = advance(self.model.transformer, prefix, s.steps, self.edited_branches(s, e),
+                         s.anatomy_scale, s.style_scale, progress).latents
+        # 3. Decode both in one batch.
+        images = decode(self.model, torch.cat([neutral, edited])).numpy()
+        settings = self.settings(s, e)
+        notes = self.notes(("anatomy", s.anatomy), ("style", s.style),
+                           ("anatomy", e.to_anatomy), ("style", e.to_style))
+        return EditResult(images[0], images[1], settings, notes, time.perf_counter() - began, cached)
+
+    @torch.no_grad()
+    def series(self, s: Sampling, e: Edit, series: Series, progress=None) -> SeriesResult:
+        began = time.perf_counter()
+        times = torch.linspace(0, 1, series.frames)
+        if series.mode == "latent":
+            latents = self.latent_series(s, e, series, times, progress)
+        else:
+            latents = self.embedding_series(s, e, series, times, progress)
+        frames = [f.numpy() for f in decode(self.model, latents)]
+        settings = {**self.settings(s, e), "frames": series.frames, "mode": series.mode,
+                    "control_points": series.control_points, "bend": series.bend}
+        notes = self.notes(("anatomy", e.to_anatomy), ("style", e.to_style))
+        return SeriesResult(frames, times.tolist(), settings, notes, time.perf_counter() - began)
+
+    def latent_series(self, s, e, series, times, progress):
+        """The paper's mode: final latents of swaps from weak (late) to strong (the edit's swap
+        point) are the control points of one Bezier curve that starts at the neutral latent."""
+        strongest = e.swap_step(s.steps)
+        weakest = max(strongest, round(0.9 * s.steps))
+        swaps = sorted({round(x) for x in np.linspace(weakest, strongest, series.control_points - 1)},
+                       reverse=True)
+        edited = self.edited_branches(s, e)
+        prefix, _ = self.run_prefix(s, 0)
+        points = [self.neutral_latents(s, prefix, progress)]
+        trajectory = start(self.model.scheduler, s.steps, self.noise(s.seed))
+        neutral = self.neutral_branches(s)
+        for swap in sorted(swaps):  # walk the neutral trajectory once, branching at each swap
+            trajectory = advance(self.model.transformer, trajectory, swap, neutral,
+                                 s.anatomy_scale, s.style_scale)
+            tail = advance(self.model.transformer, trajectory, s.steps, edited,
+                           s.anatomy_scale, s.style_scale, progress)
+            points.append((swap, tail.latents))
+        ordered = [points[0]] + [p for _, p in sorted(points[1:], key=lambda p: -p[0])]
+        control = torch.cat(ordered)  # [P, C, h, w], neutral first, weak to strong
+        return bezier_keep_norm(control, times)
+
+    def embedding_series(self, s, e, series, times, progress):
+        """A curve from the neutral to the edited tokens; every frame branches off the shared
+        prefix at the swap step, all frames' tails in one batch."""
+        neutral, edited = self.neutral_branches(s), self.edited_branches(s, e)
+        length = max(neutral.tokens.shape[2], edited.tokens.shape[2])
+        if neutral.tokens.shape[2] != edited.tokens.shape[2]:
+            raise MedEditError("neutral and edited prompts must encode to the same token length")
+        middle = neutral.tokens + (0.5 + 0.5 * series.bend) * (edited.tokens - neutral.tokens)
+        control = torch.cat([neutral.tokens, middle, edited.tokens])  # [3, 3, L, D]
+        tokens = bezier(control, times)  # [T, 3, L, D]
+        mask = torch.maximum(neutral.mask, edited.mask).expand(len(times), -1, -1)
+        assert tokens.shape[2] == length
+        prefix, _ = self.run_prefix(s, e.swap_step(s.steps), progress)
+        tail = advance(self.model.transformer, prefix, s.steps, Branches(tokens, mask),
+                       s.anatomy_scale, s.style_scale, progress)
+        return tail.latents
+
+    def settings(self, s: Sampling, e: Edit) -> dict:
+        return {"model_id": self.model.model_id, "model_revision": self.model.revision,
+                "anatomy": s.anatomy, "style": s.style, "to_anatomy": e.to_anatomy,
+                "to_style": e.to_style, "sliders": dict(e.sliders), "swap_at": e.swap_at,
+                "swap_step": e.swap_step(s.steps), "seed": s.seed, "steps": s.steps,
+                "anatomy_scale": s.anatomy_scale, "style_scale": s.style_scale}

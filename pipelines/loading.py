@@ -1,0 +1,116 @@
+"""Load a MedEdit model: the embedded default in assets/, or a folder in the same layout.
+
+The folder is checked before any weight is read: every component present, safetensors only.
+Its revision is a content hash of the weights, so exports name exactly what made them.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
+
+from pipelines.conditioners import EmbeddedConditioner
+from pipelines.conditioning import DisentangledProjector
+from pipelines.errors import MedEditError
+from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info
+from pipelines.text_encoder import TextEncoder
+
+EMBEDDED = "embedded"
+EMBEDDED_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "mededit-default"
+COMPONENTS = {"transformer": "diffusion_pytorch_model.safetensors",
+              "vae": "diffusion_pytorch_model.safetensors",
+              "projector": "diffusion_pytorch_model.safetensors",
+              "scheduler": None}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class LoadedModel:
+    model_id: str
+    revision: str
+    transformer: PixArtTransformer2DModel
+    vae: AutoencoderKL
+    scheduler: DPMSolverMultistepScheduler
+    conditioner: EmbeddedConditioner
+    info: ModelInfo
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = self.transformer.config.sample_size
+        return (self.transformer.config.in_channels, size, size)
+
+
+def default_source() -> str:
+    return os.environ.get("MEDEDIT_MODEL", "").strip() or EMBEDDED
+
+
+def check_model_folder(folder: Path) -> None:
+    """Every component there, in safetensors: a clear message before any weight is read."""
+    if not folder.is_dir():
+        raise MedEditError(f"model folder {folder} does not exist")
+    missing = [INFO_FILE] if not (folder / INFO_FILE).exists() else []
+    for name, weights in COMPONENTS.items():
+        part = folder / name
+        if not part.is_dir():
+            missing.append(f"{name}/")
+            continue
+        config = "scheduler_config.json" if name == "scheduler" else "config.json"
+        if not (part / config).exists():
+            missing.append(f"{name}/{config}")
+        if weights and not (part / weights).exists():
+            pickles = [p.name for p in part.iterdir() if p.suffix in PICKLE_SUFFIXES]
+            if pickles:
+                raise MedEditError(f"{part} holds only pickle weights ({', '.join(pickles)}); "
+                                   "MedEdit loads safetensors only: convert them first")
+            missing.append(f"{name}/{weights}")
+    if missing:
+        raise MedEditError(f"{folder} is not a complete MedEdit model; missing: {', '.join(missing)}")
+
+
+def weights_revision(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_model(source: str | None = None, text_encoder: TextEncoder | None = None) -> LoadedModel:
+    """The embedded default (source None, "embedded" or $MEDEDIT_MODEL) or a MedEdit folder."""
+    source = source or default_source()
+    folder = EMBEDDED_FOLDER if source == EMBEDDED else Path(source)
+    if source != EMBEDDED and not folder.exists():
+        from pipelines.sources import looks_like_repo_id
+        if looks_like_repo_id(source):
+            from pipelines.pixart import load_pixart_model
+            return load_pixart_model(source)
+        raise MedEditError(f"model {source!r} is neither 'embedded', a folder nor a Hub repo id")
+    if folder.is_dir() and (folder / "model_index.json").exists() and not (folder / INFO_FILE).exists():
+        from pipelines.pixart import load_pixart_model
+        return load_pixart_model(str(folder))
+    check_model_folder(folder)
+    info = read_model_info(folder)
+    load = dict(use_safetensors=True)
+    transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer", **load).eval()
+    vae = AutoencoderKL.from_pretrained(folder / "vae", **load).eval()
+    projector = DisentangledProjector.from_pretrained(folder / "projector", **load).eval()
+    scheduler = DPMSolverMultistepScheduler.from_pretrained(folder / "scheduler")
+    for module in (transformer, vae, projector):
+        module.requires_grad_(False)
+    conditioner = EmbeddedConditioner(text_encoder or TextEncoder(), projector)
+    model_id = "mededit-default" if source == EMBEDDED else str(folder)
+    return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info)
+
+
+@torch.no_grad()
+def decode(model: LoadedModel, latents: torch.Tensor) -> torch.Tensor:
+    """Latents [B, C, h, w] to images [B, H, W, 3] uint8.
+
+    One latent at a time: convolution results depend on the batch size in the last bits, and the
+    same request must give the same image whether decoded alone or beside others.
+    """
+    scaled = latents / model.vae.config.scaling_factor
+    images = torch.cat([model.vae.decode(z[None]).sample for z in scaled])
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

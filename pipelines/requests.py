@@ -1,0 +1,105 @@
+"""What a caller may ask for, checked at the border: the CLI, the app and the API all pass here.
+
+Every number is checked for type, finiteness and range, every prompt for type and length, every
+attribute name against the model; the message names the valid range or choices.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from pipelines.errors import MedEditError
+from pipelines.text_encoder import MAX_PROMPT_CHARS
+
+SEED_MAX = 2**32 - 1
+STEPS_RANGE = (1, 100)
+SCALE_RANGE = (0.0, 15.0)
+SLIDER_RANGE = (-3.0, 3.0)
+FRAMES_RANGE = (2, 64)
+SERIES_MODES = ("latent", "embedding")
+
+
+def number(name: str, value, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MedEditError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise MedEditError(f"{name} must be finite, got {value}")
+    if not low <= value <= high:
+        raise MedEditError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def integer(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MedEditError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise MedEditError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def prompt(name: str, value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MedEditError(f"{name} must be text, got {type(value).__name__}")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise MedEditError(f"{name} has {len(value)} characters; at most {MAX_PROMPT_CHARS} are accepted")
+    return value.strip()
+
+
+@dataclass
+class Sampling:
+    anatomy: str
+    style: str
+    seed: int = 0
+    steps: int = 20
+    anatomy_scale: float = 3.0
+    style_scale: float = 3.0
+
+    def __post_init__(self):
+        self.anatomy = prompt("anatomy prompt", self.anatomy)
+        self.style = prompt("style prompt", self.style)
+        if not (self.anatomy or self.style):
+            raise MedEditError("give an anatomy prompt, a style prompt, or both")
+        self.seed = integer("seed", self.seed, 0, SEED_MAX)
+        self.steps = integer("steps", self.steps, *STEPS_RANGE)
+        self.anatomy_scale = number("anatomy strength", self.anatomy_scale, *SCALE_RANGE)
+        self.style_scale = number("style strength", self.style_scale, *SCALE_RANGE)
+
+
+@dataclass
+class Edit:
+    """The edited prompts (empty: same as the neutral one), sliders, and the swap point."""
+
+    to_anatomy: str = ""
+    to_style: str = ""
+    sliders: dict[str, float] = field(default_factory=dict)
+    swap_at: float = 0.2  # fraction of the steps run with the neutral prompts; earlier = stronger
+
+    def __post_init__(self):
+        self.to_anatomy = prompt("edited anatomy prompt", self.to_anatomy)
+        self.to_style = prompt("edited style prompt", self.to_style)
+        self.swap_at = number("swap point", self.swap_at, 0.0, 1.0)
+        if not isinstance(self.sliders, dict):
+            raise MedEditError("sliders must map attribute names to scales")
+        self.sliders = {str(k): number(f"slider {k}", v, *SLIDER_RANGE) for k, v in self.sliders.items()}
+
+    def swap_step(self, steps: int) -> int:
+        return min(steps, round(self.swap_at * steps))
+
+
+@dataclass
+class Series:
+    frames: int = 16
+    mode: str = "latent"
+    control_points: int = 6  # latent mode: neutral + swaps from weak to the edit's swap point
+    bend: float = 0.0  # embedding mode: the middle control point, -1 late .. 1 early
+
+    def __post_init__(self):
+        self.frames = integer("frames", self.frames, *FRAMES_RANGE)
+        if self.mode not in SERIES_MODES:
+            raise MedEditError(f"unknown series mode {self.mode!r}; choose one of: {', '.join(SERIES_MODES)}")
+        self.bend = number("bend", self.bend, -1.0, 1.0)
+        self.control_points = integer("control points", self.control_points, 2, 10)

@@ -1,0 +1,75 @@
+"""The sampling loop: two-scale guidance in one batched forward, a prompt swap at a step, prefixes.
+
+Guidance composes the anatomy and style channels like InstructPix2Pix's two scales:
+    eps = eps(0,0) + w_a [eps(a,0) - eps(0,0)] + w_s [eps(a,s) - eps(a,0)]
+`Branches` holds the three cross-attention inputs for each image of a batch. A run is split into a
+prefix (steps before the swap, shared by the neutral image and every edit) and tails (the steps
+after, one per edit), so the prefix can be cached and a slider move recomputes only a tail.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Branches:
+    """Cross-attention inputs of the three guidance branches for B images."""
+
+    tokens: torch.Tensor  # [B, 3, L, D]: (null, null), (anatomy, null), (anatomy, style)
+    mask: torch.Tensor  # [B, 3, L]
+
+    def repeat(self, n: int) -> "Branches":
+        return Branches(self.tokens.expand(n, -1, -1, -1), self.mask.expand(n, -1, -1))
+
+    @staticmethod
+    def cat(items: list["Branches"]) -> "Branches":
+        return Branches(torch.cat([b.tokens for b in items]), torch.cat([b.mask for b in items]))
+
+
+@dataclass
+class Prefix:
+    """The state after the first `step` steps: latents and the scheduler's own history."""
+
+    latents: torch.Tensor  # [1, C, h, w]
+    scheduler: object  # a deep copy: multistep solvers keep past outputs
+    step: int
+
+
+def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale):
+    """Epsilon with two-scale guidance, all three branches in one forward pass."""
+    b = latents.shape[0]
+    tokens = branches.tokens.flatten(0, 1)  # [3B, L, D]
+    mask = branches.mask.flatten(0, 1)  # [3B, L]
+    x = latents.repeat_interleave(3, dim=0)  # [3B, C, h, w]
+    timestep = torch.full((3 * b,), int(t), dtype=torch.long)
+    eps = transformer(x, encoder_hidden_states=tokens.to(x.dtype), encoder_attention_mask=mask,
+                      timestep=timestep).sample
+    eps = eps[:, : latents.shape[1]].view(b, 3, *latents.shape[1:])  # drop a learned variance
+    e_null, e_anatomy, e_full = eps.unbind(1)
+    return e_null + anatomy_scale * (e_anatomy - e_null) + style_scale * (e_full - e_anatomy)
+
+
+def start(scheduler, steps: int, noise: torch.Tensor) -> Prefix:
+    """Step 0: a fresh scheduler set to `steps` and the initial noise scaled for it."""
+    scheduler = copy.deepcopy(scheduler)
+    scheduler.set_timesteps(steps)
+    return Prefix(noise * scheduler.init_noise_sigma, scheduler, 0)
+
+
+def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy_scale: float,
+            style_scale: float, callback=None) -> Prefix:
+    """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched."""
+    scheduler = copy.deepcopy(prefix.scheduler)
+    latents = prefix.latents
+    if branches.tokens.shape[0] != latents.shape[0]:
+        latents = latents.expand(branches.tokens.shape[0], -1, -1, -1).contiguous()
+    for i in range(prefix.step, until):
+        t = scheduler.timesteps[i]
+        model_input = scheduler.scale_model_input(latents, t)
+        eps = guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
+        latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+        if callback is not None:
+            callback(i + 1)
+    return Prefix(latents, scheduler, until)
