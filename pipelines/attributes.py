@@ -7,6 +7,8 @@ plus the modality; the sliders and the evaluator iterate over them.
 
 from dataclasses import dataclass
 
+from pipelines.errors import MedEditError
+
 MODALITIES = ("dermoscopy", "cxr")
 CHANNELS = ("anatomy", "style")
 
@@ -62,13 +64,13 @@ def attributes_of(modality: str, channel: str | None = None) -> tuple[Attribute,
 
 def check_modality(modality: str) -> str:
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; choose one of: {', '.join(MODALITIES)}")
+        raise MedEditError(f"unknown modality {modality!r}; choose one of: {', '.join(MODALITIES)}")
     return modality
 
 
 def get_attribute(name: str) -> Attribute:
     if name not in BY_NAME:
-        raise ValueError(f"unknown attribute {name!r}; choose one of: {', '.join(ATTRIBUTE_NAMES)}")
+        raise MedEditError(f"unknown attribute {name!r}; choose one of: {', '.join(ATTRIBUTE_NAMES)}")
     return BY_NAME[name]
 
 

@@ -78,18 +78,14 @@ def weights_revision(folder: Path) -> str:
 
 
 def load_model(source: str | None = None, text_encoder: TextEncoder | None = None) -> LoadedModel:
-    """The embedded default (source None, "embedded" or $MEDEDIT_MODEL) or a MedEdit folder."""
+    """The embedded default (source None, "embedded" or $MEDEDIT_MODEL), a MedEdit folder, or a
+    PixArt pipeline (Hub repo id or folder)."""
     source = source or default_source()
     folder = EMBEDDED_FOLDER if source == EMBEDDED else Path(source)
-    if source != EMBEDDED and not folder.exists():
-        from pipelines.sources import looks_like_repo_id
-        if looks_like_repo_id(source):
-            from pipelines.pixart import load_pixart_model
-            return load_pixart_model(source)
-        raise MedEditError(f"model {source!r} is neither 'embedded', a folder nor a Hub repo id")
-    if folder.is_dir() and (folder / "model_index.json").exists() and not (folder / INFO_FILE).exists():
+    if not folder.is_dir() or (folder / "model_index.json").exists():
+        # A Hub repo id or a diffusers PixArt pipeline folder: the bring-your-own-model path.
         from pipelines.pixart import load_pixart_model
-        return load_pixart_model(str(folder))
+        return load_pixart_model(source)
     check_model_folder(folder)
     info = read_model_info(folder)
     load = dict(use_safetensors=True)

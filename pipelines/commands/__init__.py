@@ -8,5 +8,6 @@ COMMANDS = {
     "train": "Train a model: vae, dit, classifier or lora.",
     "eval": "Measure edit quality: attribute accuracy, CFRT, preservation.",
     "bench": "Measure speed against the stock diffusers pipeline.",
+    "convert": "Convert CheXpert, ISIC 2019 or a generic CSV into an imagefolder dataset.",
     "synthesize": "Write an imagefolder dataset of generated images from a spec (augmentation).",
 }

@@ -1,0 +1,128 @@
+"""The pipeline layer on a micro random-weight model saved in the real layout."""
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from pipelines.editing import MedEditPipeline
+from pipelines.errors import MedEditError
+from pipelines.loading import load_model
+from pipelines.requests import Edit, Sampling, Series
+
+S = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=3, steps=6)
+E = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.34)
+
+
+def test_generate_is_bitwise_reproducible_across_pipelines(micro_model_folder):
+    a = MedEditPipeline(load_model(str(micro_model_folder))).generate(S)
+    b = MedEditPipeline(load_model(str(micro_model_folder))).generate(S)
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+
+
+def test_edit_from_cached_prefix_equals_cold_edit(micro_model_folder, micro_pipeline):
+    cold = MedEditPipeline(load_model(str(micro_model_folder))).edit(S, E)
+    micro_pipeline.edit(S, Edit(sliders={"ruler": 1.0}, swap_at=E.swap_at))  # fills the cache
+    warm = micro_pipeline.edit(S, E)
+    assert warm.prefix_cached and not cold.prefix_cached
+    assert np.array_equal(cold.edited, warm.edited) and np.array_equal(cold.neutral, warm.neutral)
+
+
+def test_neutral_of_edit_is_the_generated_image(micro_pipeline):
+    assert np.array_equal(micro_pipeline.generate(S), micro_pipeline.edit(S, E).neutral)
+
+
+def test_edit_changes_the_image_and_swap_at_end_changes_nothing(micro_pipeline):
+    result = micro_pipeline.edit(S, E)
+    assert not np.array_equal(result.neutral, result.edited)
+    untouched = micro_pipeline.edit(S, Edit(to_style=E.to_style, swap_at=1.0))
+    assert np.array_equal(untouched.neutral, untouched.edited)
+
+
+def test_slider_scale_zero_is_the_neutral_prompt_and_sign_matters(micro_pipeline):
+    zero = micro_pipeline.edit(S, Edit(sliders={"hair": 0.0}, swap_at=0.0))
+    assert np.array_equal(zero.neutral, zero.edited)
+    plus = micro_pipeline.edit(S, Edit(sliders={"hair": 1.0}, swap_at=0.0)).edited
+    minus = micro_pipeline.edit(S, Edit(sliders={"hair": -1.0}, swap_at=0.0)).edited
+    assert not np.array_equal(plus, minus)
+
+
+def test_slider_one_equals_typing_the_phrase(micro_pipeline):
+    typed = micro_pipeline.edit(S, Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.0))
+    slid = micro_pipeline.edit(S, Edit(sliders={"hair": 1.0}, swap_at=0.0))
+    assert np.abs(typed.edited.astype(int) - slid.edited).max() <= 2
+
+
+@pytest.mark.parametrize("mode", ["latent", "embedding"])
+def test_series_runs_from_neutral_to_edit(micro_pipeline, mode):
+    result = micro_pipeline.series(S, E, Series(frames=5, mode=mode))
+    assert len(result.frames) == 5 and result.times[0] == 0.0 and result.times[-1] == 1.0
+    edit = micro_pipeline.edit(S, E)
+    assert np.abs(result.frames[0].astype(int) - edit.neutral).mean() < 1.0
+    assert np.abs(result.frames[-1].astype(int) - edit.edited).mean() < 1.0
+
+
+def test_concurrent_requests_give_the_same_images(micro_pipeline):
+    expected = micro_pipeline.edit(S, E).edited
+    results = []
+
+    def run(seed):
+        fresh = MedEditPipeline(micro_pipeline.model)  # cold caches: real work in parallel
+        results.append((seed, fresh.edit(Sampling(S.anatomy, S.style, seed, S.steps), E).edited))
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (S.seed, 11, S.seed, 12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed, image in results:
+        if seed == S.seed:
+            assert np.array_equal(image, expected)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Sampling("", ""),
+    lambda: Sampling("x" * 401, ""),
+    lambda: Sampling("a", "b", seed=-1),
+    lambda: Sampling("a", "b", seed=2**32),
+    lambda: Sampling("a", "b", steps=0),
+    lambda: Sampling("a", "b", anatomy_scale=float("nan")),
+    lambda: Sampling("a", "b", style_scale=float("inf")),
+    lambda: Sampling("a", "b", style_scale=16),
+    lambda: Sampling(5, "b"),
+    lambda: Edit(swap_at=1.5),
+    lambda: Edit(swap_at="0.2"),
+    lambda: Edit(sliders={"hair": 99}),
+    lambda: Series(frames=1),
+    lambda: Series(mode="spline"),
+])
+def test_bad_requests_are_refused_with_a_message(make):
+    with pytest.raises(MedEditError) as error:
+        make()
+    assert str(error.value)
+
+
+def test_unknown_attribute_is_refused(micro_pipeline):
+    with pytest.raises(MedEditError, match="unknown attribute 'wings'"):
+        micro_pipeline.edit(S, Edit(sliders={"wings": 1.0}))
+
+
+def test_over_long_prompt_is_reported_as_truncated(micro_pipeline):
+    long = "a dermoscopic image with melanoma " + "with many irregular dark dots " * 8
+    result = micro_pipeline.edit(Sampling(long, "", seed=1, steps=2), Edit(swap_at=0.5))
+    assert any("too long" in note for note in result.notes)
+
+
+def test_model_folder_missing_files_or_pickle_weights_is_refused(micro_model_folder, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(micro_model_folder, broken)
+    (broken / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(MedEditError, match="vae/diffusion_pytorch_model.safetensors"):
+        load_model(str(broken))
+    (broken / "vae" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(MedEditError, match="pickle"):
+        load_model(str(broken))
+    with pytest.raises(MedEditError):
+        load_model(str(tmp_path / "nowhere"))
