@@ -44,7 +44,9 @@ class LoadedModel:
 
 
 def default_source() -> str:
-    return os.environ.get("MEDEDIT_MODEL", "").strip() or EMBEDDED
+    """$MEDEDIT_MODEL's first entry (the app offers every comma-separated one), else embedded."""
+    first = os.environ.get("MEDEDIT_MODEL", "").split(",")[0].strip()
+    return first or EMBEDDED
 
 
 def check_model_folder(folder: Path) -> None:

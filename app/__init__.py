@@ -1,0 +1,1 @@
+"""The Gradio app of MedEdit: layout (ui.py), input/result handling (handlers.py), ready edits (examples.py)."""

@@ -1,0 +1,57 @@
+"""Write assets/screenshot.png: launch the app, run one ready edit in headless Chromium, capture it.
+
+    python scripts/screenshot.py [--example "Dermoscopy: add hair"] [--out assets/screenshot.png]
+
+Uses the model in $MEDEDIT_MODEL (default: the embedded one) and Chromium at /usr/bin/chromium.
+"""
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", default="Dermoscopy: add hair", help="label of a ready edit")
+    parser.add_argument("--out", default="assets/screenshot.png")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--width", type=int, default=1400)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+    from app.ui import build_ui, launch_options
+
+    demo = build_ui()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options())
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+            page = browser.new_page(viewport={"width": args.width, "height": 1200})
+            page.set_default_timeout(120_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text(args.example).click()
+            page.wait_for_function("[...document.querySelectorAll('#before-after img[src]')]"
+                                   ".filter(e => e.complete && e.naturalWidth > 0).length >= 2")
+            page.wait_for_selector("#difference img[src]")
+            page.wait_for_timeout(500)  # let the toasts and progress bars fade
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=args.out, full_page=True)
+            browser.close()
+    finally:
+        demo.close()
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
