@@ -18,10 +18,12 @@ CHANNELS = ("anatomy", "style")
 class ChannelBranch(nn.Module):
     """LayerNorm -> MLP, plus the channel's type embedding: text states to DiT caption tokens."""
 
-    def __init__(self, text_dim: int, dim: int, null_tokens: int, prior_dim: int):
+    def __init__(self, text_dim: int, dim: int, null_tokens: int, prior_dim: int,
+                 hidden_dim: int | None = None):
         super().__init__()
-        self.mlp = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, dim), nn.GELU(),
-                                 nn.Linear(dim, dim))
+        hidden = hidden_dim or dim  # VG-MedGen's HFFM is 8 -> 256 -> 4096: narrow in the middle
+        self.mlp = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, hidden), nn.GELU(),
+                                 nn.Linear(hidden, dim))
         self.type_embedding = nn.Parameter(torch.zeros(1, 1, dim))
         self.null = nn.Parameter(torch.randn(1, null_tokens, dim) * 0.02)
         self.align_head = nn.Linear(dim, prior_dim)
@@ -51,10 +53,11 @@ class DisentangledProjector(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, text_dim: int = 384, dim: int = 192, null_tokens: int = 4,
-                 anatomy_prior_dim: int = 8, style_prior_dim: int = 8):
+                 anatomy_prior_dim: int = 8, style_prior_dim: int = 8, hidden_dim: int | None = None):
         super().__init__()
-        self.anatomy = ChannelBranch(text_dim, dim, null_tokens, anatomy_prior_dim)
-        self.style = ChannelBranch(text_dim, dim, null_tokens, style_prior_dim)
+        # hidden_dim None (configs saved before it existed) means `dim`, the original width.
+        self.anatomy = ChannelBranch(text_dim, dim, null_tokens, anatomy_prior_dim, hidden_dim)
+        self.style = ChannelBranch(text_dim, dim, null_tokens, style_prior_dim, hidden_dim)
 
     def branch(self, channel: str) -> ChannelBranch:
         return self.anatomy if channel == "anatomy" else self.style

@@ -84,8 +84,8 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
     PixArt pipeline (Hub repo id or folder)."""
     source = source or default_source()
     folder = EMBEDDED_FOLDER if source == EMBEDDED else Path(source)
-    if not folder.is_dir() or (folder / "model_index.json").exists():
-        # A Hub repo id or a diffusers PixArt pipeline folder: the bring-your-own-model path.
+    if not folder.is_dir() or any((folder / f).exists() for f in ("model_index.json", "adapter_config.json")):
+        # A Hub repo id, a diffusers PixArt pipeline or an adapter: the bring-your-own-model path.
         from pipelines.pixart import load_pixart_model
         return load_pixart_model(source)
     check_model_folder(folder)

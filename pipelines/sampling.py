@@ -37,15 +37,27 @@ class Prefix:
     step: int
 
 
+def added_conditions(transformer, latents: torch.Tensor) -> dict | None:
+    """PixArt's micro-conditions (image size in pixels, aspect ratio) for transformers that read
+    them (PixArt-alpha 1024: `use_additional_conditions`); None for the others."""
+    if not getattr(transformer, "use_additional_conditions", False):
+        return None
+    scale = getattr(transformer, "vae_scale_factor", 8)  # set by pipelines.pixart; 8 for PixArt
+    b, height, width = latents.shape[0], latents.shape[-2] * scale, latents.shape[-1] * scale
+    dtype, device = latents.dtype, latents.device
+    return {"resolution": torch.tensor([[height, width]], dtype=dtype, device=device).repeat(b, 1),
+            "aspect_ratio": torch.tensor([[height / width]], dtype=dtype, device=device).repeat(b, 1)}
+
+
 def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale):
     """Epsilon with two-scale guidance, all three branches in one forward pass."""
     b = latents.shape[0]
     tokens = branches.tokens.flatten(0, 1)  # [3B, L, D]
     mask = branches.mask.flatten(0, 1)  # [3B, L]
     x = latents.repeat_interleave(3, dim=0)  # [3B, C, h, w]
-    timestep = torch.full((3 * b,), int(t), dtype=torch.long)
+    timestep = torch.full((3 * b,), int(t), dtype=torch.long, device=x.device)
     eps = transformer(x, encoder_hidden_states=tokens.to(x.dtype), encoder_attention_mask=mask,
-                      timestep=timestep).sample
+                      timestep=timestep, added_cond_kwargs=added_conditions(transformer, x)).sample
     eps = eps[:, : latents.shape[1]].view(b, 3, *latents.shape[1:])  # drop a learned variance
     e_null, e_anatomy, e_full = eps.unbind(1)
     return e_null + anatomy_scale * (e_anatomy - e_null) + style_scale * (e_full - e_anatomy)

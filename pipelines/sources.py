@@ -192,7 +192,7 @@ def encode_prompts_t5(pipe, prompts: list[str], max_length: int = 120) -> Encode
         if len(prompt) > MAX_PROMPT_CHARS:
             raise MedEditError(f"prompt is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} "
                                "are accepted")
-    prompts = [p.strip() for p in prompts]
+    prompts = [p.lower().strip() for p in prompts]  # as the pipeline's own text preprocessing
     tokens = pipe.tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True,
                             add_special_tokens=True, return_tensors="pt")
     device = pipe.text_encoder.device

@@ -65,7 +65,7 @@ def test_sigma_folder_is_recognised(tmp_path):
 
 def test_t5_prompts_match_the_pipeline_and_report_truncation(tiny_folder, caplog):
     pipe = load_pixart(tiny_folder)
-    embeds, mask = encode_prompts_t5(pipe, ["chest x-ray", "pleural effusion, cardiomegaly"],
+    embeds, mask = encode_prompts_t5(pipe, ["Chest X-ray", "pleural effusion, cardiomegaly"],
                                      max_length=12)
     assert embeds.shape == (2, 12, 16) and mask.shape == (2, 12)
     reference, reference_mask, _, _ = pipe.encode_prompt(

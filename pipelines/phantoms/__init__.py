@@ -7,6 +7,11 @@
 Every image is synthetic, not a patient. Rendering is deterministic by (modality, factors, seed,
 size); each factor draws from its own random stream, so re-rendering a seed with one factor changed
 alters only that factor's mask (for "melanoma" the lesion, for "cardiomegaly" the heart).
+
+masks: one HxW bool per binary attribute (empty when off), plus "lesion" (dermoscopy) and
+"heart" (cxr), the objects that melanoma and cardiomegaly redraw (see CHANGE_REGION).
+FACTOR_CHOICES[modality][name] is a FactorSpec: kind ("bool", "choice", "float"), choices or
+[low, high], description. Errors are MedEditError naming what is allowed.
 """
 
 from dataclasses import dataclass, field

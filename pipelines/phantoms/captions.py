@@ -6,17 +6,16 @@ stream, so changing one factor rarely rewords the rest of the caption.
 """
 
 from pipelines.attributes import attributes_of
-from pipelines.phantoms.drawing import stream
+from pipelines.phantoms.drawing import unit_hash
 
 
 def _pick(seed: int, slot: str, options):
     options = tuple(options)
-    return options[int(stream(seed, "caption:" + slot).integers(len(options)))]
+    return options[int(unit_hash(seed, "caption:" + slot) * len(options))]
 
 
 def _shuffled(seed: int, slot: str, items: list) -> list:
-    order = stream(seed, "caption:" + slot).permutation(len(items))
-    return [items[i] for i in order]
+    return sorted(items, key=lambda item: unit_hash(seed, f"caption:{slot}:{item}"))
 
 
 def _join(items: list[str]) -> str:
@@ -45,11 +44,15 @@ def _position_words(x: float, y: float) -> tuple[str, ...]:
     dx, dy = x - 0.5, y - 0.5
     if abs(dx) < 0.04 and abs(dy) < 0.04:
         return ("centred", "in the centre", "in the middle of the field")
-    vert = "upper" if dy < -0.04 else "lower" if dy > 0.04 else ""
+    vert = "top" if dy < -0.04 else "bottom" if dy > 0.04 else ""
     horiz = "left" if dx < -0.04 else "right" if dx > 0.04 else ""
     where = " ".join(w for w in (vert, horiz) if w)
-    return (f"in the {where} part of the field", f"slightly off-centre to the {where}",
+    return (f"in the {where} part of the field", f"slightly off-centre towards the {where}",
             f"towards the {where}")
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
 def _skin_words(tone: float) -> tuple[str, ...]:
@@ -75,10 +78,10 @@ def _dermoscopy(f: dict, seed: int) -> tuple[str, str]:
     size = _pick(seed, "size", _lesion_size_words(f["lesion_size"]))
     where = _pick(seed, "position", _position_words(f["lesion_x"], f["lesion_y"]))
     anatomy = _pick(seed, "anatomy", (
-        f"a dermoscopic image with {lesion}, a {size} {look} lesion {where}",
+        f"a dermoscopic image with {lesion}, {_a(size)} {look} lesion {where}",
         f"a dermoscopic image with {lesion}; {size} lesion {where}",
-        f"dermoscopy of a {size} {look} lesion {where}, {lesion}",
-        f"{lesion}: {size} {look} pigmented lesion {where}, dermoscopic view",
+        f"dermoscopy of {_a(size)} {look} lesion {where}, {lesion}",
+        f"{lesion}: {size} {look} lesion {where}, dermoscopic view",
         f"close-up dermoscopic view of {lesion}, {size}, {where}",
     ))
     skin = _pick(seed, "skin", _skin_words(f["skin_tone"]))
@@ -108,7 +111,8 @@ def _cxr(f: dict, seed: int) -> tuple[str, str]:
         )))
     if f["cardiomegaly"]:
         findings.append(_pick(seed, "cardiomegaly", (
-            "cardiomegaly", "cardiomegaly with an enlarged cardiac silhouette", "cardiomegaly (cardiothoracic ratio above 0.5)")))
+            "cardiomegaly", "cardiomegaly with an enlarged cardiac silhouette",
+            "cardiomegaly (cardiothoracic ratio above 0.5)")))
     if f["opacity"]:
         where = f"{f['opacity_side']} {f['opacity_zone']} zone"
         findings.append(_pick(seed, "opacity", (f"a focal lung opacity in the {where}",
@@ -130,13 +134,13 @@ def _cxr(f: dict, seed: int) -> tuple[str, str]:
     view = _pick(seed, "view", ("PA view", "posteroanterior projection", "PA radiograph") if f["view"] == "PA"
                  else ("AP view", "anteroposterior portable projection", "AP radiograph"))
     e = f["exposure"]
-    exposure = _pick(seed, "exposure", ("underexposed", "light, underexposed film", "low exposure") if e < 0.9 else
-                     ("well exposed", "adequate exposure", "normal exposure") if e <= 1.1 else
-                     ("overexposed", "dark, overexposed film", "high exposure"))
+    exposure = _pick(seed, "exposure", ("underexposure", "a light, underexposed film", "low exposure") if e < 0.9 else
+                     ("good exposure", "adequate exposure", "normal exposure") if e <= 1.1 else
+                     ("overexposure", "a dark, overexposed film", "high exposure"))
     n = f["noise"]
-    noise = _pick(seed, "noise", ("low noise", "clean image", "little noise") if n < 0.33 else
+    noise = _pick(seed, "noise", ("low noise", "little grain", "little noise") if n < 0.33 else
                   ("moderate noise", "some quantum mottle", "mild grain") if n < 0.66 else
-                  ("noisy", "grainy image", "marked quantum mottle"))
+                  ("heavy noise", "marked grain", "marked quantum mottle"))
     devices = list(_phrases("cxr", "style", f).values())
     if devices:
         devices = _shuffled(seed, "device order", devices)

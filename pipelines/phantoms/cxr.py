@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from pipelines.phantoms.drawing import (Strokes, bezier, blur, floor_alpha, over, smooth_noise,
-                                        smoothstep, stream, unit_grid)
+from pipelines.phantoms.drawing import (Strokes, bezier, floor_alpha, over, smooth_noise,
+                                        smoothstep, stream, unit_grid, white_noise)
 
 SOFT_TISSUE = 0.60
 
@@ -26,6 +26,16 @@ def _pts(S: int, pts) -> list[tuple[float, float]]:
     return [_px(S, x, y) for x, y in pts]
 
 
+def _curve(S: int, xs, ys, ss: int = 1) -> list:
+    """Flat pixel coordinates [x0, y0, x1, y1, ...] of a curve given as arrays, for ImageDraw.
+    With (K, N) arrays, a list of K such curves (one conversion for many curves)."""
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    xy = np.empty(xs.shape + (2,))
+    xy[..., 0] = (xs + 1) * (S * ss / 2)
+    xy[..., 1] = ys * (S * ss)
+    return xy.reshape(xs.shape[:-1] + (-1,)).tolist()
+
+
 class Anatomy:
     """The patient's geometry, from the "anatomy" stream (and the view)."""
 
@@ -33,16 +43,16 @@ class Anatomy:
         rng = stream(seed, "anatomy")
         ap = f["view"] == "AP"
         self.ap = ap
-        self.W = rng.uniform(0.76, 0.84)  # lateral extent of the lungs
-        self.apex = rng.uniform(0.09, 0.12)
-        self.dome = rng.uniform(0.69, 0.74) - (0.045 if ap else 0.0)  # patient-left dome
+        self.W = rng.uniform(0.78, 0.86)  # lateral extent of the lungs
+        self.apex = rng.uniform(0.08, 0.11)
+        self.dome = rng.uniform(0.68, 0.73) - (0.04 if ap else 0.0)  # patient-left dome
         self.dome_right_lift = rng.uniform(0.015, 0.035)  # the right hemidiaphragm sits higher
-        self.medial = rng.uniform(0.11, 0.14)
+        self.medial = rng.uniform(0.14, 0.17)
         self.ctr = rng.uniform(0.39, 0.45)  # normal cardiothoracic ratio
-        self.heart_x = rng.uniform(0.07, 0.12)
-        self.heart_tilt = rng.uniform(-0.25, -0.1)
+        self.heart_x = rng.uniform(0.08, 0.12)
+        self.heart_tilt = rng.uniform(0.3, 0.5)
         self.magnify = 1.05 if ap else 1.0  # AP magnifies the heart a little
-        self.tilt = rng.uniform(-0.015, 0.015)
+        self.tilt = rng.uniform(-0.012, 0.012)
         self.rng = rng
 
     def side_geometry(self, s: int):
@@ -50,114 +60,140 @@ class Anatomy:
         dome = self.dome - (self.dome_right_lift if s < 0 else 0.0)
         hw = (self.W - self.medial) / 2
         ac = (self.W + self.medial) / 2
-        return ac, hw, dome + 0.1, dome
+        return ac, hw, dome + 0.09, dome
 
 
-def _lung(an: Anatomy, x: np.ndarray, y: np.ndarray, s: int) -> np.ndarray:
-    a = s * x
-    ac, hw0, _, dome = an.side_geometry(s)
-    hh = 0.2
-    yc = an.apex + hh
-    hw = hw0 + 0.035 * np.clip((y - yc) / 0.4, 0, 1)
-    qy = np.minimum(y - yc, 0) / hh
-    q = np.sqrt(((a - ac) / hw) ** 2 + qy * qy)
-    e = 0.012
-    inside = smoothstep((1 - q) * hw0 / e)
-    t = (a - ac) / hw0
-    diaphragm = dome + np.where(t > 0, 0.105, 0.05) * t * t
-    return inside * smoothstep((diaphragm - y) / e)
+_CR_T = {}
+
+
+def _catmull_rom(pts, n: int = 6) -> np.ndarray:
+    """A closed smooth curve through the points, as an (N, 2) array."""
+    p = np.asarray(pts, dtype=np.float64)
+    if n not in _CR_T:
+        t = np.linspace(0, 1, n, endpoint=False)
+        # Catmull-Rom basis weights of p0..p3 at each t.
+        _CR_T[n] = 0.5 * np.stack([-t + 2 * t ** 2 - t ** 3, 2 - 5 * t ** 2 + 3 * t ** 3,
+                                   t + 4 * t ** 2 - 3 * t ** 3, -t ** 2 + t ** 3], axis=1)
+    w = _CR_T[n]
+    idx = np.arange(len(p))
+    quad = np.stack([p[idx - 1], p[idx], p[(idx + 1) % len(p)], p[(idx + 2) % len(p)]], axis=1)  # (P, 4, 2)
+    return np.einsum("tk,pkd->ptd", w, quad).reshape(-1, 2)
+
+
+def _lungs(an: Anatomy, S: int) -> np.ndarray:
+    """Both lung fields, drawn as smooth outlines with a sharp costophrenic angle."""
+    canvas = Strokes(S)
+    W, ap = an.W, an.apex
+    for s in (-1, 1):
+        _, _, cp, dome = an.side_geometry(s)
+        m = an.medial
+        knob = 0.05 if s > 0 else 0.0  # the aortic knob indents the left lung
+        outline = [(m + 0.15, ap), (m + 0.27, ap + 0.012), (m + 0.4, ap + 0.05), (W - 0.1, ap + 0.13),
+                   (W - 0.03, 0.3), (W, 0.45), (W + 0.01, cp - 0.1), (W + 0.005, cp - 0.025), (W - 0.003, cp),
+                   (W - 0.02, cp - 0.006), (W - 0.08, cp - 0.04), (0.58, dome + 0.012), (0.45, dome),
+                   (0.3, dome + 0.008), (m + 0.03, dome + 0.035), (m + 0.01, 0.58), (m, 0.45),
+                   (m + knob, 0.32), (m, 0.24), (m + 0.04, ap + 0.04)]
+        pts = _catmull_rom([(s * a, yy) for a, yy in outline], 5)
+        canvas.draw.polygon(_curve(S, pts[:, 0], pts[:, 1], canvas.ss), fill=255)
+    return canvas.alpha(0.7 * S / 128)
 
 
 def _heart(an: Anatomy, x, y, scale_ctr: float | None) -> np.ndarray:
     ctr = (scale_ctr or an.ctr) * an.magnify
-    rx = ctr * (an.W + 0.03)
-    ry = 0.42 * rx
-    # Scaling about a fixed centre keeps every enlarged heart around the normal one.
-    hx, hy = an.heart_x, an.dome - 0.10
     c, s_ = math.cos(an.heart_tilt), math.sin(an.heart_tilt)
+    aspect = 0.75
+    # Horizontal extent of the tilted ellipse equals ctr times the thoracic width.
+    rx = ctr * (an.W + 0.03) / math.sqrt(c * c + (aspect * s_) ** 2)
+    ry = aspect * rx
+    # Scaling about a fixed centre keeps every enlarged heart around the normal one.
+    hx, hy = an.heart_x, an.dome - 0.05
     dx, dy = x - hx, (y - hy) * 2  # isotropic units
     u, v = c * dx + s_ * dy, -s_ * dx + c * dy
-    q = np.sqrt((u / rx) ** 2 + (v / (2 * ry)) ** 2)
-    return floor_alpha(smoothstep((1 - q) / 0.05))
+    q = np.sqrt((u / rx) ** 2 + (v / ry) ** 2)
+    # The heart sits on the diaphragm: below it, it merges with the abdomen.
+    return floor_alpha(smoothstep((1 - q) / 0.12) * smoothstep((an.dome + 0.01 - y) / 0.03))
 
 
 def _vessels(an: Anatomy, seed: int, S: int) -> np.ndarray:
+    """Pulmonary vessel markings: tapering branches fanning out from each hilum."""
     rng = stream(seed, "vessels")
     k = S / 128
     canvas = Strokes(S, ss=1)
     for s in (-1, 1):
         hx, hy = s * rng.uniform(0.2, 0.26), rng.uniform(0.4, 0.46)
-        for _ in range(14):
-            ang = rng.uniform(-1.9, 1.9)  # fan out: up, lateral and down
-            x, y, width = hx, hy, rng.uniform(2.0, 3.2)
-            for _ in range(5):
-                length = rng.uniform(0.05, 0.1)
-                ang += rng.normal(0, 0.3)
-                nx, ny = x + s * length * math.cos(ang) * 0.9, y - length * math.sin(ang) * 0.5
-                canvas.line(_pts(S, [(x, y), (nx, ny)]), width=max(0.6, width * k), fill=int(80 + 40 * width))
-                x, y, width = nx, ny, width * 0.72
+        angles = rng.uniform(-1.9, 1.9, 18)
+        turns = rng.normal(0, 0.3, (18, 6)).cumsum(axis=1) + angles[:, None]
+        steps = rng.uniform(0.05, 0.1, (18, 6))
+        xs = hx + s * np.concatenate([np.zeros((18, 1)), (steps * np.cos(turns) * 0.9).cumsum(axis=1)], axis=1)
+        ys = hy - np.concatenate([np.zeros((18, 1)), (steps * np.sin(turns) * 0.5).cumsum(axis=1)], axis=1)
+        widths = rng.uniform(2.0, 3.2, 18)
+        trunks, twigs = _curve(S, xs[:, :3], ys[:, :3]), _curve(S, xs[:, 2:], ys[:, 2:])
+        for i in range(18):
+            # Two pieces: a thick central trunk and a thin peripheral twig.
+            canvas.line_flat(trunks[i], max(0.6, widths[i] * k), int(80 + 40 * widths[i]))
+            canvas.line_flat(twigs[i], max(0.6, 0.45 * widths[i] * k), 110)
     return canvas.alpha(0.6 * k)
 
 
-def _ribs(an: Anatomy, S: int) -> np.ndarray:
+def _bones(an: Anatomy, S: int) -> np.ndarray:
+    """Ribs, clavicles and (in AP) scapulae on one canvas; grey levels encode relative density."""
     rng, k = an.rng, S / 128
     canvas = Strokes(S, ss=1)
-    gap = (an.dome - an.apex) / 9.2
-    for s in (-1, 1):
-        for i in range(10):
-            y0 = an.apex - 0.01 + i * gap + rng.normal(0, 0.003)
-            a = np.linspace(0.04, an.W + 0.06, 14)
-            yy = y0 - 0.045 * a + (0.11 + 0.01 * i) * a * a
-            pts = _pts(S, zip(s * a, yy))
-            canvas.line(pts, width=0.032 * S / 2, fill=110)
-            top = _pts(S, zip(s * a, yy - 0.014))
-            bot = _pts(S, zip(s * a, yy + 0.014))
-            canvas.line(top, width=max(1.0, 1.0 * k), fill=255)
-            canvas.line(bot, width=max(1.0, 0.8 * k), fill=200)
-            # Anterior rib: fainter, running down and medially from the lateral wall.
-            a2 = np.linspace(an.W, 0.25, 8)
-            y2 = y0 + 0.06 + 0.22 * (an.W - a2) ** 1.2
-            canvas.line(_pts(S, zip(s * a2, y2)), width=0.028 * S / 2, fill=70)
-    return canvas.alpha(0.5 * k)
-
-
-def _clavicles(an: Anatomy, S: int) -> np.ndarray:
-    canvas = Strokes(S, ss=1)
-    y_med, y_lat = (0.12, 0.10) if an.ap else (0.16, 0.075)
-    for s in (-1, 1):
-        pts = bezier((s * 0.07, y_med), (s * 0.25, y_med + 0.03), (s * 0.42, y_lat - 0.02), (s * 0.66, y_lat), 14)
-        canvas.line(_pts(S, pts), width=0.055 * S / 2, fill=200)
-        canvas.line(_pts(S, [(x, y - 0.012) for x, y in pts]), width=max(1.0, S / 128), fill=255)
-    return canvas.alpha(0.6 * S / 128)
-
-
-def _scapulae(an: Anatomy, S: int) -> np.ndarray:
-    canvas = Strokes(S, ss=1)
-    lat = 0.0 if an.ap else 0.22  # PA rotates the scapulae out of the lung fields
+    # Scapulae: PA rotates them out of the lung fields.
+    lat = 0.0 if an.ap else 0.22
     for s in (-1, 1):
         pts = [(s * (0.52 + lat), 0.13), (s * (0.58 + lat), 0.32), (s * (0.66 + lat), 0.47),
                (s * (0.96 + lat), 0.22), (s * (0.9 + lat), 0.12)]
-        canvas.polygon(_pts(S, pts), fill=90)
-        canvas.line(_pts(S, pts[:3]), width=max(1.0, 1.2 * S / 128), fill=160)
-    return canvas.alpha(1.0 * S / 128)
+        canvas.polygon(_pts(S, pts), fill=45)
+        canvas.line(_pts(S, pts[:3]), width=max(1.0, 1.2 * k), fill=80)
+    gap = (an.dome - an.apex) / 8.5
+    a = np.linspace(0.05, an.W + 0.06, 16)
+    a2 = np.linspace(an.W + 0.04, 0.3, 10)
+    i = np.arange(10)[:, None]
+    jitter = rng.normal(0, 0.003, (2, 10, 1))
+    wide, thin, thinner, ant = 0.03 * S / 2, max(1.0, 0.9 * k), max(1.0, 0.7 * k), 0.035 * S / 2
+    for j, s in enumerate((-1, 1)):
+        y0 = an.apex - 0.03 + i * gap + jitter[j]
+        # Posterior ribs: up and out from the spine, then curving down along the lateral wall.
+        yy = y0 - 0.07 * a + (0.3 + 0.015 * i) * a * a
+        xx = np.broadcast_to(s * a, yy.shape)
+        # Anterior ribs: fainter, running down and medially from the lateral wall.
+        y2 = y0 + 0.17 + 0.3 * np.clip(an.W - a2, 0, None) ** 1.3
+        x2 = np.broadcast_to(s * a2, y2.shape)
+        for body, top, bottom, front in zip(_curve(S, xx, yy), _curve(S, xx, yy - 0.013),
+                                            _curve(S, xx, yy + 0.013), _curve(S, x2, y2)):
+            canvas.line_flat(body, wide, 90)
+            canvas.line_flat(top, thin, 190)
+            canvas.line_flat(bottom, thinner, 150)
+            canvas.line_flat(front, ant, 55)
+    # Clavicles: sloping up laterally in PA, higher and more horizontal in AP.
+    y_med, y_lat = (0.12, 0.10) if an.ap else (0.16, 0.075)
+    for s in (-1, 1):
+        pts = np.asarray(bezier((s * 0.07, y_med), (s * 0.25, y_med + 0.03), (s * 0.42, y_lat - 0.02),
+                                (s * 0.66, y_lat), 14))
+        canvas.line_flat(_curve(S, pts[:, 0], pts[:, 1]), 0.055 * S / 2, 255)
+    return canvas.alpha(0.5 * k)
 
 
-def _spine(an: Anatomy, x, y, S: int) -> np.ndarray:
-    col = smoothstep((0.075 - np.abs(x - an.tilt)) / 0.02)
-    # Vertebral bodies with darker disc spaces, and paired pedicles.
-    phase = (y - 0.02) / 0.052
+def _spine(an: Anatomy, S: int) -> np.ndarray:
+    """Vertebral column: separable in x (column, pedicles) and y (bodies and disc spaces)."""
+    x, y = unit_grid(S)
+    xs, ys = x[0] - an.tilt, y[:, 0]
+    column = smoothstep((0.075 - np.abs(xs)) / 0.02)
+    pedicle_x = np.exp(-((np.abs(xs) - 0.045) / 0.014) ** 2)
+    phase = (ys - 0.02) / 0.052
     discs = np.cos(phase * 2 * math.pi) ** 8
-    ped = smoothstep((0.018 - np.sqrt(((np.abs(x - an.tilt) - 0.045)) ** 2 + ((phase % 1 - 0.35) * 0.052 * 2) ** 2))
-                     / 0.008)
-    return col * (0.10 - 0.05 * discs) + 0.07 * ped
+    pedicle_y = np.exp(-(((phase % 1) - 0.35) / 0.18) ** 2)
+    return np.outer(0.05 - 0.03 * discs, column) + 0.03 * np.outer(pedicle_y, pedicle_x)
 
 
 def _body(an: Anatomy, x, y, seed: int, S: int) -> tuple[np.ndarray, np.ndarray]:
     """Density without lungs, and the lung air map (before the heart occludes it)."""
-    half = 0.22 + 0.8 * smoothstep((y - 0.0) / 0.15)
+    half = 0.24 + 0.8 * smoothstep((y - 0.0) / 0.16)
     body = smoothstep((half - np.abs(x)) / 0.04)
-    T = 0.06 + body * (SOFT_TISSUE - 0.06 + 0.08 * np.abs(x) ** 2)
-    lungs = np.maximum(_lung(an, x, y, -1), _lung(an, x, y, 1))
+    # Soft tissue, thicker in the mediastinum and the abdomen.
+    T = 0.05 + body * (0.46 + 0.16 * np.exp(-(x / 0.17) ** 2) + 0.1 * smoothstep((y - an.dome) / 0.15))
+    lungs = _lungs(an, S)
     # Trachea and main bronchi: dark air column down to the carina.
     carina = 0.34 + 0.02 * (an.dome - 0.7)
     trachea = smoothstep((0.032 - np.abs(x - an.tilt * 0.5)) / 0.012) * smoothstep((carina - y) / 0.02)
@@ -174,16 +210,16 @@ def _effusion(an: Anatomy, f: dict, seed: int, x, y) -> np.ndarray:
     sides = {"left": (1,), "right": (-1,), "both": (-1, 1)}[f["effusion_side"]]
     alpha = np.zeros_like(x)
     for s in (-1, 1):
-        depth = rng.uniform(0.1, 0.22)  # drawn for both sides, so each side's size is stable
+        depth = rng.uniform(0.2, 0.34)  # drawn for both sides, so each side's size is stable
         if s not in sides:
             continue
         a = s * x
         ac, hw, cp, dome = an.side_geometry(s)
         t = np.clip((a - (ac - hw)) / (2 * hw), 0, 1)
-        top = cp - depth * (0.35 + 0.65 * t * t)  # meniscus: fluid climbs the lateral wall
+        top = cp - depth * (0.5 + 0.5 * t * t)  # meniscus: fluid climbs the lateral wall
         fluid = smoothstep((y - top) / 0.06)
         lateral = smoothstep((ac + hw + 0.035 - a) / 0.02) * smoothstep((a - (ac - hw - 0.03)) / 0.03)
-        below = smoothstep((cp + 0.06 - y) / 0.04)
+        below = smoothstep((cp + 0.08 - y) / 0.06)
         alpha = np.maximum(alpha, fluid * lateral * below)
     return floor_alpha(0.92 * alpha)
 
@@ -196,7 +232,7 @@ def _opacity(an: Anatomy, f: dict, seed: int, x, y, S: int) -> np.ndarray:
             "lower": (dome - 0.13, dome - 0.08)}[f["opacity_zone"]]
     cx = s * (ac + rng.uniform(-0.3, 0.3) * hw)
     cy = rng.uniform(*zone)
-    r = rng.uniform(0.11, 0.16)
+    r = rng.uniform(0.12, 0.17)
     dx, dy = x - cx, (y - cy) * 2
     theta = np.arctan2(dy, dx)
     rr = r * (1 + 0.12 * np.cos(2 * theta + rng.uniform(0, 6.3)) + 0.08 * np.cos(3 * theta + rng.uniform(0, 6.3)))
@@ -243,8 +279,10 @@ def _pacemaker(an: Anatomy, seed: int, S: int) -> np.ndarray:
     ra = (-0.08 + rng.normal(0, 0.02), an.dome - 0.2)
     rv = (0.2 + rng.normal(0, 0.03), an.dome - 0.07)
     lead_w = max(1.0, 1.3 * k)
-    canvas.line(_pts(S, bezier(start, (s * 0.3, 0.13), (0.0, 0.15), svc, 14) + bezier(svc, (-0.07, 0.4), (-0.1, 0.46), ra, 10)), lead_w)
-    canvas.line(_pts(S, bezier(start, (s * 0.28, 0.15), (-0.02, 0.17), svc, 14) + bezier(svc, (-0.05, 0.45), (0.0, 0.6), rv, 12)), lead_w)
+    to_svc = bezier(start, (s * 0.3, 0.13), (0.0, 0.15), svc, 14)
+    canvas.line(_pts(S, to_svc + bezier(svc, (-0.07, 0.4), (-0.1, 0.46), ra, 10)), lead_w)
+    to_svc = bezier(start, (s * 0.28, 0.15), (-0.02, 0.17), svc, 14)
+    canvas.line(_pts(S, to_svc + bezier(svc, (-0.05, 0.45), (0.0, 0.6), rv, 12)), lead_w)
     for tx, ty in (ra, rv):
         ex, ey = _px(S, tx, ty)
         canvas.ellipse(ex, ey, 1.6 * k + 0.5, 1.6 * k + 0.5)
@@ -285,25 +323,24 @@ def render_cxr(f: dict, seed: int, S: int) -> tuple[np.ndarray, dict[str, np.nda
     if f["cardiomegaly"]:
         heart = _heart(an, x, y, stream(seed, "cardiomegaly").uniform(0.56, 0.66))
     lung_air = lungs * (1 - heart)
-    aeration = 1 + 0.08 * smooth_noise(an.rng, S, 6) - 0.12 * np.clip((y - 0.45) / 0.3, 0, 1)
-    T -= lung_air * 0.36 * aeration
-    T += heart * 0.03
-    T += 0.09 * _vessels(an, seed, S) * lung_air
+    aeration = 1 + 0.05 * smooth_noise(an.rng, S, 4) - 0.12 * np.clip((y - 0.45) / 0.3, 0, 1)
+    T -= lung_air * 0.38 * aeration
+    T += heart * 0.05
+    T += 0.16 * _vessels(an, seed, S) * lung_air
     T += 0.035 * smoothstep(1 - np.sqrt(((np.abs(x) - 0.22) / 0.09) ** 2 + ((y - 0.43) / 0.06) ** 2)) * lung_air
-    T += 0.11 * _ribs(an, S) * (0.5 + 0.5 * lung_air)
-    T += 0.15 * _clavicles(an, S)
-    T += 0.06 * _scapulae(an, S)
-    T += _spine(an, x, y, S) * (1 - 0.5 * lung_air)
+    T += 0.12 * _bones(an, S) * (0.4 + 0.6 * lung_air)
+    T += _spine(an, S) * (1 - 0.5 * lung_air)
     masks = {"heart": heart > 0, "cardiomegaly": heart > 0 if f["cardiomegaly"] else empty()}
     masks["effusion"] = empty()
     if f["effusion"]:
         a = _effusion(an, f, seed, x, y)
-        over(T, SOFT_TISSUE + 0.02, a)
+        over(T, np.maximum(T, SOFT_TISSUE + 0.02), a)  # fluid is as dense as soft tissue, never less
         masks["effusion"] = a > 0
     masks["opacity"] = empty()
     if f["opacity"]:
         a = _opacity(an, f, seed, x, y, S)
-        over(T, SOFT_TISSUE + 0.04, a)
+        over(T, SOFT_TISSUE + 0.04, 0.85 * a)
+        T += 0.1 * a  # extra density, so an opacity behind the heart still shows
         masks["opacity"] = a > 0
     for name, draw in (("support_devices", lambda: _support_devices(an, seed, S)),
                        ("pacemaker", lambda: _pacemaker(an, seed, S)),
@@ -315,7 +352,7 @@ def render_cxr(f: dict, seed: int, S: int) -> tuple[np.ndarray, dict[str, np.nda
             masks[name] = a > 0
     out = np.clip(T, 0, 1) ** f["exposure"]
     sigma = 0.006 + 0.035 * f["noise"]
-    out += stream(seed, "noise").standard_normal(out.shape, dtype=np.float32) * sigma
+    out += white_noise(stream(seed, "noise"), S) * sigma
     grey = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
     order = ("heart", "effusion", "cardiomegaly", "opacity", "support_devices", "pacemaker", "marker")
     return np.repeat(grey[..., None], 3, axis=2), {name: masks[name] for name in order}

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from pipelines.phantoms.drawing import (Strokes, bezier, floor_alpha, grid, over, smooth_noise,
-                                        smoothstep, stream)
+                                        smoothstep, stream, white_noise)
 
 # Skin base colours from Fitzpatrick I to VI (dermoscopy light makes skin pinkish).
 SKIN_PALETTE = np.array([[240, 200, 186], [226, 172, 146], [196, 136, 102],
@@ -26,26 +26,19 @@ def _palette(tone: float) -> np.ndarray:
 
 def _skin(f: dict, seed: int, S: int) -> np.ndarray:
     rng = stream(seed, "skin")
-    x, y = grid(S)
     base = _palette(f["skin_tone"])
     low = smooth_noise(rng, S, 3)
     mid = smooth_noise(rng, S, 9)
     red = np.clip(smooth_noise(rng, S, 5), 0, None)
-    # Skin furrows: two families of warped, faint lines crossing at an angle.
-    a = rng.uniform(0, math.pi)
-    freq = 2 * math.pi / (S * rng.uniform(0.05, 0.08))
-    u = (x * math.cos(a) + y * math.sin(a)) * freq + 2.5 * mid
-    v = (x * math.cos(a + 1.2) + y * math.sin(a + 1.2)) * freq * 0.8 + 2.5 * low
-    furrows = np.maximum(np.cos(u), np.cos(v)) ** 16
-    shade = 1 + 0.05 * low + 0.025 * mid - 0.06 * furrows
+    shade = 1 + 0.05 * low + 0.03 * mid
     img = base[None, None, :] * shade[..., None]
     img += red[..., None] * (np.array([14, -6, -4], np.float32) * (1.2 - f["skin_tone"]))
     return img.astype(np.float32)
 
 
-def _lesion_shape(f: dict, rng, S: int):
-    """Normalised radius dn (1 on the border) and alpha of the lesion."""
-    x, y = grid(S)
+def _lesion_shape(f: dict, rng, S: int, box):
+    """Normalised radius dn (1 on the border) and alpha of the lesion, inside its box."""
+    x, y = (g[box] for g in grid(S))
     cx, cy = f["lesion_x"] * S, f["lesion_y"] * S
     R = f["lesion_size"] * S / 2
     dx, dy = x - cx, y - cy
@@ -63,7 +56,7 @@ def _lesion_shape(f: dict, rng, S: int):
             t0 = rng.uniform(-math.pi, math.pi)
             dt = (theta - t0 + math.pi) % (2 * math.pi) - math.pi
             r -= rng.uniform(0.12, 0.25) * np.exp(-(dt / rng.uniform(0.12, 0.25)) ** 2)
-        edge_noise = smooth_noise(rng, S, max(4, int(S / max(R, 1) * 2)))
+        edge_noise = smooth_noise(rng, S, max(4, int(S / max(R, 1) * 2)), box)
         dn = d / (R * np.maximum(r, 0.35)) + 0.07 * edge_noise
         # Border sharpness varies around the lesion: abrupt in places, fading in others.
         width = 0.06 + 0.12 * (0.5 + 0.5 * np.cos(theta - rng.uniform(0, 2 * math.pi)))
@@ -72,76 +65,85 @@ def _lesion_shape(f: dict, rng, S: int):
         r += rng.uniform(0.04, 0.14) * np.cos(2 * (theta - phi)) + rng.uniform(0.0, 0.03) * np.cos(
             3 * theta + rng.uniform(0, 6.3))
         dn = d / (R * r)
-        width = 0.16
+        width = 0.1
     alpha = floor_alpha(smoothstep((1 - dn) / width))
     return dn, alpha
 
 
-def _nevus_colour(f: dict, rng, S: int, dn: np.ndarray) -> np.ndarray:
-    x, y = grid(S)
+def _mesh(S: int, box, rng, period: float, warp: float, threshold, softness: float) -> np.ndarray:
+    """Pigment network: a warped honeycomb mesh, 1 on the lines and 0 in the holes.
+
+    Three plane waves 60 degrees apart sum to a hexagonal pattern; its low values form the mesh."""
+    x, y = (g[box] for g in grid(S))
+    freq = 2 * math.pi / (S * period)
+    a = rng.uniform(0, math.pi)
+    w1, w2 = smooth_noise(rng, S, 10, box) * warp, smooth_noise(rng, S, 10, box) * warp
+    xw, yw = x * freq + w1, y * freq + w2
+    h = sum(np.cos(xw * math.cos(a + i * 2.0944) + yw * math.sin(a + i * 2.0944)) for i in range(3))
+    return smoothstep((threshold - h) / softness)
+
+
+def _nevus_colour(f: dict, rng, S: int, box, dn: np.ndarray) -> np.ndarray:
     tone = f["skin_tone"]
-    dark = 1 - 0.5 * tone
+    dark = 1 - 0.65 * tone  # lesions stay darker than the skin on every tone
     light = np.array([168, 112, 76], np.float32) * dark
     mid = np.array([124, 76, 48], np.float32) * dark
     centre = smoothstep(1 - dn)[..., None]
     col = light + (mid - light) * centre ** 0.7
-    # Regular pigment network: a fine, even lattice fading towards the border.
-    a = rng.uniform(0, math.pi)
-    freq = 2 * math.pi / (S * rng.uniform(0.028, 0.036))
-    warp = smooth_noise(rng, S, 10)
-    u = (x * math.cos(a) + y * math.sin(a)) * freq + 0.8 * warp
-    v = (-x * math.sin(a) + y * math.cos(a)) * freq + 0.8 * warp
-    net = np.clip((np.cos(u) + np.cos(v)) * 0.5, 0, 1) ** 2
-    shade = 1 - 0.16 * net * smoothstep((1.05 - dn) / 0.5) + 0.03 * smooth_noise(rng, S, 16)
+    # Regular pigment network: a fine, even mesh fading towards the border.
+    net = _mesh(S, box, rng, rng.uniform(0.03, 0.038), 1.8, -0.2, 1.2)
+    shade = 1 - 0.15 * net * smoothstep((1.05 - dn) / 0.6) + 0.03 * smooth_noise(rng, S, 16, box)
     return col * shade[..., None]
 
 
-def _melanoma_colour(f: dict, rng, S: int, dn: np.ndarray) -> np.ndarray:
-    x, y = grid(S)
+def _melanoma_colour(f: dict, rng, S: int, box, dn: np.ndarray) -> np.ndarray:
     tone = f["skin_tone"]
-    dark = 1 - 0.4 * tone
+    dark = 1 - 0.55 * tone
     R = f["lesion_size"] * S / 2
     cells = max(3, int(round(S / R * 1.6)))
-    n1 = smooth_noise(rng, S, cells)
-    n2 = smooth_noise(rng, S, cells)
-    n3 = smooth_noise(rng, S, cells + 3)
-    light_brown = np.array([176, 120, 84], np.float32) * dark
-    dark_brown = np.array([104, 60, 38], np.float32) * dark
-    black = np.array([34, 24, 26], np.float32)
-    blue_grey = np.array([104, 114, 142], np.float32) * (1 - 0.3 * tone)
-    white_pink = np.array([214, 176, 176], np.float32) * (1 - 0.35 * tone)
+    n1 = smooth_noise(rng, S, cells, box)
+    n2 = smooth_noise(rng, S, cells, box)
+    n3 = smooth_noise(rng, S, cells + 3, box)
+    light_brown = np.array([172, 118, 82], np.float32) * dark
+    dark_brown = np.array([98, 56, 36], np.float32) * dark
+    black = np.array([38, 26, 26], np.float32)
+    blue_grey = np.array([96, 104, 128], np.float32) * (1 - 0.3 * tone)
+    white_pink = np.array([212, 172, 168], np.float32) * (1 - 0.35 * tone)
     col = np.empty(dn.shape + (3,), np.float32)
     col[:] = light_brown
-    over(col, dark_brown, smoothstep((n1 + 0.5) / 0.6))
-    over(col, black, 0.9 * smoothstep((n1 - 0.55) / 0.35))
-    over(col, blue_grey, 0.85 * smoothstep((n2 - 0.25) / 0.45) * smoothstep((1.1 - dn) / 0.5))
-    over(col, white_pink, 0.7 * smoothstep((n3 - 0.95) / 0.3))
-    # Irregular, broadened network: strongly warped lattice of varying thickness.
-    a = rng.uniform(0, math.pi)
-    freq = 2 * math.pi / (S * rng.uniform(0.03, 0.045))
-    w1, w2 = smooth_noise(rng, S, 12), smooth_noise(rng, S, 7)
-    u = (x * math.cos(a) + y * math.sin(a)) * freq + 2.2 * w1
-    v = (-x * math.sin(a) + y * math.cos(a)) * freq + 2.2 * w2
-    net = np.clip((np.cos(u) + np.cos(v)) * 0.5 + 0.25 * n3, 0, 1) ** 1.5
-    over(col, black, 0.55 * net * smoothstep((n2 + 0.6) / 0.6))
+    # Mostly dark brown with light patches, black blotches, a blue-white veil patch, regression.
+    over(col, dark_brown, smoothstep((n1 + 1.1) / 1.0))
+    over(col, black, 0.85 * smoothstep((n1 - 0.45) / 0.5))
+    over(col, blue_grey, 0.7 * smoothstep((n2 - 1.0) / 0.5) * smoothstep((1.05 - dn) / 0.5))
+    over(col, white_pink, 0.45 * smoothstep((n3 - 1.4) / 0.3))
+    # Atypical network: broadened, strongly warped mesh of varying thickness, in patches.
+    net = _mesh(S, box, rng, rng.uniform(0.035, 0.05), 4.0, 0.2 + 0.6 * n3, 1.0)
+    over(col, black, 0.55 * net * smoothstep((0.3 - n2) / 0.6))
     # Peripheral black dots and globules.
     dots = Strokes(S)
     cx, cy = f["lesion_x"] * S, f["lesion_y"] * S
-    for _ in range(int(rng.integers(6, 16))):
+    for _ in range(int(rng.integers(10, 24))):
         t = rng.uniform(0, 2 * math.pi)
-        rr = R * rng.uniform(0.55, 1.0)
-        rad = S * rng.uniform(0.006, 0.014)
+        rr = R * rng.uniform(0.5, 1.0)
+        rad = S * rng.uniform(0.006, 0.016)
         dots.ellipse(cx + rr * math.cos(t), cy + rr * math.sin(t), rad, rad)
-    over(col, black, 0.85 * dots.alpha())
-    col *= (1 + 0.05 * smooth_noise(rng, S, 20))[..., None]
+    over(col, black, 0.85 * dots.alpha()[box])
+    col *= (1 + 0.05 * smooth_noise(rng, S, 20, box))[..., None]
     return col
 
 
 def _lesion(img: np.ndarray, f: dict, seed: int, S: int) -> np.ndarray:
     rng = stream(seed, "lesion")
-    dn, alpha = _lesion_shape(f, rng, S)
-    colour = (_melanoma_colour if f["melanoma"] else _nevus_colour)(f, rng, S, dn)
-    over(img, colour, alpha)
+    # Work inside a box that surely holds the lesion (lobes reach about 1.6 radii).
+    reach = 0.85 * f["lesion_size"] * S + 2
+    cx, cy = f["lesion_x"] * S, f["lesion_y"] * S
+    box = (slice(max(0, int(cy - reach)), min(S, int(cy + reach) + 1)),
+           slice(max(0, int(cx - reach)), min(S, int(cx + reach) + 1)))
+    dn, alpha_box = _lesion_shape(f, rng, S, box)
+    colour = (_melanoma_colour if f["melanoma"] else _nevus_colour)(f, rng, S, box, dn)
+    over(img[box], colour, alpha_box)
+    alpha = np.zeros((S, S), np.float32)
+    alpha[box] = alpha_box
     return alpha
 
 
@@ -149,7 +151,7 @@ def _hair(img: np.ndarray, seed: int, S: int) -> np.ndarray:
     rng = stream(seed, "hair")
     k = S / 128
     canvas = Strokes(S)
-    for _ in range(int(rng.integers(6, 14))):
+    for _ in range(int(rng.integers(7, 15))):
         rr, t = 0.42 * S * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
         mx, my = S / 2 + rr * math.cos(t), S / 2 + rr * math.sin(t)
         ang = rng.uniform(0, math.pi)
@@ -160,10 +162,10 @@ def _hair(img: np.ndarray, seed: int, S: int) -> np.ndarray:
         p3 = (mx + ux * length / 2, my + uy * length / 2)
         p1 = (mx - ux * length / 6 - uy * bend1, my - uy * length / 6 + ux * bend1)
         p2 = (mx + ux * length / 6 - uy * bend2, my + uy * length / 6 + ux * bend2)
-        canvas.line(bezier(p0, p1, p2, p3, 20), width=k * rng.uniform(1.3, 2.2),
-                    fill=int(255 * rng.uniform(0.8, 1.0)))
+        canvas.line(bezier(p0, p1, p2, p3, 20), width=k * rng.uniform(1.2, 2.0),
+                    fill=int(255 * rng.uniform(0.88, 1.0)))
     alpha = floor_alpha(canvas.alpha())
-    colour = np.array([38, 26, 22], np.float32) * rng.uniform(0.7, 1.2)
+    colour = np.array([20, 14, 12], np.float32) * rng.uniform(0.6, 1.3)
     over(img, colour, alpha)
     return alpha
 
@@ -268,7 +270,8 @@ def _bubbles(img: np.ndarray, seed: int, S: int) -> np.ndarray:
     return np.maximum(np.maximum(a_fill, a_dark), np.maximum(a_bright, a_spec))
 
 
-def _lighting(img: np.ndarray, f: dict, seed: int, S: int) -> None:
+def _lighting(f: dict, seed: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """(shade map, RGB tint): brightness, a gentle gradient and falloff, colour temperature."""
     rng = stream(seed, "lighting")
     x, y = grid(S)
     a = rng.uniform(0, 2 * math.pi)
@@ -276,20 +279,21 @@ def _lighting(img: np.ndarray, f: dict, seed: int, S: int) -> None:
     shade = (0.74 + 0.36 * f["lighting"]) * (1 + 0.12 * (dx * math.cos(a) + dy * math.sin(a))
                                              - 0.25 * (dx * dx + dy * dy))
     warm = rng.uniform(-0.04, 0.05)
-    tint = np.array([1 + warm, 1.0, 1 - warm], np.float32)
-    img *= shade[..., None] * tint
+    return shade, np.array([1 + warm, 1.0, 1 - warm], np.float32)
 
 
-def _vignette(img: np.ndarray, seed: int, S: int) -> np.ndarray:
+def _vignette(seed: int, S: int) -> np.ndarray:
+    """Alpha of the dermatoscope's dark circular frame."""
     rng = stream(seed, "vignette")
     x, y = grid(S)
     cx, cy = S / 2 + rng.normal(0, 0.015 * S), S / 2 + rng.normal(0, 0.015 * S)
     R = S * rng.uniform(0.44, 0.5)
     soft = S * rng.uniform(0.015, 0.045)
     d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2)
-    alpha = floor_alpha(0.97 * smoothstep((d - R) / soft))
-    over(img, np.array([8, 6, 6], np.float32), alpha)
-    return alpha
+    return floor_alpha(0.97 * smoothstep((d - R) / soft))
+
+
+VIGNETTE_COLOUR = np.array([8, 6, 6], np.float32)
 
 
 def render_dermoscopy(f: dict, seed: int, S: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -304,9 +308,17 @@ def render_dermoscopy(f: dict, seed: int, S: int) -> tuple[np.ndarray, dict[str,
     masks["hair"] = _hair(img, seed, S) > 0 if f["hair"] else empty()
     masks["ruler"] = _ruler(img, seed, S) > 0 if f["ruler"] else empty()
     masks["gel_bubbles"] = _bubbles(img, seed, S) > 0 if f["gel_bubbles"] else empty()
-    _lighting(img, f, seed, S)
-    masks["vignette"] = _vignette(img, seed, S) > 0 if f["vignette"] else empty()
-    img += stream(seed, "sensor").standard_normal(img.shape, dtype=np.float32) * 2.0
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    # Lighting, then the vignette over it, in one pass: img*shade*(1-a) + colour*a.
+    shade, tint = _lighting(f, seed, S)
+    if f["vignette"]:
+        vignette = _vignette(seed, S)
+        img *= (shade * (1 - vignette))[..., None] * tint
+        img += vignette[..., None] * VIGNETTE_COLOUR
+        masks["vignette"] = vignette > 0
+    else:
+        img *= shade[..., None] * tint
+        masks["vignette"] = empty()
+    img += white_noise(stream(seed, "sensor"), S, 3, scale=2.0, offset=0.5)  # sensor noise, +0.5 rounds
+    out = np.clip(img, 0, 255, out=img).astype(np.uint8)
     order = ("lesion", "melanoma", "hair", "gel_bubbles", "ruler", "ink", "vignette")
     return out, {name: masks[name] for name in order}

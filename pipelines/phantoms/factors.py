@@ -2,14 +2,14 @@
 
 Binary attributes follow pipelines/attributes.py (registry order); the other factors (size,
 position, side, skin tone, lighting, exposure, noise, view) are documented in FACTOR_CHOICES.
-Each factor is sampled from its own stream, so overriding one leaves the others unchanged.
+Each factor is sampled from its own hash of (seed, name), so overriding one leaves the others unchanged.
 """
 
 from dataclasses import dataclass
 
 from pipelines.attributes import MODALITIES, attributes_of
 from pipelines.errors import MedEditError
-from pipelines.phantoms.drawing import stream
+from pipelines.phantoms.drawing import unit_hash
 
 SIZE_RANGE = (32, 512)
 
@@ -47,12 +47,13 @@ class FactorSpec:
             raise bad
         return number
 
-    def sample(self, rng):
+    def sample(self, u: float):
+        """The value at quantile u in [0, 1)."""
         if self.kind == "bool":
-            return bool(rng.random() < self.p_true)
+            return bool(u < self.p_true)
         if self.kind == "choice":
-            return self.choices[int(rng.integers(len(self.choices)))]
-        return round(float(rng.uniform(self.low, self.high)), 4)
+            return self.choices[int(u * len(self.choices))]
+        return round(self.low + u * (self.high - self.low), 4)
 
 
 def _binary(modality: str) -> dict[str, FactorSpec]:
@@ -103,9 +104,9 @@ def check_size(size) -> int:
 
 
 def sample_factors(modality: str, seed: int) -> dict:
-    """Random factors of one phantom, deterministic by seed (one stream per factor)."""
+    """Random factors of one phantom, deterministic by seed (each factor from its own hash of the seed)."""
     specs = FACTOR_CHOICES[check_modality(modality)]
-    return {name: spec.sample(stream(seed, "factor:" + name)) for name, spec in specs.items()}
+    return {name: spec.sample(unit_hash(seed, "factor:" + name)) for name, spec in specs.items()}
 
 
 def check_factors(modality: str, factors: dict, seed: int) -> dict:
