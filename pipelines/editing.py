@@ -102,8 +102,10 @@ class MedEditPipeline:
 
     # Sampling ----------------------------------------------------------------------------------
     def noise(self, seed: int) -> torch.Tensor:
+        # Drawn on the CPU whatever the device, so a seed means the same noise everywhere.
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn((1, *self.model.latent_shape), generator=generator)
+        noise = torch.randn((1, *self.model.latent_shape), generator=generator)
+        return noise.to(self.model.transformer.device, self.model.transformer.dtype)
 
     def run_prefix(self, s: Sampling, until: int, callback=None) -> tuple[Prefix, bool]:
         """The neutral trajectory up to step `until`, from the cache when it is there."""

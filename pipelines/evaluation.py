@@ -54,6 +54,7 @@ class Evaluator:
         """Neutral images and one edited image per swap point for a batch of seeds."""
         noise = torch.cat([torch.randn((1, *self.model.latent_shape),
                                        generator=torch.Generator().manual_seed(s)) for s in seeds])
+        noise = noise.to(self.model.transformer.device)
         neutral_b, edited_b = self.branches(neutral_prompts), self.branches(edited_prompts)
         state = start(self.model.scheduler, self.steps, noise)
         edited = {}

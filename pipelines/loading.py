@@ -97,6 +97,14 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
     scheduler = DPMSolverMultistepScheduler.from_pretrained(folder / "scheduler")
     for module in (transformer, vae, projector):
         module.requires_grad_(False)
+    # The DiT and the VAE go to the GPU when there is one (a Space with a GPU); the small text
+    # encoder and projector stay on the CPU and their tokens move per request.
+    device = os.environ.get("MEDEDIT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        transformer.to(device)
+    except (RuntimeError, AssertionError) as error:
+        raise MedEditError(f"MEDEDIT_DEVICE={device!r} cannot be used: {error}") from None
+    vae.to(device)
     conditioner = EmbeddedConditioner(text_encoder or TextEncoder(), projector)
     model_id = "mededit-default" if source == EMBEDDED else str(folder)
     return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info)
@@ -109,6 +117,6 @@ def decode(model: LoadedModel, latents: torch.Tensor) -> torch.Tensor:
     One latent at a time: convolution results depend on the batch size in the last bits, and the
     same request must give the same image whether decoded alone or beside others.
     """
-    scaled = latents / model.vae.config.scaling_factor
-    images = torch.cat([model.vae.decode(z[None]).sample for z in scaled])
+    scaled = latents.to(model.vae.device, model.vae.dtype) / model.vae.config.scaling_factor
+    images = torch.cat([model.vae.decode(z[None]).sample for z in scaled]).float().cpu()
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

@@ -2,7 +2,7 @@
 
 `micro` is for unit tests (random weights, milliseconds a step); `cpu` is what the shipped weights
 use, trainable on 2 cores within about an hour; `gpu` is the 20M-parameter DiT that one H100 trains
-in minutes. All work in the latent space of a small f4 AutoencoderKL: 64 px images -> 16x16x4.
+in minutes. All work in the latent space of a small f4 AutoencoderKL: 64 px images -> 16x16x8.
 """
 
 from diffusers import AutoencoderKL, PixArtTransformer2DModel
@@ -11,6 +11,8 @@ from pipelines.conditioning import DisentangledProjector
 from pipelines.errors import MedEditError
 
 IMAGE_SIZE = 64
+# 8 latent channels at f4 (16x16x8): 4 channels lost thin strokes (hair, ruler ticks, ink, leads).
+LATENT_CHANNELS = 8
 TEXT_DIM = 384  # all-MiniLM-L6-v2
 # Stable Diffusion's betas: alpha_bar ends near 5e-3, unlike squaredcos_cap_v2's 1e-8, which
 # turns DPM-Solver++'s first x0 estimate into noise (DESIGN.md, traps found by measuring).
@@ -38,7 +40,7 @@ def _check(preset, table, what):
 def make_vae(preset: str = "cpu", image_size: int = IMAGE_SIZE) -> AutoencoderKL:
     config = _check(preset, VAE_PRESETS, "vae")
     blocks = len(config["block_out_channels"])
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=image_size,
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, sample_size=image_size,
                          down_block_types=("DownEncoderBlock2D",) * blocks,
                          up_block_types=("UpDecoderBlock2D",) * blocks, **config)
 
@@ -47,8 +49,8 @@ def make_transformer(preset: str = "cpu", latent_size: int = IMAGE_SIZE // 4) ->
     config = _check(preset, DIT_PRESETS, "dit")
     width = config["num_attention_heads"] * config["attention_head_dim"]
     # out_channels = in_channels: epsilon only, no learned variance (DPM-Solver ignores it).
-    return PixArtTransformer2DModel(sample_size=latent_size, patch_size=2, in_channels=4,
-                                    out_channels=4, cross_attention_dim=width,
+    return PixArtTransformer2DModel(sample_size=latent_size, patch_size=2,
+                                    in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, cross_attention_dim=width,
                                     caption_channels=width, norm_type="ada_norm_single",
                                     use_additional_conditions=False, **config)
 

@@ -53,10 +53,10 @@ def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, sty
     """Epsilon with two-scale guidance, all three branches in one forward pass."""
     b = latents.shape[0]
     tokens = branches.tokens.flatten(0, 1)  # [3B, L, D]
-    mask = branches.mask.flatten(0, 1)  # [3B, L]
+    mask = branches.mask.flatten(0, 1).to(latents.device)  # [3B, L]
     x = latents.repeat_interleave(3, dim=0)  # [3B, C, h, w]
     timestep = torch.full((3 * b,), int(t), dtype=torch.long, device=x.device)
-    eps = transformer(x, encoder_hidden_states=tokens.to(x.dtype), encoder_attention_mask=mask,
+    eps = transformer(x, encoder_hidden_states=tokens.to(x.device, x.dtype), encoder_attention_mask=mask,
                       timestep=timestep, added_cond_kwargs=added_conditions(transformer, x)).sample
     eps = eps[:, : latents.shape[1]].view(b, 3, *latents.shape[1:])  # drop a learned variance
     e_null, e_anatomy, e_full = eps.unbind(1)

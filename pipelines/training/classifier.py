@@ -7,6 +7,7 @@ generated images, which are never as crisp as clean renders, are judged fairly. 
 evaluation uses phantoms from a disjoint seed range, clean and augmented.
 """
 
+import hashlib
 import json
 import shlex
 import sys
@@ -149,6 +150,16 @@ def misclassified(clf: AttributeClassifier, n: int, seed: int) -> list[dict]:
     return wrong
 
 
+def phantom_fingerprint() -> str:
+    """sha256 over the phantom renderer's source: a shipped classifier whose fingerprint differs
+    from the code's was trained on a different phantom world and should be retrained."""
+    import pipelines.phantoms as phantoms
+    digest = hashlib.sha256()
+    for path in sorted(Path(phantoms.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- training
 
 def lr_factor(step: int, steps: int) -> float:
@@ -200,7 +211,7 @@ def train_classifier(args) -> Path:
     seconds = round(spent + time.time() - began, 1)
     command = "python -m pipelines " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     extra = {"command": command, "seconds": seconds, "steps": args.steps, "batch": args.batch,
-             "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
+             "train_phantoms": args.n, "phantom_source_sha256": phantom_fingerprint(), "train_seeds": [args.seed, args.seed + args.n],
              "held_out": {"phantoms": args.eval_n, "first_seed": HELD_OUT_SEED,
                           "accuracy_clean": clean, "accuracy_augmented": augmented}}
     save_classifier(clf, args.out, extra)

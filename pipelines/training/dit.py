@@ -96,12 +96,13 @@ def train_dit(args) -> Path:
     every = {**modules, **{f"ema_{k}": v for k, v in ema.items()}}
     if args.resume and (meta := load_training_state(args.workdir, every, optimizer)):
         start = meta["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
 
     # 3. The loop.
     began = time.time()
     bar = tqdm(range(start, args.steps), desc="train dit", initial=start, total=args.steps)
     for step in bar:
+        # Everything a step draws comes from (seed, step): a resumed run repeats the same steps.
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         for group in optimizer.param_groups:  # linear warm-up, then constant
             group["lr"] = args.lr * min(1.0, (step + 1) / 200)
         rows = torch.randint(0, len(latents), (args.batch,), generator=generator)

@@ -4,6 +4,7 @@ Loss: L1 + MSE reconstruction and a light KL. After training the latent spread i
 stored as `scaling_factor`, so the DiT sees unit-variance latents.
 """
 
+import math
 import time
 from pathlib import Path
 
@@ -42,16 +43,16 @@ def train_vae(args) -> Path:
     data = build_phantom_set(args.n, args.seed, IMAGE_SIZE)
     vae = make_vae(args.preset)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
     start = 0
     if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer)):
         start = meta["step"]
-        for _ in range(start):
-            schedule.step()
-    generator = torch.Generator().manual_seed(args.seed + start)
     began = time.time()
     bar = tqdm(range(start, args.steps), desc="train vae", initial=start, total=args.steps)
     for step in bar:
+        # Everything a step draws comes from (seed, step): a resumed run repeats the same steps.
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        for group in optimizer.param_groups:  # cosine decay
+            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         index = torch.randint(0, len(data), (args.batch,), generator=generator)
         batch = to_unit_range(random_crops(data.images[index], args.crop, generator))
         posterior = vae.encode(batch).latent_dist
@@ -61,7 +62,6 @@ def train_vae(args) -> Path:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 250 == 0 or step + 1 == args.steps:
             save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1)
