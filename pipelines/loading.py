@@ -90,7 +90,7 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
         return load_pixart_model(source)
     check_model_folder(folder)
     info = read_model_info(folder)
-    load = dict(use_safetensors=True)
+    load = dict(use_safetensors=True, torch_dtype=torch.float32)  # weights are stored in float16
     transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer", **load).eval()
     vae = AutoencoderKL.from_pretrained(folder / "vae", **load).eval()
     projector = DisentangledProjector.from_pretrained(folder / "projector", **load).eval()

@@ -211,7 +211,8 @@ def train_classifier(args) -> Path:
     seconds = round(spent + time.time() - began, 1)
     command = "python -m pipelines " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     extra = {"command": command, "seconds": seconds, "steps": args.steps, "batch": args.batch,
-             "train_phantoms": args.n, "phantom_source_sha256": phantom_fingerprint(), "train_seeds": [args.seed, args.seed + args.n],
+             "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
+             "phantom_source_sha256": phantom_fingerprint(),
              "held_out": {"phantoms": args.eval_n, "first_seed": HELD_OUT_SEED,
                           "accuracy_clean": clean, "accuracy_augmented": augmented}}
     save_classifier(clf, args.out, extra)

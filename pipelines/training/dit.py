@@ -143,12 +143,13 @@ def train_dit(args) -> Path:
                 for e, p in zip(ema[name].parameters(), module.parameters()):
                     e.lerp_(p, 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % 200 == 0 or step + 1 == args.steps:
+        if (step + 1) % 100 == 0 or step + 1 == args.steps:
             save_training_state(args.workdir, every, optimizer, step + 1)
 
     # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
     out = Path(args.out)
-    ema["transformer"].save_pretrained(out / "transformer", safe_serialization=True)
+    # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
+    ema["transformer"].to(torch.float16).save_pretrained(out / "transformer", safe_serialization=True)
     ema["projector"].save_pretrained(out / "projector", safe_serialization=True)
     DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++",
                                 solver_order=2).save_pretrained(out / "scheduler")

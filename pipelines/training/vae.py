@@ -69,7 +69,8 @@ def train_vae(args) -> Path:
     with torch.no_grad():
         latents = vae.encode(to_unit_range(data.images[:256])).latent_dist.mean
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
-    vae.save_pretrained(args.out, safe_serialization=True)
+    # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
+    vae.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
     print(f"vae saved to {args.out} after {time.time() - began:.0f} s; "
           f"scaling_factor {vae.config.scaling_factor:.4f}")
     return Path(args.out)
