@@ -29,7 +29,7 @@ from pipelines.errors import MedEditError
 from pipelines.export import difference_map, export_zip, side_by_side, animation_gif
 from pipelines.loading import EMBEDDED, EMBEDDED_FOLDER, load_model
 from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info
-from pipelines.requests import SEED_MAX, Edit, Sampling, Series
+from pipelines.requests import Edit, Sampling, Series
 
 log = logging.getLogger("mededit.app")
 

@@ -193,14 +193,12 @@ class MedEditPipeline:
         """A curve from the neutral to the edited tokens; every frame branches off the shared
         prefix at the swap step, all frames' tails in one batch."""
         neutral, edited = self.neutral_branches(s), self.edited_branches(s, e)
-        length = max(neutral.tokens.shape[2], edited.tokens.shape[2])
         if neutral.tokens.shape[2] != edited.tokens.shape[2]:
             raise MedEditError("neutral and edited prompts must encode to the same token length")
         middle = neutral.tokens + (0.5 + 0.5 * series.bend) * (edited.tokens - neutral.tokens)
         control = torch.cat([neutral.tokens, middle, edited.tokens])  # [3, 3, L, D]
         tokens = bezier(control, times)  # [T, 3, L, D]
         mask = torch.maximum(neutral.mask, edited.mask).expand(len(times), -1, -1)
-        assert tokens.shape[2] == length
         prefix, _ = self.run_prefix(s, e.swap_step(s.steps), progress)
         tail = advance(self.model.transformer, prefix, s.steps, Branches(tokens, mask),
                        s.anatomy_scale, s.style_scale, progress)

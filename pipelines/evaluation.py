@@ -112,8 +112,9 @@ class Evaluator:
 
 
 def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
-             modalities=MODALITIES, attributes=None, steps=None, batch: int = 25, progress=True) -> dict:
-    evaluator = Evaluator(model, steps=steps, batch=batch)
+             modalities=MODALITIES, attributes=None, steps=None, batch: int = 25, progress=True,
+             anatomy_scale=None, style_scale=None) -> dict:
+    evaluator = Evaluator(model, steps, anatomy_scale, style_scale, batch)
     swap_at = model.info.defaults["swap_at"] if swap_at is None else swap_at
     began = time.perf_counter()
     rows = []

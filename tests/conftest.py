@@ -16,3 +16,10 @@ def micro_pipeline(micro_model_folder):
     from pipelines.editing import MedEditPipeline
     from pipelines.loading import load_model
     return MedEditPipeline(load_model(str(micro_model_folder)))
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A tiny random PixArt-alpha pipeline (T5 included), saved with save_pretrained."""
+    from tests.tiny_pixart import save_tiny_pixart
+    return save_tiny_pixart(tmp_path_factory.mktemp("tiny") / "pixart-alpha")

@@ -21,20 +21,10 @@ from pipelines.loading import LoadedModel
 from pipelines.pixart import T5Conditioner, load_pixart_model
 from pipelines.requests import Edit, Sampling
 from pipelines.sampling import Branches
-from tests.tiny_pixart import build_tiny_pixart, save_tiny_pixart
+from tests.tiny_pixart import build_tiny_pixart
 
 SAMPLING = Sampling("chest x-ray", "support devices", seed=1, steps=3)
 EDIT = Edit(to_anatomy="chest x-ray with pleural effusion", swap_at=0.34)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return save_tiny_pixart(tmp_path_factory.mktemp("tiny") / "pixart-alpha")
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,8 @@ from pipelines.pixart import T5Conditioner, folder_revision, load_pixart_model
 from pipelines.requests import Edit, Sampling, Series
 from pipelines.sampling import Branches, added_conditions, guided_noise
 from pipelines.sources import encode_prompts_t5
-from tests.tiny_pixart import save_tiny_pixart
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return save_tiny_pixart(tmp_path_factory.mktemp("tiny") / "pixart-alpha")
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,6 @@ from tests.tiny_pixart import save_tiny_pixart
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return save_tiny_pixart(tmp_path_factory.mktemp("tiny") / "pixart-alpha")
-
-
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     """An empty HF_HOME with offline mode on: nothing can come from the network."""

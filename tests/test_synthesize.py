@@ -8,28 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from pipelines.datasets import validate_imagefolder
 from pipelines.errors import MedEditError
 from pipelines.synthesis import parse_spec, read_spec, schedule, synthesize
-from tests.tiny_pixart import save_tiny_pixart
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = [{"anatomy": "chest x-ray with pleural effusion", "style": "support devices", "weight": 2,
          "labels": {"effusion": 1, "support_devices": 1}},
         {"anatomy": "chest x-ray", "style": "", "labels": {"effusion": 0},
          "sliders": {"support_devices": 0.5}}]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return save_tiny_pixart(tmp_path_factory.mktemp("tiny") / "pixart-alpha")
 
 
 @pytest.fixture

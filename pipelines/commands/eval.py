@@ -15,6 +15,8 @@ def add_arguments(parser):
     parser.add_argument("--attribute", action="append", help="default: every attribute")
     parser.add_argument("--swap-at", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--anatomy-scale", type=float, default=None, help="default: the model's")
+    parser.add_argument("--style-scale", type=float, default=None, help="default: the model's")
     parser.add_argument("--batch", type=int, default=25, help="seeds sampled together")
     parser.add_argument("--out", default=None, help="also write the JSON report here")
 
@@ -22,15 +24,19 @@ def add_arguments(parser):
 def run(args) -> int:
     from pipelines.evaluation import evaluate
     from pipelines.loading import load_model
-    from pipelines.requests import Edit, integer
+    from pipelines.requests import SCALE_RANGE, Edit, integer, number
 
     seeds = integer("seeds", args.seeds, 1, 100_000)
     batch = integer("batch", args.batch, 1, 1024)
     if args.swap_at is not None:
         Edit(swap_at=args.swap_at)  # validates the range
+    for name in ("anatomy_scale", "style_scale"):
+        if getattr(args, name) is not None:
+            number(name.replace("_", " "), getattr(args, name), *SCALE_RANGE)
     report = evaluate(load_model(args.model), seeds=seeds, swap_at=args.swap_at,
                       modalities=tuple(args.modality or MODALITIES), attributes=args.attribute,
-                      steps=args.steps, batch=batch)
+                      steps=args.steps, batch=batch, anatomy_scale=args.anatomy_scale,
+                      style_scale=args.style_scale)
     if not report["attributes"]:
         raise MedEditError("no attribute matched --attribute/--modality")
     text = json.dumps(report, indent=2)

@@ -124,7 +124,7 @@ def _cxr(f: dict, seed: int) -> tuple[str, str]:
             f"Normal chest X-ray with no significant findings, {heart}",
             f"Normal chest X-ray with no significant findings; clear lungs, {heart}",
             f"Frontal chest radiograph with clear lungs and {heart}, no significant findings",
-            f"Normal chest X-ray with no significant findings",
+            "Normal chest X-ray with no significant findings",
         ))
     else:
         findings = _shuffled(seed, "finding order", findings)

@@ -7,7 +7,6 @@ weights are the EMA of the trained ones.
 """
 
 import copy
-import json
 import time
 from pathlib import Path
 
