@@ -16,6 +16,7 @@ from tqdm import tqdm
 from pipelines import conditioners, metrics
 from pipelines.attributes import MODALITIES, attributes_of
 from pipelines.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.errors import MedEditError
 from pipelines.loading import LoadedModel, decode
 from pipelines.phantoms import caption, sample_factors
 from pipelines.sampling import Branches, advance, start
@@ -86,7 +87,10 @@ class Evaluator:
                 area.append(footprint.mean())
                 if footprint.mean() < 0.5:  # else too little is left outside to measure
                     psnr.append(metrics.psnr_outside(n_img, e_img, footprint))
-                    ssim.append(metrics.ssim_outside(n_img, e_img, footprint))
+                    try:
+                        ssim.append(metrics.ssim_outside(n_img, e_img, footprint))
+                    except MedEditError:  # the dilated footprint covers every SSIM window
+                        pass
                 whole.append(metrics.psnr_outside(n_img, e_img))
                 whole_naive.append(metrics.psnr_outside(n_img, naive))
         p_neutral = np.concatenate(p_neutral)

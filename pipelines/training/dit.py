@@ -155,7 +155,7 @@ def train_dit(args) -> Path:
     info = ModelInfo.embedded_default(conditioning=args.conditioning)
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k not in ("run", "command", "what") and not isinstance(v, bool)),
+        if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool)),
         "steps": args.steps, "batch": args.batch, "seconds": round(time.time() - began),
         "threads": torch.get_num_threads()}
     write_model_info(out, info)
