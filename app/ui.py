@@ -11,6 +11,7 @@ import gradio as gr
 from app import handlers
 from app.examples import EXAMPLES, example_rows
 from pipelines.attributes import modality_of
+from pipelines.requests import SEED_MAX
 
 TITLE = "MedEdit: controllable editing of synthetic medical images"
 INTRO = """Edit a **synthetic** dermoscopy image or chest X-ray along two separate axes: **anatomy**
@@ -92,7 +93,7 @@ def build_ui() -> gr.Blocks:
                                             label="Style strength (guidance)")
                 with gr.Row(equal_height=True):
                     seed = gr.Number(first.seed, label="Seed", precision=0, minimum=0,
-                                     maximum=handlers.SEED_MAX, scale=3)
+                                     maximum=SEED_MAX, scale=3)
                     randomize = gr.Button("Random seed", scale=1)
                 with gr.Accordion("Advanced", open=False):
                     steps = gr.Slider(1, 50, value=defaults["steps"], step=1, label="Denoising steps")

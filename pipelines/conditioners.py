@@ -49,19 +49,20 @@ def with_phrase(prompt: str, phrase: str) -> str:
     return f"{prompt}, {phrase}" if prompt.strip() else phrase
 
 
-def slide(conditioner, channel: str, prompt: str, base: ChannelTokens,
+def slide(encode, channel: str, prompt: str, base: ChannelTokens,
           sliders: list[tuple[str, float]]) -> ChannelTokens:
     """Move `base` (the tokens of `prompt`) by scale x (with phrase - without phrase) per slider.
 
     Scale 1 adds an absent attribute as if its phrase were typed, -1 removes a present one, and
-    values in between or beyond give weaker, stronger or opposite edits.
+    values in between or beyond give weaker, stronger or opposite edits. `encode(channel, prompt)`
+    gives a prompt's tokens (the pipeline passes its cached encoder).
     """
     tokens, mask = base.tokens.clone(), base.mask.clone()
     for phrase, scale in sliders:
         if scale == 0:
             continue
-        plus = conditioner.encode(channel, with_phrase(prompt, phrase))
-        minus = conditioner.encode(channel, without_phrase(prompt, phrase))
+        plus = encode(channel, with_phrase(prompt, phrase))
+        minus = encode(channel, without_phrase(prompt, phrase))
         tokens = tokens + scale * (plus.tokens - minus.tokens)
         mask = torch.maximum(mask, torch.maximum(plus.mask, minus.mask))
     return ChannelTokens(tokens, mask, base.truncated)

@@ -85,9 +85,9 @@ class MedEditPipeline:
         for name, scale in e.sliders.items():
             attribute = self.model.info.attribute(name)
             by_channel[attribute["channel"]].append((attribute["phrase"], scale))
-        anatomy = conditioners.slide(self.model.conditioner, "anatomy", anatomy_prompt,
+        anatomy = conditioners.slide(self.channel, "anatomy", anatomy_prompt,
                                      self.channel("anatomy", anatomy_prompt), by_channel["anatomy"])
-        style = conditioners.slide(self.model.conditioner, "style", style_prompt,
+        style = conditioners.slide(self.channel, "style", style_prompt,
                                    self.channel("style", style_prompt), by_channel["style"])
         return conditioners.branches(self.channel("anatomy", ""), self.channel("style", ""),
                                      anatomy, style)
