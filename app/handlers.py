@@ -139,19 +139,25 @@ def text_field(name: str, value) -> str:
     return value
 
 
+def json_object(value, what: str, expected: str) -> dict:
+    """A dict, or a JSON string of one, bounded in size; a clear message otherwise."""
+    if isinstance(value, str):
+        if len(value) > MAX_JSON_CHARS:
+            raise MedEditError(f"{what} JSON has {len(value)} characters; at most {MAX_JSON_CHARS}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise MedEditError(f"{what} must be {expected}: {error}") from None
+    if not isinstance(value, dict):
+        raise MedEditError(f"{what} must be {expected}, got {type(value).__name__}")
+    return value
+
+
 def parse_sliders(value, pipeline: MedEditPipeline) -> dict[str, float]:
     """Sliders as a JSON object string (or dict): {"hair": 1.5, "ruler": -1}; zeros dropped."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
-    if isinstance(value, str):
-        if len(value) > MAX_JSON_CHARS:
-            raise MedEditError(f"sliders JSON has {len(value)} characters; at most {MAX_JSON_CHARS}")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise MedEditError(f'sliders must be a JSON object like {{"hair": 1.5}}: {error}') from None
-    if not isinstance(value, dict):
-        raise MedEditError(f'sliders must be a JSON object like {{"hair": 1.5}}, got {type(value).__name__}')
+    value = json_object(value, "sliders", 'a JSON object like {"hair": 1.5}')
     for name in value:
         pipeline.model.info.attribute(str(name))  # unknown names: the message lists the valid ones
     checked = Edit(sliders=value).sliders  # type, finiteness and range
@@ -333,15 +339,7 @@ def api_export(settings, progress=gr.Progress()):
 
 
 def parse_settings(value) -> dict:
-    if isinstance(value, str):
-        if len(value) > MAX_JSON_CHARS:
-            raise MedEditError(f"settings JSON has {len(value)} characters; at most {MAX_JSON_CHARS}")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise MedEditError(f"settings must be the JSON object that /edit or /series returned: {error}") from None
-    if not isinstance(value, dict):
-        raise MedEditError("settings must be the JSON object that /edit or /series returned")
+    value = json_object(value, "settings", "the JSON object that /edit or /series returned")
     unknown = sorted(set(value) - set(REQUEST_KEYS) - set(REPORTED_ONLY))
     if unknown:
         raise MedEditError(f"unknown settings {', '.join(map(repr, unknown))}; "

@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import os
-import socket
 import zipfile
 
 import numpy as np
@@ -18,32 +16,9 @@ EDIT = dict(**SOURCE, to_style="light skin, with hairs visible on skin", sliders
             swap_at=0.25, seed=3, **FAST)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(micro_model_folder):
-    """The whole app launched in-process on a free port, serving the micro model."""
-    previous = os.environ.get("MEDEDIT_MODEL")
-    os.environ["MEDEDIT_MODEL"] = str(micro_model_folder)
-    from app.ui import build_ui
-    demo = build_ui()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    if previous is None:
-        os.environ.pop("MEDEDIT_MODEL", None)
-    else:
-        os.environ["MEDEDIT_MODEL"] = previous
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return gradio_client.Client(server, verbose=False)
+def client(app_url):
+    return gradio_client.Client(app_url, verbose=False)
 
 
 def is_png(path) -> bool:
@@ -133,11 +108,11 @@ def test_bad_inputs_give_clear_errors_and_the_server_keeps_serving(client, bad, 
     assert is_png(image)
 
 
-def test_nan_sent_as_a_raw_number_is_refused(server, client):
+def test_nan_sent_as_a_raw_number_is_refused(app_url, client):
     """gradio_client will not send NaN; a raw HTTP caller can (Python's JSON parser accepts it)."""
     import httpx
     body = '{"data": ["a nevus", "", "", "", "", 0.2, 0, 4, NaN, 3, ""]}'
-    with httpx.Client(base_url=server, timeout=30) as http:
+    with httpx.Client(base_url=app_url, timeout=30) as http:
         event = http.post("gradio_api/call/edit", content=body,
                           headers={"content-type": "application/json"}).json()["event_id"]
         stream = http.get(f"gradio_api/call/edit/{event}").text
@@ -157,7 +132,7 @@ def test_bad_export_settings(client, settings, message):
     assert message in str(caught.value)
 
 
-def test_a_model_that_cannot_load_is_reported_clearly(server, micro_model_folder, tmp_path, monkeypatch):
+def test_a_model_that_cannot_load_is_reported_clearly(app_url, micro_model_folder, tmp_path, monkeypatch):
     from app import handlers
     missing = str(tmp_path / "missing-model")
     monkeypatch.setenv("MEDEDIT_MODEL", f"{micro_model_folder},{missing}")

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import zipfile
 
 import pytest
@@ -19,31 +18,12 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt
 
 
 @pytest.fixture(scope="module")
-def url(micro_model_folder):
-    previous = os.environ.get("MEDEDIT_MODEL")
-    os.environ["MEDEDIT_MODEL"] = str(micro_model_folder)
-    from app.ui import build_ui, launch_options
-    demo = build_ui()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_options())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    if previous is None:
-        os.environ.pop("MEDEDIT_MODEL", None)
-    else:
-        os.environ["MEDEDIT_MODEL"] = previous
-
-
-@pytest.fixture(scope="module")
-def page(url):
+def page(app_url):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
         page.set_default_timeout(30_000)
-        page.goto(url)
+        page.goto(app_url)
         yield page
         browser.close()
 
