@@ -49,6 +49,11 @@ def default_source() -> str:
     return first or EMBEDDED
 
 
+def default_device() -> str:
+    """$MEDEDIT_DEVICE, else the GPU when there is one (a Space with a GPU), else the CPU."""
+    return os.environ.get("MEDEDIT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def check_model_folder(folder: Path) -> None:
     """Every component there, in safetensors: a clear message before any weight is read."""
     if not folder.is_dir():
@@ -87,7 +92,10 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
     if not folder.is_dir() or any((folder / f).exists() for f in ("model_index.json", "adapter_config.json")):
         # A Hub repo id, a diffusers PixArt pipeline or an adapter: the bring-your-own-model path.
         from pipelines.pixart import load_pixart_model
-        return load_pixart_model(source)
+        # bfloat16 on a GPU: T5 overflows in float16, and float32 doubles the memory.
+        device = default_device()
+        return load_pixart_model(source, device=device,
+                                 dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
     check_model_folder(folder)
     info = read_model_info(folder)
     load = dict(use_safetensors=True, torch_dtype=torch.float32)  # weights are stored in float16
@@ -99,7 +107,7 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
         module.requires_grad_(False)
     # The DiT and the VAE go to the GPU when there is one (a Space with a GPU); the small text
     # encoder and projector stay on the CPU and their tokens move per request.
-    device = os.environ.get("MEDEDIT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     try:
         transformer.to(device)
     except (RuntimeError, AssertionError) as error:
