@@ -129,12 +129,9 @@ class MedEditPipeline:
 
     @torch.no_grad()
     def generate(self, s: Sampling, progress=None) -> np.ndarray:
-        began = time.perf_counter()
         prefix, _ = self.run_prefix(s, 0)
         latents = self.neutral_latents(s, prefix, progress)
-        image = decode(self.model, latents)[0].numpy()
-        self.last_seconds = time.perf_counter() - began
-        return image
+        return decode(self.model, latents)[0].numpy()
 
     @torch.no_grad()
     def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:

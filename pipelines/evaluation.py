@@ -96,12 +96,11 @@ class Evaluator:
         p_neutral = np.concatenate(p_neutral)
         p_edited = {s: np.concatenate(v) for s, v in p_edited.items()}
         along = np.stack([p_edited[s] for s in CFRT_SWAPS], 1)  # [S, T, K]
-        target_only = [target] + [k for k in range(len(names)) if k != target]
         return {
             "modality": modality, "attribute": attribute, "seeds": len(seeds), "swap_at": swap_at,
             "neutral_accuracy": float(metrics.attribute_accuracy(p_neutral, np.array(intended))["mean"]),
             "edited_target_rate": float((p_edited[swap_at][:, target] >= 0.5).mean()),
-            "cfrt": float(metrics.cfrt(p_neutral, along, target, target_only)) if len(names) > 1 else None,
+            "cfrt": float(metrics.cfrt(p_neutral, along, target)) if len(names) > 1 else None,
             "no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_neutral, p_edited[swap_at][:, None], target)),
             "psnr_whole": float(np.mean(whole)),

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from pipelines.attributes import MODALITIES
+from pipelines.attributes import check_modality
 from pipelines.errors import MedEditError
 
 SYNTHETIC_MARK = "synthetic image, not a patient"
@@ -47,8 +47,7 @@ class Provenance:
     extra: dict = field(default_factory=dict)  # sliders, guidance, frame index/t...
 
     def validate(self) -> "Provenance":
-        if self.modality not in MODALITIES:
-            raise MedEditError(f"unknown modality {self.modality!r}; choose one of: {', '.join(MODALITIES)}")
+        check_modality(self.modality)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise MedEditError(f"seed must be an integer, got {self.seed!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from pipelines.attributes import MODALITIES
 from pipelines.errors import MedEditError
 from pipelines.phantoms import SIZE_RANGE, SYNTHETIC_NOTE, phantom
-from pipelines.phantoms.factors import check_modality, check_size
+from pipelines.attributes import check_modality
+from pipelines.phantoms.factors import check_size
 
 
 def add_arguments(parser) -> None:

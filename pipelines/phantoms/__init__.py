@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.attributes import attributes_of
+from pipelines.attributes import attributes_of, check_modality
 from pipelines.phantoms.captions import caption as _caption
 from pipelines.phantoms.cxr import render_cxr
 from pipelines.phantoms.dermoscopy import render_dermoscopy
 from pipelines.phantoms.factors import (FACTOR_CHOICES, SIZE_RANGE, FactorSpec, check_factors,
-                                        check_modality, check_size, sample_factors)
+                                        check_size, sample_factors)
 
 __all__ = ["Phantom", "sample_factors", "render", "phantom", "caption", "FACTOR_CHOICES", "FactorSpec",
            "SIZE_RANGE", "CHANGE_REGION", "SYNTHETIC_NOTE"]

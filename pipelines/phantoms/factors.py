@@ -7,7 +7,7 @@ Each factor is sampled from its own hash of (seed, name), so overriding one leav
 
 from dataclasses import dataclass
 
-from pipelines.attributes import MODALITIES, attributes_of
+from pipelines.attributes import attributes_of, check_modality
 from pipelines.errors import MedEditError
 from pipelines.phantoms.drawing import unit_hash
 
@@ -88,12 +88,6 @@ FACTOR_CHOICES: dict[str, dict[str, FactorSpec]] = {
         "noise": FactorSpec("float", "0 clean to 1 grainy quantum mottle", low=0.0, high=1.0),
     },
 }
-
-
-def check_modality(modality) -> str:
-    if modality not in MODALITIES:
-        raise MedEditError(f"unknown modality {modality!r}; choose one of: {', '.join(MODALITIES)}")
-    return modality
 
 
 def check_size(size) -> int:
