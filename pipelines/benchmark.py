@@ -38,9 +38,8 @@ class NaivePipeline:
         self.stock.set_progress_bar_config(disable=True)
 
     def image(self, s: Sampling, anatomy: str, style: str):
-        enc = self.model.conditioner.encode
-        cond = conditioners.branches(enc("anatomy", ""), enc("style", ""), enc("anatomy", anatomy),
-                                     enc("style", style))
+        cond = conditioners.prompt_branches(self.model.conditioner.encode, anatomy, style,
+                                            joined=self.model.info.conditioning == "joined")
         size = self.model.info.image_size
         return self.stock(prompt=None, negative_prompt=None,
                           prompt_embeds=cond.tokens[:, 2], prompt_attention_mask=cond.mask[:, 2],

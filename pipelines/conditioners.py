@@ -71,10 +71,34 @@ def slide(encode, channel: str, prompt: str, base: ChannelTokens,
 def branches(null_a: ChannelTokens, null_s: ChannelTokens, anatomy: ChannelTokens,
              style: ChannelTokens) -> Branches:
     """The three guidance branches (0,0), (a,0), (a,s) for one image."""
-    def joined(a, s):
-        return torch.cat([a.tokens, s.tokens], 1), torch.cat([a.mask, s.mask], 1)
+    return stack_branches([(null_a, null_s), (anatomy, null_s), (anatomy, style)])
 
-    pairs = [joined(null_a, null_s), joined(anatomy, null_s), joined(anatomy, style)]
-    tokens = torch.stack([p[0][0] for p in pairs])[None]  # [1, 3, L, D]
-    mask = torch.stack([p[1][0] for p in pairs])[None]  # [1, 3, L]
+
+def stack_branches(pairs: list[tuple[ChannelTokens, ChannelTokens]]) -> Branches:
+    """Each (anatomy, style) pair's tokens joined along the token axis, one branch per pair."""
+    tokens = torch.stack([torch.cat([a.tokens, s.tokens], 1)[0] for a, s in pairs])[None]  # [1, 3, L, D]
+    mask = torch.stack([torch.cat([a.mask, s.mask], 1)[0] for a, s in pairs])[None]  # [1, 3, L]
     return Branches(tokens, mask)
+
+
+def join_prompts(anatomy: str, style: str) -> str:
+    """The single prompt of a model trained with joined conditioning (the ablation's baseline)."""
+    return ", ".join(p.strip() for p in (anatomy, style) if p.strip())
+
+
+def prompt_branches(encode, anatomy: str, style: str, sliders: dict | None = None,
+                    joined: bool = False) -> Branches:
+    """One image's guidance branches from its prompts; `sliders` maps a channel to its
+    (phrase, scale) pairs. A joined model reads both prompts in its anatomy channel with the style
+    channel null, so its (a,0) branch is the anatomy prompt alone and every slider moves the
+    joined prompt."""
+    sliders = sliders or {}
+    a_sliders, s_sliders = sliders.get("anatomy", []), sliders.get("style", [])
+    null_a, null_s = encode("anatomy", ""), encode("style", "")
+    anatomy_tokens = slide(encode, "anatomy", anatomy, encode("anatomy", anatomy), a_sliders)
+    if joined:
+        both = join_prompts(anatomy, style)
+        both_tokens = slide(encode, "anatomy", both, encode("anatomy", both), a_sliders + s_sliders)
+        return stack_branches([(null_a, null_s), (anatomy_tokens, null_s), (both_tokens, null_s)])
+    style_tokens = slide(encode, "style", style, encode("style", style), s_sliders)
+    return branches(null_a, null_s, anatomy_tokens, style_tokens)

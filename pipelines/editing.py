@@ -62,12 +62,18 @@ class SeriesResult:
     seconds: float = 0.0
 
 
+def edited_prompts(s: Sampling, e: Edit) -> tuple[str, str]:
+    """An edit's (anatomy, style) prompts: an empty one keeps the source's."""
+    return e.to_anatomy or s.anatomy, e.to_style or s.style
+
+
 class MedEditPipeline:
     def __init__(self, model: LoadedModel, cache_size: int = 32):
         self.model = model
         self.tokens = LRU(256)
         self.prefixes = LRU(cache_size)
         self.neutrals = LRU(cache_size)
+        self.joined = model.info.conditioning == "joined"
 
     # Conditioning ------------------------------------------------------------------------------
     def channel(self, channel: str, prompt: str) -> conditioners.ChannelTokens:
@@ -75,30 +81,28 @@ class MedEditPipeline:
         return self.tokens.get(key) or self.tokens.put(key, self.model.conditioner.encode(channel, prompt))
 
     def neutral_branches(self, s: Sampling) -> Branches:
-        return conditioners.branches(self.channel("anatomy", ""), self.channel("style", ""),
-                                     self.channel("anatomy", s.anatomy), self.channel("style", s.style))
+        return conditioners.prompt_branches(self.channel, s.anatomy, s.style, joined=self.joined)
 
     def edited_branches(self, s: Sampling, e: Edit) -> Branches:
-        anatomy_prompt = e.to_anatomy or s.anatomy
-        style_prompt = e.to_style or s.style
         by_channel = {"anatomy": [], "style": []}
         for name, scale in e.sliders.items():
             attribute = self.model.info.attribute(name)
             by_channel[attribute["channel"]].append((attribute["phrase"], scale))
-        anatomy = conditioners.slide(self.channel, "anatomy", anatomy_prompt,
-                                     self.channel("anatomy", anatomy_prompt), by_channel["anatomy"])
-        style = conditioners.slide(self.channel, "style", style_prompt,
-                                   self.channel("style", style_prompt), by_channel["style"])
-        return conditioners.branches(self.channel("anatomy", ""), self.channel("style", ""),
-                                     anatomy, style)
+        return conditioners.prompt_branches(self.channel, *edited_prompts(s, e), by_channel, self.joined)
 
-    def notes(self, *prompts: tuple[str, str]) -> list[str]:
+    def notes(self, *pairs: tuple[str, str]) -> list[str]:
+        """What was cut from over-long prompts, given as (anatomy, style) pairs."""
         notes = []
-        for channel, prompt in prompts:
-            cut = self.channel(channel, prompt).truncated
-            if cut:
-                notes.append(f"the {channel} prompt is too long; ignored: '{cut}'")
-        return notes
+        for anatomy, style in pairs:
+            if self.joined:  # one prompt, read by the anatomy channel
+                channels = [("joined", "anatomy", conditioners.join_prompts(anatomy, style))]
+            else:
+                channels = [("anatomy", "anatomy", anatomy), ("style", "style", style)]
+            for name, channel, prompt in channels:
+                cut = self.channel(channel, prompt).truncated
+                if cut:
+                    notes.append(f"the {name} prompt is too long; ignored: '{cut}'")
+        return list(dict.fromkeys(notes))  # a prompt kept by the edit is reported once
 
     # Sampling ----------------------------------------------------------------------------------
     def noise(self, seed: int) -> torch.Tensor:
@@ -146,8 +150,7 @@ class MedEditPipeline:
         # 3. Decode both in one batch.
         images = decode(self.model, torch.cat([neutral, edited])).numpy()
         settings = self.settings(s, e)
-        notes = self.notes(("anatomy", s.anatomy), ("style", s.style),
-                           ("anatomy", e.to_anatomy), ("style", e.to_style))
+        notes = self.notes((s.anatomy, s.style), edited_prompts(s, e))
         return EditResult(images[0], images[1], settings, notes, time.perf_counter() - began, cached)
 
     @torch.no_grad()
@@ -161,7 +164,7 @@ class MedEditPipeline:
         frames = [f.numpy() for f in decode(self.model, latents)]
         settings = {**self.settings(s, e), "frames": series.frames, "mode": series.mode,
                     "control_points": series.control_points, "bend": series.bend}
-        notes = self.notes(("anatomy", e.to_anatomy), ("style", e.to_style))
+        notes = self.notes(edited_prompts(s, e))
         return SeriesResult(frames, times.tolist(), settings, notes, time.perf_counter() - began)
 
     def latent_series(self, s, e, series, times, progress):

@@ -43,11 +43,10 @@ class Evaluator:
         self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
                        style_scale if style_scale is not None else defaults["style_scale"])
         self.classifier = load_classifier()
-        self.null = (model.conditioner.encode("anatomy", ""), model.conditioner.encode("style", ""))
 
     def branches(self, prompts: list[tuple[str, str]]) -> Branches:
-        enc = self.model.conditioner.encode
-        return Branches.cat([conditioners.branches(*self.null, enc("anatomy", a), enc("style", s))
+        joined = self.model.info.conditioning == "joined"
+        return Branches.cat([conditioners.prompt_branches(self.model.conditioner.encode, a, s, joined=joined)
                              for a, s in prompts])
 
     @torch.no_grad()

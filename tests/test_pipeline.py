@@ -5,10 +5,12 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from pipelines.editing import MedEditPipeline
 from pipelines.errors import MedEditError
 from pipelines.loading import load_model
+from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.requests import Edit, Sampling, Series
 
 S = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=3, steps=6)
@@ -126,3 +128,23 @@ def test_model_folder_missing_files_or_pickle_weights_is_refused(micro_model_fol
         load_model(str(broken))
     with pytest.raises(MedEditError):
         load_model(str(tmp_path / "nowhere"))
+
+
+def test_joined_model_reads_both_prompts_in_its_anatomy_channel(micro_model_folder, tmp_path):
+    """The ablation's baseline: one prompt, the style channel null in every branch."""
+    folder = tmp_path / "joined"
+    shutil.copytree(micro_model_folder, folder)
+    write_model_info(folder, ModelInfo.embedded_default(conditioning="joined"))
+    pipeline = MedEditPipeline(load_model(str(folder)))
+    branches = pipeline.neutral_branches(S)
+    null_style = pipeline.channel("style", "").tokens[0]
+    n = len(null_style)
+    assert all(torch.equal(branches.tokens[0, i, -n:], null_style) for i in range(3))
+    joined = pipeline.channel("anatomy", f"{S.anatomy}, {S.style}").tokens[0]
+    assert torch.equal(branches.tokens[0, 2, :-n], joined)
+    assert torch.equal(branches.tokens[0, 1, :-n], pipeline.channel("anatomy", S.anatomy).tokens[0])
+    result = pipeline.edit(S, E)
+    assert not np.array_equal(result.neutral, result.edited)
+    typed = pipeline.edit(S, Edit(to_style=E.to_style, swap_at=0.0)).edited
+    slid = pipeline.edit(S, Edit(sliders={"hair": 1.0}, swap_at=0.0)).edited  # a style slider
+    assert np.abs(typed.astype(int) - slid).max() <= 2

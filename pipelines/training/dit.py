@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
 from tqdm import tqdm
 
+from pipelines.conditioners import join_prompts
 from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
 from pipelines.text_encoder import TextEncoder
@@ -76,7 +77,7 @@ def train_dit(args) -> Path:
     latents = encode_latents(vae, data.images)
     encoder = TextEncoder()
     if args.conditioning == "joined":
-        joined = [f"{a}, {s}" for a, s in zip(data.anatomy, data.style)]
+        joined = [join_prompts(a, s) for a, s in zip(data.anatomy, data.style)]
         anatomy_text, style_text = TextCache(encoder, joined), TextCache(encoder, [""] * len(joined))
     else:
         anatomy_text, style_text = TextCache(encoder, data.anatomy), TextCache(encoder, data.style)
