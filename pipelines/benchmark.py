@@ -39,7 +39,7 @@ class NaivePipeline:
 
     def image(self, s: Sampling, anatomy: str, style: str):
         cond = conditioners.prompt_branches(self.model.conditioner.encode, anatomy, style,
-                                            joined=self.model.info.conditioning == "joined")
+                                            joined=self.model.info.joined)
         size = self.model.info.image_size
         return self.stock(prompt=None, negative_prompt=None,
                           prompt_embeds=cond.tokens[:, 2], prompt_attention_mask=cond.mask[:, 2],

@@ -73,7 +73,6 @@ class MedEditPipeline:
         self.tokens = LRU(256)
         self.prefixes = LRU(cache_size)
         self.neutrals = LRU(cache_size)
-        self.joined = model.info.conditioning == "joined"
 
     # Conditioning ------------------------------------------------------------------------------
     def channel(self, channel: str, prompt: str) -> conditioners.ChannelTokens:
@@ -81,20 +80,21 @@ class MedEditPipeline:
         return self.tokens.get(key) or self.tokens.put(key, self.model.conditioner.encode(channel, prompt))
 
     def neutral_branches(self, s: Sampling) -> Branches:
-        return conditioners.prompt_branches(self.channel, s.anatomy, s.style, joined=self.joined)
+        return conditioners.prompt_branches(self.channel, s.anatomy, s.style, joined=self.model.info.joined)
 
     def edited_branches(self, s: Sampling, e: Edit) -> Branches:
         by_channel = {"anatomy": [], "style": []}
         for name, scale in e.sliders.items():
             attribute = self.model.info.attribute(name)
             by_channel[attribute["channel"]].append((attribute["phrase"], scale))
-        return conditioners.prompt_branches(self.channel, *edited_prompts(s, e), by_channel, self.joined)
+        return conditioners.prompt_branches(self.channel, *edited_prompts(s, e), by_channel,
+                                            self.model.info.joined)
 
     def notes(self, *pairs: tuple[str, str]) -> list[str]:
         """What was cut from over-long prompts, given as (anatomy, style) pairs."""
         notes = []
         for anatomy, style in pairs:
-            if self.joined:  # one prompt, read by the anatomy channel
+            if self.model.info.joined:  # one prompt, read by the anatomy channel
                 channels = [("joined", "anatomy", conditioners.join_prompts(anatomy, style))]
             else:
                 channels = [("anatomy", "anatomy", anatomy), ("style", "style", style)]

@@ -34,6 +34,11 @@ class ModelInfo:
                          "phrase": a.phrase} for a in ATTRIBUTES],
             defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2})
 
+    @property
+    def joined(self) -> bool:
+        """Both prompts in one channel: the ablation's baseline (conditioners.prompt_branches)."""
+        return self.conditioning == "joined"
+
     def attribute(self, name: str) -> dict:
         for a in self.attributes:
             if a["name"] == name:
