@@ -1,5 +1,6 @@
 """The embedded model's trainers on micro presets: they run, save loadable weights, and resume."""
 
+import json
 import subprocess
 import sys
 from argparse import Namespace
@@ -44,12 +45,17 @@ def test_vae_resume_continues_exactly(tmp_path):
 def test_dit_trains_and_the_result_loads_into_the_pipeline(tmp_path):
     train_vae(vae_args(tmp_path, 1))
     train_dit(dit_args(tmp_path, 3))
+    # The first call's time lives in the training state; say it took 1000 s to see it carried over.
+    meta_file = tmp_path / "dit-run-separate" / "training_state.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "extra": {"seconds": 1000.0}}))
     train_dit(dit_args(tmp_path, 4, resume=True))
     pipeline = MedEditPipeline(load_model(str(tmp_path / "model")))
     result = pipeline.edit(Sampling("a dermoscopic image with melanoma (MEL)", "fair skin", 1, 3),
                            Edit(sliders={"hair": 1.0}, swap_at=0.0))
     assert result.edited.shape == (64, 64, 3)
     assert pipeline.model.info.training["steps"] == 4
+    assert pipeline.model.info.training["seconds"] >= 1000  # the whole run, not the last call
 
 
 def test_joined_ablation_trains_without_alignment(tmp_path):

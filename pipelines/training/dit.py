@@ -92,10 +92,10 @@ def train_dit(args) -> Path:
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
     noise_schedule = DDPMScheduler(**NOISE_SCHEDULE)
     alphas = noise_schedule.alphas_cumprod
-    start = 0
+    start, spent = 0, 0.0  # spent: seconds of earlier calls, so a resumed run reports its whole time
     every = {**modules, **{f"ema_{k}": v for k, v in ema.items()}}
     if args.resume and (meta := load_training_state(args.workdir, every, optimizer)):
-        start = meta["step"]
+        start, spent = meta["step"], meta["extra"].get("seconds", 0.0)
 
     # 3. The loop.
     began = time.time()
@@ -144,7 +144,8 @@ def train_dit(args) -> Path:
                     e.lerp_(p, 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 100 == 0 or step + 1 == args.steps:
-            save_training_state(args.workdir, every, optimizer, step + 1)
+            save_training_state(args.workdir, every, optimizer, step + 1,
+                                {"seconds": spent + time.time() - began})
 
     # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
     out = Path(args.out)
@@ -157,7 +158,7 @@ def train_dit(args) -> Path:
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool)),
-        "steps": args.steps, "batch": args.batch, "seconds": round(time.time() - began),
+        "steps": args.steps, "batch": args.batch, "seconds": round(spent + time.time() - began),
         "threads": torch.get_num_threads()}
     write_model_info(out, info)
     print(f"dit saved to {out} after {time.time() - began:.0f} s")
