@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from pipelines.editing import MedEditPipeline
 from pipelines.loading import load_model
 from pipelines.requests import Edit, Sampling
+from pipelines.training.checkpoints import META_FILE
 from pipelines.training.dit import train_dit
 from pipelines.training.vae import train_vae
 
@@ -46,7 +47,7 @@ def test_dit_trains_and_the_result_loads_into_the_pipeline(tmp_path):
     train_vae(vae_args(tmp_path, 1))
     train_dit(dit_args(tmp_path, 3))
     # The first call's time lives in the training state; say it took 1000 s to see it carried over.
-    meta_file = tmp_path / "dit-run-separate" / "training_state.json"
+    meta_file = tmp_path / "dit-run-separate" / META_FILE
     meta = json.loads(meta_file.read_text())
     meta_file.write_text(json.dumps({**meta, "extra": {"seconds": 1000.0}}))
     train_dit(dit_args(tmp_path, 4, resume=True))
