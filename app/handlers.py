@@ -24,10 +24,11 @@ import numpy as np
 from PIL import Image
 
 from pipelines.commands.common import provenance
-from pipelines.editing import LRU, MedEditPipeline
+from pipelines.editing import MedEditPipeline
 from pipelines.errors import MedEditError
 from pipelines.export import difference_map, export_zip, side_by_side, animation_gif
 from pipelines.loading import EMBEDDED, EMBEDDED_FOLDER, load_model
+from pipelines.lru import LRU
 from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.requests import Edit, Sampling, Series
 
@@ -65,7 +66,7 @@ def user_errors(fn):
             raise
         except MedEditError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        except Exception as error:  # noqa: BLE001: the server keeps serving, the log keeps the detail
+        except Exception as error:  # noqa: BLE001 - the server keeps serving, the log keeps the detail
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"internal error ({type(error).__name__}); the server log has the details",
                            print_exception=False) from None
@@ -123,7 +124,7 @@ def get_pipeline(source=None) -> MedEditPipeline:
                 _pipelines[source] = MedEditPipeline(load_model(source))
             except MedEditError as error:
                 raise MedEditError(f"cannot load model {source!r}: {error}") from None
-            except Exception as error:  # noqa: BLE001: corrupt files, missing packages...
+            except Exception as error:  # noqa: BLE001 - corrupt files, missing packages...
                 log.exception("loading %s failed", source)
                 raise MedEditError(f"cannot load model {source!r}: {type(error).__name__}: {error}") from None
         return _pipelines[source]

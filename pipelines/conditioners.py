@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pipelines.conditioning import DisentangledProjector
+from pipelines.lru import LRU
 from pipelines.sampling import Branches
 from pipelines.text_encoder import TextEncoder
 
@@ -34,6 +35,18 @@ class EmbeddedConditioner:
         is_null = torch.tensor([not prompt.strip()])
         tokens, mask = self.projector.project(channel, encoded.states, encoded.mask, is_null)
         return ChannelTokens(tokens, mask, encoded.truncated[0])
+
+
+def cached(encode, size: int):
+    """`encode(channel, prompt)` with its tokens kept: every image needs the null prompts, and a
+    slider move encodes the same prompts again."""
+    kept = LRU(size)
+
+    def lookup(channel: str, prompt: str) -> ChannelTokens:
+        key = (channel, prompt)
+        return kept.get(key) or kept.put(key, encode(channel, prompt))
+
+    return lookup
 
 
 def without_phrase(prompt: str, phrase: str) -> str:

@@ -5,9 +5,7 @@ neutral results and the encoded prompts are kept in small LRU caches keyed by ev
 depend on, so moving a slider recomputes only the steps after the swap and one decode.
 """
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,30 +15,9 @@ from pipelines import conditioners
 from pipelines.errors import MedEditError
 from pipelines.interpolation import bezier, bezier_keep_norm
 from pipelines.loading import LoadedModel, decode
+from pipelines.lru import LRU
 from pipelines.requests import Edit, Sampling, Series
 from pipelines.sampling import Branches, Prefix, advance, start
-
-
-class LRU:
-    """A thread-safe least-recently-used cache."""
-
-    def __init__(self, size: int):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value):
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return value
 
 
 @dataclass
@@ -70,15 +47,11 @@ def edited_prompts(s: Sampling, e: Edit) -> tuple[str, str]:
 class MedEditPipeline:
     def __init__(self, model: LoadedModel, cache_size: int = 32):
         self.model = model
-        self.tokens = LRU(256)
+        self.channel = conditioners.cached(model.conditioner.encode, 256)
         self.prefixes = LRU(cache_size)
         self.neutrals = LRU(cache_size)
 
     # Conditioning ------------------------------------------------------------------------------
-    def channel(self, channel: str, prompt: str) -> conditioners.ChannelTokens:
-        key = (channel, prompt)
-        return self.tokens.get(key) or self.tokens.put(key, self.model.conditioner.encode(channel, prompt))
-
     def neutral_branches(self, s: Sampling) -> Branches:
         return conditioners.prompt_branches(self.channel, s.anatomy, s.style, joined=self.model.info.joined)
 

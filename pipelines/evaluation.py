@@ -7,7 +7,6 @@ prompts from the first step) is the naive way, regenerating from scratch, measur
 Seeds are processed in batches through the same sampling functions the pipeline uses.
 """
 
-import functools
 import time
 
 import numpy as np
@@ -44,8 +43,7 @@ class Evaluator:
         self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
                        style_scale if style_scale is not None else defaults["style_scale"])
         self.classifier = load_classifier()
-        # Every image's branches need the null prompts; keep them (and recent prompts) encoded.
-        self.encode = functools.lru_cache(maxsize=64)(model.conditioner.encode)
+        self.encode = conditioners.cached(model.conditioner.encode, 64)
 
     def branches(self, prompts: list[tuple[str, str]]) -> Branches:
         return Branches.cat([conditioners.prompt_branches(self.encode, a, s, joined=self.model.info.joined)

@@ -33,7 +33,7 @@ class T5Conditioner:
     """One channel's prompt -> the checkpoint's own T5 states (+ the adapter's projector branch).
 
     An empty prompt gives the encoding of "" (PixArt's unconditional) without a projector, the
-    branch's learned null tokens with one. Nothing is cached here: MedEditPipeline caches tokens.
+    branch's learned null tokens with one. Callers keep tokens with `conditioners.cached`.
     """
 
     def __init__(self, tokenizer, text_encoder, projector: DisentangledProjector | None = None,

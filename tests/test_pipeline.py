@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines import conditioners
 from pipelines.editing import MedEditPipeline
 from pipelines.errors import MedEditError
 from pipelines.loading import load_model
@@ -64,6 +65,23 @@ def test_series_runs_from_neutral_to_edit(micro_pipeline, mode):
     edit = micro_pipeline.edit(S, E)
     assert np.abs(result.frames[0].astype(int) - edit.neutral).mean() < 1.0
     assert np.abs(result.frames[-1].astype(int) - edit.edited).mean() < 1.0
+
+
+def test_prompts_are_encoded_once_until_the_cache_forgets_them():
+    calls = []
+
+    def encode(channel, prompt):
+        calls.append((channel, prompt))
+        return conditioners.ChannelTokens(torch.full((1, 1, 1), float(len(calls))), torch.ones(1, 1))
+
+    lookup = conditioners.cached(encode, 2)
+    first = lookup("anatomy", "chest x-ray")
+    assert lookup("anatomy", "chest x-ray") is first
+    lookup("style", "chest x-ray")  # same prompt, other channel: its own entry
+    lookup("style", "")  # the cache holds two: the anatomy entry, least recently used, goes
+    assert lookup("anatomy", "chest x-ray") is not first
+    assert calls == [("anatomy", "chest x-ray"), ("style", "chest x-ray"), ("style", ""),
+                     ("anatomy", "chest x-ray")]
 
 
 def test_concurrent_requests_give_the_same_images(micro_pipeline):
