@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from pipelines.editing import MedEditPipeline
 from pipelines.loading import load_model
 from pipelines.requests import Edit, Sampling
-from pipelines.training.checkpoints import META_FILE
+from pipelines.training import checkpoints
+from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
 from pipelines.training.dit import train_dit
 from pipelines.training.vae import train_vae
 
@@ -41,6 +42,20 @@ def test_vae_resume_continues_exactly(tmp_path):
     for key in straight:
         assert torch.allclose(straight[key], resumed[key], atol=1e-6), key
     assert AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").config.scaling_factor > 0
+
+
+def test_the_training_state_carries_the_run_time_across_calls(tmp_path, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(checkpoints.time, "time", lambda: now[0])
+    module = torch.nn.Linear(2, 2)
+    first = RunClock()
+    now[0] = 1000.0  # the first call trains for 1000 s, then stops
+    save_training_state(tmp_path, {"m": module}, torch.optim.AdamW(module.parameters()), 1, first)
+    now[0] = 5000.0  # an hour later a second call resumes
+    second = RunClock()
+    assert load_training_state(tmp_path, {"m": module}, torch.optim.AdamW(module.parameters()), second)
+    now[0] = 5010.0
+    assert second.seconds() == 1010.0  # both calls' training, not the pause between them
 
 
 def test_dit_trains_and_the_result_loads_into_the_pipeline(tmp_path):

@@ -11,7 +11,6 @@ import hashlib
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from pipelines.attributes import ATTRIBUTES, MODALITIES
 from pipelines.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
                                   save_classifier)
-from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import PhantomSet, build_phantom_set, to_unit_range
 
 HELD_OUT_SEED = 10_000_000  # training uses seeds [seed, seed + n); evaluation starts here
@@ -172,7 +171,7 @@ def lr_factor(step: int, steps: int) -> float:
 
 def train_classifier(args) -> Path:
     torch.set_num_threads(1)  # the machine is shared; a second thread gains little here
-    began = time.time()
+    clock = RunClock()
     torch.manual_seed(args.seed)
     widths = tuple(int(w) for w in str(args.widths).split(","))
     clf = AttributeClassifier(ClassifierConfig(widths=widths, norm=args.norm))
@@ -184,9 +183,9 @@ def train_classifier(args) -> Path:
     optimizer = torch.optim.AdamW(clf.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps))
     generator = torch.Generator().manual_seed(args.seed)
-    start, spent = 0, 0.0
-    if args.resume and (meta := load_training_state(args.workdir, {"classifier": clf}, optimizer)):
-        start, spent = meta["step"], meta["extra"].get("seconds", 0.0)
+    start = 0
+    if args.resume and (meta := load_training_state(args.workdir, {"classifier": clf}, optimizer, clock)):
+        start = meta["step"]
         generator.set_state(torch.tensor(meta["extra"]["generator"], dtype=torch.uint8))
         for _ in range(start):
             schedule.step()
@@ -201,14 +200,13 @@ def train_classifier(args) -> Path:
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == args.steps:
-            extra = {"generator": generator.get_state().tolist(),
-                     "seconds": spent + time.time() - began}
-            save_training_state(args.workdir, {"classifier": clf}, optimizer, step + 1, extra)
+            save_training_state(args.workdir, {"classifier": clf}, optimizer, step + 1, clock,
+                                {"generator": generator.get_state().tolist()})
 
     held_out = build_phantom_set(args.eval_n, HELD_OUT_SEED, INPUT_SIZE)
     clean = evaluate(clf, held_out)
     augmented = evaluate(clf, held_out, augmented=True, seed=1)
-    seconds = round(spent + time.time() - began, 1)
+    seconds = round(clock.seconds(), 1)
     command = "python -m pipelines " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     extra = {"command": command, "seconds": seconds, "steps": args.steps, "batch": args.batch,
              "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],

@@ -7,7 +7,6 @@ weights are the EMA of the trained ones.
 """
 
 import copy
-import time
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from pipelines.conditioners import join_prompts
 from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
 from pipelines.text_encoder import TextEncoder
-from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.priors import PRIOR_DIMS, visual_priors
 
@@ -92,13 +91,12 @@ def train_dit(args) -> Path:
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
     noise_schedule = DDPMScheduler(**NOISE_SCHEDULE)
     alphas = noise_schedule.alphas_cumprod
-    start, spent = 0, 0.0  # spent: seconds of earlier calls, so a resumed run reports its whole time
+    start, clock = 0, RunClock()
     every = {**modules, **{f"ema_{k}": v for k, v in ema.items()}}
-    if args.resume and (meta := load_training_state(args.workdir, every, optimizer)):
-        start, spent = meta["step"], meta["extra"].get("seconds", 0.0)
+    if args.resume and (meta := load_training_state(args.workdir, every, optimizer, clock)):
+        start = meta["step"]
 
     # 3. The loop.
-    began = time.time()
     bar = tqdm(range(start, args.steps), desc="train dit", initial=start, total=args.steps)
     for step in bar:
         # Everything a step draws comes from (seed, step): a resumed run repeats the same steps.
@@ -144,8 +142,7 @@ def train_dit(args) -> Path:
                     e.lerp_(p, 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 100 == 0 or step + 1 == args.steps:
-            save_training_state(args.workdir, every, optimizer, step + 1,
-                                {"seconds": spent + time.time() - began})
+            save_training_state(args.workdir, every, optimizer, step + 1, clock)
 
     # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
     out = Path(args.out)
@@ -158,8 +155,8 @@ def train_dit(args) -> Path:
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool)),
-        "steps": args.steps, "batch": args.batch, "seconds": round(spent + time.time() - began),
+        "steps": args.steps, "batch": args.batch, "seconds": round(clock.seconds()),
         "threads": torch.get_num_threads()}
     write_model_info(out, info)
-    print(f"dit saved to {out} after {time.time() - began:.0f} s")
+    print(f"dit saved to {out} after {clock.seconds():.0f} s")
     return out

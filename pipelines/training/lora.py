@@ -17,7 +17,6 @@ from the last one and, as batches are drawn from (seed, process, step), reproduc
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pipelines.conditioning import DisentangledProjector
 from pipelines.datasets import validate_imagefolder
 from pipelines.errors import MedEditError
 from pipelines.sampling import Branches, added_conditions
-from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 
 DROP = 0.1  # per-channel dropout to the null tokens
 PRECISIONS = ("no", "bf16", "fp16")
@@ -249,9 +248,9 @@ def train_lora(args) -> Path:
     checkpoints = Path(args.checkpoints or f"{str(args.out).rstrip('/')}-checkpoint")
     state = {"trainable": Trainable(named)}
     print_ = accelerator.print
-    start, stamp = 0, fingerprint(args, data)
+    start, stamp, clock = 0, fingerprint(args, data), RunClock()
     if args.resume:
-        meta = load_training_state(checkpoints, state, optimizer)
+        meta = load_training_state(checkpoints, state, optimizer, clock)
         if meta is not None:
             if meta["extra"].get("fingerprint") != stamp:
                 raise MedEditError(f"the checkpoint in {checkpoints} is from a run with other settings; "
@@ -260,7 +259,6 @@ def train_lora(args) -> Path:
             print_(f"resuming from step {start}")
 
     # 4. The loop.
-    began = time.time()
     bar = tqdm(range(start, args.steps), desc="train lora", initial=start, total=args.steps,
                disable=not accelerator.is_local_main_process)
     for step in bar:
@@ -317,7 +315,7 @@ def train_lora(args) -> Path:
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
             if main:
-                save_training_state(checkpoints, state, optimizer, step + 1, {"fingerprint": stamp})
+                save_training_state(checkpoints, state, optimizer, step + 1, clock, {"fingerprint": stamp})
             accelerator.wait_for_everyone()
 
     # 5. The adapter folder.
@@ -337,7 +335,7 @@ def train_lora(args) -> Path:
                                          "align": align, "hldf": args.hldf,
                                          "hldf_steps": args.hldf_steps,
                                          "mixed_precision": args.mixed_precision, "seed": args.seed,
-                                         "seconds": round(time.time() - began, 1)}})
-        print_(f"adapter saved to {out} after {time.time() - began:.0f} s")
+                                         "seconds": round(clock.seconds(), 1)}})
+        print_(f"adapter saved to {out} after {clock.seconds():.0f} s")
     accelerator.wait_for_everyone()
     return out

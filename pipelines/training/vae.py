@@ -5,14 +5,13 @@ stored as `scaling_factor`, so the DiT sees unit-variance latents.
 """
 
 import math
-import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from pipelines.presets import IMAGE_SIZE, make_vae
-from pipelines.training.checkpoints import load_training_state, save_training_state
+from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
 
 KL_WEIGHT = 1e-6
@@ -43,10 +42,9 @@ def train_vae(args) -> Path:
     data = build_phantom_set(args.n, args.seed, IMAGE_SIZE)
     vae = make_vae(args.preset)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
-    start = 0
-    if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer)):
+    start, clock = 0, RunClock()
+    if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer, clock)):
         start = meta["step"]
-    began = time.time()
     bar = tqdm(range(start, args.steps), desc="train vae", initial=start, total=args.steps)
     for step in bar:
         # Everything a step draws comes from (seed, step): a resumed run repeats the same steps.
@@ -64,13 +62,13 @@ def train_vae(args) -> Path:
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 250 == 0 or step + 1 == args.steps:
-            save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1)
+            save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1, clock)
     vae.eval()
     with torch.no_grad():
         latents = vae.encode(to_unit_range(data.images[:256])).latent_dist.mean
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
     vae.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
-    print(f"vae saved to {args.out} after {time.time() - began:.0f} s; "
+    print(f"vae saved to {args.out} after {clock.seconds():.0f} s; "
           f"scaling_factor {vae.config.scaling_factor:.4f}")
     return Path(args.out)
