@@ -59,6 +59,16 @@ def slider_panel(attributes: list[dict]) -> tuple[gr.Tabs, dict[str, gr.Slider]]
     return tabs, sliders
 
 
+def settings_and_export(what: str, title: str) -> tuple[gr.JSON, gr.Button, gr.File]:
+    """Under a result: the settings it was made with, and a button that exports it as a ZIP."""
+    with gr.Accordion(title, open=False):
+        settings = gr.JSON(label="Settings")
+    with gr.Row():
+        button = gr.Button(f"Export this {what} (ZIP)", elem_id=f"export-{what}")
+        archive = gr.File(label="Export", interactive=False, elem_id=f"{what}-zip", height=90)
+    return settings, button, archive
+
+
 def build_ui() -> gr.Blocks:
     choices = handlers.model_choices()
     defaults = handlers.model_info(choices[0]).defaults
@@ -113,11 +123,8 @@ def build_ui() -> gr.Blocks:
                         figure = gr.Image(label="Side by side", show_label=False, format="png",
                                           interactive=False, elem_id="side-by-side", elem_classes="mededit-pixels")
                         edit_notes = gr.Markdown()
-                        with gr.Accordion("Settings used (reproduce with /export or the CLI)", open=False):
-                            edit_settings = gr.JSON(label="Settings")
-                        with gr.Row():
-                            export_edit = gr.Button("Export this edit (ZIP)", elem_id="export-edit")
-                            edit_zip = gr.File(label="Export", interactive=False, elem_id="edit-zip", height=90)
+                        edit_settings, export_edit, edit_zip = settings_and_export(
+                            "edit", "Settings used (reproduce with /export or the CLI)")
                     with gr.Tab("Series"):
                         gr.Markdown("A smooth Bezier series from the source to the edit above.")
                         with gr.Row():
@@ -136,11 +143,7 @@ def build_ui() -> gr.Blocks:
                         animation = gr.Image(label="Animation", format="png", type="filepath",
                                              interactive=False, elem_id="series-animation")
                         series_notes = gr.Markdown()
-                        with gr.Accordion("Settings used", open=False):
-                            series_settings = gr.JSON(label="Settings")
-                        with gr.Row():
-                            export_series = gr.Button("Export this series (ZIP)", elem_id="export-series")
-                            series_zip = gr.File(label="Export", interactive=False, elem_id="series-zip", height=90)
+                        series_settings, export_series, series_zip = settings_and_export("series", "Settings used")
 
         names = list(sliders)
         slider_inputs = [sliders[n] for n in names]
