@@ -29,6 +29,7 @@ from pipelines.errors import MedEditError
 from pipelines.export import difference_map, export_zip, side_by_side, animation_gif
 from pipelines.loading import EMBEDDED, EMBEDDED_FOLDER, load_model
 from pipelines.lru import LRU
+from pipelines.metrics import EDIT_FOOTPRINT, edit_footprint
 from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.requests import Edit, Sampling, Series
 
@@ -366,11 +367,12 @@ def ui_edit(model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, a
     settings = report(result, source, "edit")
     before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
     shown_before, shown_after = enlarge(before), enlarge(after)
-    changed = float(np.mean(np.any(result.neutral != result.edited, axis=2)))
+    changed = float(edit_footprint(result.neutral, result.edited).mean())
     state = {**(state or {}), "edit": {"frames": [result.neutral, result.edited], "settings": settings}}
     return ((shown_before, shown_after), side_by_side(shown_before, shown_after),
             enlarge(difference_map(before, after)), settings,
-            notes_markdown(result, f"; {changed:.0%} of pixels changed"), state)
+            notes_markdown(result, f"; {changed:.0%} of pixels changed visibly (by more than "
+                                   f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)"), state)
 
 
 @user_errors

@@ -23,7 +23,6 @@ from pipelines.sampling import Branches, advance, start
 
 CFRT_SWAPS = (0.1, 0.2, 0.3)  # the paper's t* in {5, 10, 15} of 50 steps
 NAIVE_SWAP = 0.0
-EDIT_FOOTPRINT = 24 / 255  # pixels changed more than this belong to the edit, for preservation
 
 
 def prompts_for(modality: str, attribute: str, seed: int) -> tuple[dict, tuple[str, str], tuple[str, str]]:
@@ -82,7 +81,7 @@ class Evaluator:
                 p_edited[s].append(predict_probs(self.classifier, list(edited[s]))[:, columns])
             intended += [[int(r[0][n]) for n in names] for r in rows]
             for n_img, e_img, naive in zip(neutral, edited[swap_at], edited[NAIVE_SWAP]):
-                footprint = np.abs(e_img.astype(float) - n_img).max(-1) / 255 > EDIT_FOOTPRINT
+                footprint = metrics.edit_footprint(n_img, e_img)  # preservation is measured outside it
                 area.append(footprint.mean())
                 if footprint.mean() < 0.5:  # else too little is left outside to measure
                     psnr.append(metrics.psnr_outside(n_img, e_img, footprint))

@@ -25,6 +25,7 @@ from scipy import linalg, ndimage
 
 from pipelines.errors import MedEditError
 
+EDIT_FOOTPRINT = 24 / 255  # a pixel that moved more than this in some channel belongs to the edit
 PSNR_MAX_DB = 100.0  # identical images have infinite PSNR; report this cap instead
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11  # Gaussian window support (11 x 11), radius 5
@@ -259,6 +260,13 @@ def _mask(mask, shape_hw, what: str = "mask") -> np.ndarray | None:
     if m.shape != tuple(shape_hw):
         raise MedEditError(f"{what}: shape {m.shape} does not match the image's {tuple(shape_hw)}")
     return m
+
+
+def edit_footprint(neutral, edited, threshold: float = EDIT_FOOTPRINT) -> np.ndarray:
+    """HxW bool, True where the edit changed a pixel visibly: by more than ``threshold`` in some channel."""
+    x, y = _pair(neutral, edited, "neutral", "edited")
+    # A change of exactly the threshold stays outside, whatever the float rounding of x - y.
+    return np.abs(x - y).max(-1) > threshold + 1e-9
 
 
 def _psnr(mse: float, max_db: float) -> float:

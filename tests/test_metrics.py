@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from pipelines.errors import MedEditError
-from pipelines.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error,
+from pipelines.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error, edit_footprint,
                                fid, flip_rate_non_target, kid, non_target_flips, psnr_outside,
                                ssim_outside)
 
@@ -150,6 +150,18 @@ def test_apr_exact_match_and_accuracy():
 
 
 # ---------------------------------------------------------------- preservation
+
+def test_edit_footprint_is_where_a_pixel_moved_more_than_24_levels_in_some_channel():
+    neutral = np.full((2, 3, 3), 100, np.uint8)
+    edited = neutral.copy()
+    edited[0, 0, 2] = 124  # exactly the threshold: not part of the edit
+    edited[0, 1, 1] = 125  # one level more, in one channel: part of it
+    edited[1, 2] = 60
+    assert edit_footprint(neutral, edited).tolist() == [[False, True, False], [False, False, True]]
+    assert edit_footprint(neutral / 255, edited / 255).tolist() == edit_footprint(neutral, edited).tolist()
+    with pytest.raises(MedEditError, match="differ in shape"):
+        edit_footprint(neutral, edited[:1])
+
 
 def test_psnr_of_known_noise():
     img = np.full((64, 64, 3), 0.5)
