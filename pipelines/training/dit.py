@@ -151,12 +151,13 @@ def train_dit(args) -> Path:
     ema["projector"].save_pretrained(out / "projector", safe_serialization=True)
     DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++",
                                 solver_order=2).save_pretrained(out / "scheduler")
+    seconds = round(clock.seconds())  # read once, so the model info and the printed line agree
     info = ModelInfo.embedded_default(conditioning=args.conditioning)
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool)),
-        "steps": args.steps, "batch": args.batch, "seconds": round(clock.seconds()),
+        "steps": args.steps, "batch": args.batch, "seconds": seconds,
         "threads": torch.get_num_threads()}
     write_model_info(out, info)
-    print(f"dit saved to {out} after {clock.seconds():.0f} s")
+    print(f"dit saved to {out} after {seconds} s")
     return out

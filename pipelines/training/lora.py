@@ -320,6 +320,7 @@ def train_lora(args) -> Path:
 
     # 5. The adapter folder.
     out = Path(args.out)
+    seconds = round(clock.seconds(), 1)  # read once, so the adapter config and the printed line agree
     if main:
         modality = modality_of(*[r["anatomy"] for r in data.rows[:200]])
         attributes = [{"name": n, "modality": modality, "channel": c, "phrase": n.replace("_", " ")}
@@ -335,7 +336,7 @@ def train_lora(args) -> Path:
                                          "align": align, "hldf": args.hldf,
                                          "hldf_steps": args.hldf_steps,
                                          "mixed_precision": args.mixed_precision, "seed": args.seed,
-                                         "seconds": round(clock.seconds(), 1)}})
-        print_(f"adapter saved to {out} after {clock.seconds():.0f} s")
+                                         "seconds": seconds}})
+        print_(f"adapter saved to {out} after {seconds:.0f} s")
     accelerator.wait_for_everyone()
     return out
