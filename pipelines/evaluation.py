@@ -2,7 +2,9 @@
 
 For every attribute and seed: the phantom captioner writes the seed's prompts with the attribute
 off (the neutral image) and on (the edit), the model samples the neutral image and edits at several
-swap points from the same noise, and the classifier judges them all. Swap point 0 (the edited
+swap points from the same noise, and the classifier judges them all. The other factors of a neutral
+prompt are random, so pooling the neutral images of a modality also measures each attribute's
+accuracy when it is asked for and when it is not (`attribute_accuracy`). Swap point 0 (the edited
 prompts from the first step) is the naive way, regenerating from scratch, measured in the same run.
 Seeds are processed in batches through the same sampling functions the pipeline uses.
 """
@@ -94,9 +96,11 @@ class Evaluator:
         p_neutral = np.concatenate(p_neutral)
         p_edited = {s: np.concatenate(v) for s, v in p_edited.items()}
         along = np.stack([p_edited[s] for s in CFRT_SWAPS], 1)  # [S, T, K]
+        accuracy = metrics.attribute_accuracy(p_neutral, np.array(intended), names=names)
         return {
             "modality": modality, "attribute": attribute, "seeds": len(seeds), "swap_at": swap_at,
-            "neutral_accuracy": float(metrics.attribute_accuracy(p_neutral, np.array(intended))["mean"]),
+            "neutral_accuracy": accuracy["mean"],  # over every attribute of this row's neutral images
+            "neutral_accuracy_by_attribute": accuracy["by_name"],
             "edited_target_rate": float((p_edited[swap_at][:, target] >= 0.5).mean()),
             "cfrt": float(metrics.cfrt(p_neutral, along, target)) if len(names) > 1 else None,
             "no_non_target_flip": float(metrics.flip_rate_non_target(
@@ -124,15 +128,29 @@ def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
     for modality, attribute in tqdm(jobs, desc="evaluating", disable=not progress):
         base = 20_000_000 + 1000 * len(rows)  # held out from every training seed range
         rows.append(evaluator.attribute(modality, attribute, list(range(base, base + seeds)), swap_at))
+    pool_attribute_accuracy(rows)
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
             "scales": evaluator.scales, "seeds_per_attribute": seeds, "swap_at": swap_at,
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
             "summary": summarize(rows)}
 
 
+def pool_attribute_accuracy(rows: list[dict]) -> None:
+    """Each row's `attribute_accuracy`: how often the classifier reads its attribute as the prompt
+    asked, over the neutral images of every row of its modality (all rows have the same seed count).
+
+    A row's own `neutral_accuracy` mixes all attributes of its images; this is the per-attribute
+    figure. With every attribute of a modality evaluated, the two have the same mean.
+    """
+    for row in rows:
+        pooled = [r["neutral_accuracy_by_attribute"][row["attribute"]] for r in rows
+                  if r["modality"] == row["modality"]]
+        row["attribute_accuracy"] = float(np.mean(pooled))
+
+
 def summarize(rows: list[dict]) -> dict:
     mean = lambda key: float(np.mean([r[key] for r in rows if r[key] is not None]))  # noqa: E731
-    return {key: mean(key) for key in ("neutral_accuracy", "edited_target_rate", "cfrt",
-                                       "no_non_target_flip", "psnr_whole", "psnr_outside_edit",
+    return {key: mean(key) for key in ("neutral_accuracy", "attribute_accuracy", "edited_target_rate",
+                                       "cfrt", "no_non_target_flip", "psnr_whole", "psnr_outside_edit",
                                        "ssim_outside_edit", "edit_area", "naive_psnr_whole",
                                        "naive_edited_target_rate", "naive_no_non_target_flip")}

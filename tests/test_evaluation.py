@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
-from pipelines.evaluation import evaluate, prompts_for
+import pytest
+
+from pipelines.evaluation import evaluate, pool_attribute_accuracy, prompts_for
 from pipelines.loading import load_model
 
 
@@ -19,11 +21,21 @@ def test_report_has_every_figure_in_range(micro_model_folder):
                       attributes=["hair", "ruler"], steps=4, batch=2, progress=False)
     assert [r["attribute"] for r in report["attributes"]] == ["hair", "ruler"]
     for row in report["attributes"]:
-        for key in ("neutral_accuracy", "edited_target_rate", "cfrt", "no_non_target_flip",
+        for key in ("neutral_accuracy", "attribute_accuracy", "edited_target_rate", "cfrt", "no_non_target_flip",
                     "naive_edited_target_rate"):
             assert 0.0 <= row[key] <= 1.0, key
         assert row["seeds"] == 3 and row["psnr_whole"] > 0
-    assert set(report["summary"]) >= {"cfrt", "neutral_accuracy", "psnr_whole"}
+    assert set(report["summary"]) >= {"cfrt", "neutral_accuracy", "attribute_accuracy", "psnr_whole"}
+
+
+def test_attribute_accuracy_pools_the_neutral_images_of_every_row_of_its_modality():
+    row = lambda modality, attribute, by: {"modality": modality, "attribute": attribute,  # noqa: E731
+                                           "neutral_accuracy_by_attribute": by}
+    rows = [row("dermoscopy", "hair", {"hair": 1.0, "ink": 0.2}),  # ink asked for, not drawn
+            row("dermoscopy", "ink", {"hair": 0.8, "ink": 1.0}),
+            row("cxr", "marker", {"marker": 0.5})]
+    pool_attribute_accuracy(rows)
+    assert [r["attribute_accuracy"] for r in rows] == [pytest.approx(0.9), pytest.approx(0.6), 0.5]
 
 
 def test_eval_cli_rejects_bad_values(micro_model_folder):

@@ -5,22 +5,26 @@ import subprocess
 import sys
 from argparse import Namespace
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
 from pipelines.editing import MedEditPipeline
 from pipelines.loading import load_model
+from pipelines.phantoms import phantom
 from pipelines.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
+from pipelines.training.data import coverage
 from pipelines.training.dit import train_dit
-from pipelines.training.vae import train_vae
+from pipelines.training.vae import DETAIL_MASKS, train_vae
 
 
-def vae_args(tmp_path, steps, resume=False):
-    return Namespace(preset="micro", steps=steps, batch=2, crop=32, lr=1e-3, n=4, seed=0,
-                     workdir=str(tmp_path / "vae-run"), out=str(tmp_path / "model" / "vae"), resume=resume)
+def vae_args(tmp_path, steps, resume=False, **changes):
+    return Namespace(**{**dict(preset="micro", steps=steps, batch=2, crop=32, lr=1e-3, n=4, seed=0,
+                               workdir=str(tmp_path / "vae-run"), out=str(tmp_path / "model" / "vae"),
+                               resume=resume, init=None, detail_weight=0.0), **changes})
 
 
 def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1):
@@ -42,6 +46,27 @@ def test_vae_resume_continues_exactly(tmp_path):
     for key in straight:
         assert torch.allclose(straight[key], resumed[key], atol=1e-6), key
     assert AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").config.scaling_factor > 0
+
+
+def test_a_vae_fine_tunes_from_another_with_the_thin_marks_weighted(tmp_path):
+    train_vae(vae_args(tmp_path, 1))
+    base = tmp_path / "model" / "vae"
+    tuned = tmp_path / "tuned"
+    train_vae(vae_args(tmp_path, 2, init=str(base), detail_weight=5.0, workdir=str(tmp_path / "tune-run"),
+                       out=str(tuned)))
+    before, after = AutoencoderKL.from_pretrained(base), AutoencoderKL.from_pretrained(tuned)
+    assert before.config.block_out_channels == after.config.block_out_channels
+    changed = [k for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])]
+    assert changed and "decoder.conv_out.weight" in changed
+
+
+def test_detail_coverage_is_the_union_of_the_named_masks_at_the_model_size():
+    plain = phantom("dermoscopy", 3, hair=False, gel_bubbles=False, ruler=False, ink=False)
+    assert np.array_equal(coverage(plain.masks, DETAIL_MASKS, 64), coverage(plain.masks, ("lesion",), 64))
+    inked = phantom("dermoscopy", 3, ink=True, hair=False, gel_bubbles=False, ruler=False)
+    ink, both = coverage(inked.masks, ("ink",), 64), coverage(inked.masks, ("ink", "lesion"), 64)
+    assert ink.shape == (64, 64) and ink.max() == 255 and not coverage(plain.masks, ("ink",), 64).any()
+    assert (both >= ink).all() and (both > ink).any()
 
 
 def test_the_training_state_carries_the_run_time_across_calls(tmp_path, monkeypatch):

@@ -47,6 +47,6 @@ def run(args) -> int:
     else:
         print(f"{'attribute':16} {'acc':>5} {'cfrt':>5} {'keep':>5} {'psnr':>6} {'naive':>6}")
         for r in report["attributes"]:
-            print(f"{r['attribute']:16} {r['neutral_accuracy']:5.2f} {r['cfrt'] or 0:5.2f} "
+            print(f"{r['attribute']:16} {r['attribute_accuracy']:5.2f} {r['cfrt'] or 0:5.2f} "
                   f"{r['no_non_target_flip']:5.2f} {r['psnr_whole']:6.1f} {r['naive_psnr_whole']:6.1f}")
     return 0
