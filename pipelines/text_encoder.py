@@ -44,9 +44,10 @@ def locate_minilm() -> Path:
 
 
 class TextEncoder:
-    """Frozen MiniLM: prompt strings to padded token states. Thread-safe (no state is mutated)."""
+    """Frozen MiniLM: prompt strings to padded token states on its device (a trainer may use a GPU).
+    Thread-safe (no state is mutated)."""
 
-    def __init__(self, folder: Path | None = None, max_length: int = MAX_LENGTH):
+    def __init__(self, folder: Path | None = None, max_length: int = MAX_LENGTH, device: str = "cpu"):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
@@ -54,7 +55,7 @@ class TextEncoder:
 
         folder = folder or locate_minilm()
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
+        self.model = AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False).to(device)
         self.max_length = max_length
         self.dim = self.model.config.hidden_size
 
@@ -69,6 +70,7 @@ class TextEncoder:
         tokens = self.tokenizer([p.strip() for p in prompts], padding="max_length", truncation=True,
                                 max_length=self.max_length, return_tensors="pt",
                                 return_overflowing_tokens=False)
+        tokens = tokens.to(self.model.device)
         states = self.model(input_ids=tokens["input_ids"],
                             attention_mask=tokens["attention_mask"]).last_hidden_state
         return EncodedText(states, tokens["attention_mask"], [self._cut_part(p) for p in prompts])

@@ -6,32 +6,35 @@ import sys
 from argparse import Namespace
 
 import numpy as np
+import pytest
 import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
 from pipelines.editing import MedEditPipeline
+from pipelines.errors import MedEditError
 from pipelines.loading import load_model
 from pipelines.phantoms import phantom
 from pipelines.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
-from pipelines.training.data import coverage
+from pipelines.training.data import build_phantom_set, coverage
 from pipelines.training.dit import train_dit
+from pipelines.training.hardware import training_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 
 
 def vae_args(tmp_path, steps, resume=False, **changes):
     return Namespace(**{**dict(preset="micro", steps=steps, batch=2, crop=32, lr=1e-3, n=4, seed=0,
                                workdir=str(tmp_path / "vae-run"), out=str(tmp_path / "model" / "vae"),
-                               resume=resume, init=None, detail_weight=0.0), **changes})
+                               resume=resume, init=None, detail_weight=0.0, device="cpu"), **changes})
 
 
-def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1):
-    return Namespace(preset="micro", steps=steps, batch=4, lr=1e-3, n=6, seed=0, align=align,
-                     conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
-                     workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
-                     resume=resume, ema=0.99)
+def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, **changes):
+    return Namespace(**{**dict(preset="micro", steps=steps, batch=4, lr=1e-3, n=6, seed=0, align=align,
+                               conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
+                               workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
+                               resume=resume, ema=0.99, device="cpu", init=None), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -112,3 +115,32 @@ def test_train_cli_lists_trainers_and_rejects_unknown_preset(tmp_path):
               "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o"))
     assert bad.returncode == 2 and "unknown vae preset 'huge'" in bad.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_phantom_sets_do_not_depend_on_how_many_processes_render_them():
+    one = build_phantom_set(6, 3, 32, progress=False, detail_masks=("ink",), workers=1)
+    two = build_phantom_set(6, 3, 32, progress=False, detail_masks=("ink",), workers=2)
+    assert torch.equal(one.images, two.images) and torch.equal(one.detail, two.detail)
+    assert (one.anatomy, one.style, one.modality) == (two.anatomy, two.style, two.modality)
+    assert torch.equal(one.labels, two.labels)
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert training_device("auto").type == "cpu"
+    with pytest.raises(MedEditError, match="no CUDA GPU"):
+        training_device("cuda")
+
+
+def test_dit_training_continues_from_a_saved_model(tmp_path):
+    train_vae(vae_args(tmp_path, 1))
+    train_dit(dit_args(tmp_path, 2))
+    # With a zero learning rate nothing moves: the continued model is the one it started from.
+    train_dit(dit_args(tmp_path, 2, init=str(tmp_path / "model"), lr=0.0, out=str(tmp_path / "again"),
+                       workdir=str(tmp_path / "dit-again")))
+    for part in ("transformer", "projector"):
+        before = load_file(tmp_path / "model" / part / "diffusion_pytorch_model.safetensors")
+        after = load_file(tmp_path / "again" / part / "diffusion_pytorch_model.safetensors")
+        assert before.keys() == after.keys()
+        assert all(torch.equal(before[k], after[k]) for k in before)

@@ -29,12 +29,12 @@ def save_training_state(folder: Path, modules: dict, optimizer: torch.optim.Opti
                         clock: RunClock, extra: dict | None = None) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{name}.{key}": value.detach().contiguous()
+    tensors = {f"model.{name}.{key}": value.detach().cpu().contiguous()
                for name, module in modules.items() for key, value in module.state_dict().items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).contiguous()
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     tmp = folder / (STATE_FILE + ".tmp")
     save_file(tensors, tmp)

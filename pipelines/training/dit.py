@@ -11,15 +11,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, PixArtTransformer2DModel
 from tqdm import tqdm
 
 from pipelines.conditioners import join_prompts
+from pipelines.conditioning import DisentangledProjector
 from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
 from pipelines.text_encoder import TextEncoder
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
+from pipelines.training.hardware import describe, training_device
 from pipelines.training.priors import PRIOR_DIMS, visual_priors
 
 DROP = 0.1
@@ -39,22 +41,25 @@ def add_arguments(parser):
     parser.add_argument("--workdir", default="runs/dit", help="checkpoints for --resume")
     parser.add_argument("--out", default="assets/mededit-default")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init", help="a model folder whose transformer and projector training continues "
+                                       "from, with a fresh optimiser (default: new ones of --preset)")
     parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cuda or cpu")
 
 
 class TextCache:
     """Every distinct caption encoded once; batches gather rows by index."""
 
-    def __init__(self, encoder: TextEncoder, captions: list[str]):
+    def __init__(self, encoder: TextEncoder, captions: list[str], device: torch.device):
         unique = sorted(set(captions))
         states, masks = [], []
         for start in tqdm(range(0, len(unique), 256), desc="encoding captions"):
             encoded = encoder.encode(unique[start:start + 256])
             states.append(encoded.states.half())
             masks.append(encoded.mask)
-        self.states, self.masks = torch.cat(states), torch.cat(masks)
+        self.states, self.masks = torch.cat(states).to(device), torch.cat(masks).to(device)
         row = {caption: i for i, caption in enumerate(unique)}
-        self.index = torch.tensor([row[c] for c in captions])
+        self.index = torch.tensor([row[c] for c in captions], device=device)
 
     def get(self, rows: torch.Tensor):
         i = self.index[rows]
@@ -63,34 +68,43 @@ class TextCache:
 
 @torch.no_grad()
 def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
-    chunks = [vae.encode(to_unit_range(images[i:i + 256])).latent_dist.mean
+    chunks = [vae.encode(to_unit_range(images[i:i + 256].to(vae.device))).latent_dist.mean
               for i in tqdm(range(0, len(images), 256), desc="encoding latents")]
     return torch.cat(chunks) * vae.config.scaling_factor
 
 
 def train_dit(args) -> Path:
     torch.manual_seed(args.seed)
-    # 1. Data: phantoms, their latents, their encoded captions and priors.
-    vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval()
+    device = training_device(args.device)
+    # 1. Data: phantoms, their latents, their encoded captions and priors, all on the device.
+    vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval().to(device)
     data = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE)
     latents = encode_latents(vae, data.images)
-    encoder = TextEncoder()
+    encoder = TextEncoder(device=device)
     if args.conditioning == "joined":
         joined = [join_prompts(a, s) for a, s in zip(data.anatomy, data.style)]
-        anatomy_text, style_text = TextCache(encoder, joined), TextCache(encoder, [""] * len(joined))
+        anatomy_text = TextCache(encoder, joined, device)
+        style_text = TextCache(encoder, [""] * len(joined), device)
     else:
-        anatomy_text, style_text = TextCache(encoder, data.anatomy), TextCache(encoder, data.style)
-    anatomy_prior, style_prior = visual_priors(data.labels, data.modality)
+        anatomy_text = TextCache(encoder, data.anatomy, device)
+        style_text = TextCache(encoder, data.style, device)
+    anatomy_prior, style_prior = (p.to(device) for p in visual_priors(data.labels, data.modality))
 
     # 2. Models, optimiser, EMA, noise schedule.
-    transformer = make_transformer(args.preset)
-    projector = make_projector(args.preset, *PRIOR_DIMS)
+    if args.init:
+        load = dict(use_safetensors=True, torch_dtype=torch.float32)
+        transformer = PixArtTransformer2DModel.from_pretrained(Path(args.init) / "transformer", **load)
+        projector = DisentangledProjector.from_pretrained(Path(args.init) / "projector", **load)
+    else:
+        transformer = make_transformer(args.preset)
+        projector = make_projector(args.preset, *PRIOR_DIMS)
+    transformer, projector = transformer.to(device), projector.to(device)
     modules = {"transformer": transformer, "projector": projector}
     ema = {name: copy.deepcopy(m).requires_grad_(False) for name, m in modules.items()}
     parameters = [p for m in modules.values() for p in m.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
     noise_schedule = DDPMScheduler(**NOISE_SCHEDULE)
-    alphas = noise_schedule.alphas_cumprod
+    alphas = noise_schedule.alphas_cumprod.to(device)
     start, clock = 0, RunClock()
     every = {**modules, **{f"ema_{k}": v for k, v in ema.items()}}
     if args.resume and (meta := load_training_state(args.workdir, every, optimizer, clock)):
@@ -103,16 +117,17 @@ def train_dit(args) -> Path:
         generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         for group in optimizer.param_groups:  # linear warm-up, then constant
             group["lr"] = args.lr * min(1.0, (step + 1) / 200)
-        rows = torch.randint(0, len(latents), (args.batch,), generator=generator)
+        # Drawn on the CPU, so a step draws the same numbers on any device.
+        rows = torch.randint(0, len(latents), (args.batch,), generator=generator).to(device)
         x0 = latents[rows]
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, len(alphas), (args.batch,), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        t = torch.randint(0, len(alphas), (args.batch,), generator=generator).to(device)
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         a_states, a_mask = anatomy_text.get(rows)
         s_states, s_mask = style_text.get(rows)
-        a_null = torch.rand(args.batch, generator=generator) < DROP
-        s_null = torch.rand(args.batch, generator=generator) < DROP
+        a_null = (torch.rand(args.batch, generator=generator) < DROP).to(device)
+        s_null = (torch.rand(args.batch, generator=generator) < DROP).to(device)
         if args.conditioning == "joined":
             s_null = torch.ones_like(s_null)
         a_tokens, a_mask = projector.project("anatomy", a_states, a_mask, a_null)
@@ -138,8 +153,7 @@ def train_dit(args) -> Path:
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for name, module in modules.items():
-                for e, p in zip(ema[name].parameters(), module.parameters()):
-                    e.lerp_(p, 1 - decay)
+                torch._foreach_lerp_(list(ema[name].parameters()), list(module.parameters()), 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 100 == 0 or step + 1 == args.steps:
             save_training_state(args.workdir, every, optimizer, step + 1, clock)
@@ -147,17 +161,17 @@ def train_dit(args) -> Path:
     # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
     out = Path(args.out)
     # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
-    ema["transformer"].to(torch.float16).save_pretrained(out / "transformer", safe_serialization=True)
-    ema["projector"].save_pretrained(out / "projector", safe_serialization=True)
+    ema["transformer"].to("cpu", torch.float16).save_pretrained(out / "transformer", safe_serialization=True)
+    ema["projector"].to("cpu").save_pretrained(out / "projector", safe_serialization=True)
     DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++",
                                 solver_order=2).save_pretrained(out / "scheduler")
     seconds = round(clock.seconds())  # read once, so the model info and the printed line agree
     info = ModelInfo.embedded_default(conditioning=args.conditioning)
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool)),
+        if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool) and v is not None),
         "steps": args.steps, "batch": args.batch, "seconds": seconds,
-        "threads": torch.get_num_threads()}
+        "threads": torch.get_num_threads(), "device": describe(device)}
     write_model_info(out, info)
-    print(f"dit saved to {out} after {seconds} s")
+    print(f"dit saved to {out} after {seconds} s on {describe(device)}")
     return out

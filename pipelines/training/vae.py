@@ -21,6 +21,7 @@ from diffusers import AutoencoderKL
 from pipelines.presets import IMAGE_SIZE, make_vae
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
+from pipelines.training.hardware import describe, training_device
 
 KL_WEIGHT = 1e-6
 DETAIL_MASKS = ("hair", "gel_bubbles", "ruler", "ink", "support_devices", "pacemaker", "marker", "lesion")
@@ -40,6 +41,7 @@ def add_arguments(parser):
     parser.add_argument("--init", help="a VAE folder to fine-tune (default: a fresh one of --preset)")
     parser.add_argument("--detail-weight", type=float, default=0.0,
                         help="extra weight of the error on thin marks (0: off)")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cuda or cpu")
 
 
 def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -51,12 +53,14 @@ def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) ->
 
 def train_vae(args) -> Path:
     torch.manual_seed(args.seed)
+    device = training_device(args.device)
     data = build_phantom_set(args.n, args.seed, IMAGE_SIZE,
                              detail_masks=DETAIL_MASKS if args.detail_weight else ())
     if args.init:
         vae = AutoencoderKL.from_pretrained(args.init, use_safetensors=True, torch_dtype=torch.float32)
     else:
         vae = make_vae(args.preset)
+    vae.to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
     start, clock = 0, RunClock()
     if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer, clock)):
@@ -72,6 +76,7 @@ def train_vae(args) -> Path:
         if data.detail is not None:
             stacked = torch.cat([stacked, data.detail[index]], 1)
         crops = random_crops(stacked, args.crop, generator)  # one crop for the image and its detail
+        crops = crops.to(device)
         batch = to_unit_range(crops[:, :3])
         weight = 1.0 if data.detail is None else 1.0 + args.detail_weight * crops[:, 3:].float() / 255
         posterior = vae.encode(batch).latent_dist
@@ -86,10 +91,10 @@ def train_vae(args) -> Path:
             save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1, clock)
     vae.eval()
     with torch.no_grad():
-        latents = vae.encode(to_unit_range(data.images[:256])).latent_dist.mean
+        latents = vae.encode(to_unit_range(data.images[:256].to(device))).latent_dist.mean
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
-    vae.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
-    print(f"vae saved to {args.out} after {clock.seconds():.0f} s; "
+    vae.to("cpu", torch.float16).save_pretrained(args.out, safe_serialization=True)
+    print(f"vae saved to {args.out} after {clock.seconds():.0f} s on {describe(device)}; "
           f"scaling_factor {vae.config.scaling_factor:.4f}")
     return Path(args.out)
