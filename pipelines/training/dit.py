@@ -21,7 +21,7 @@ from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_t
 from pipelines.text_encoder import TextEncoder
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
-from pipelines.training.hardware import describe, training_device
+from pipelines.training.hardware import add_device_argument, describe, training_device
 from pipelines.training.priors import PRIOR_DIMS, visual_priors
 
 DROP = 0.1
@@ -44,7 +44,7 @@ def add_arguments(parser):
     parser.add_argument("--init", help="a model folder whose transformer and projector training continues "
                                        "from, with a fresh optimiser (default: new ones of --preset)")
     parser.add_argument("--ema", type=float, default=0.999)
-    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cuda or cpu")
+    add_device_argument(parser)
 
 
 class TextCache:

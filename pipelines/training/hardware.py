@@ -5,6 +5,10 @@ import torch
 from pipelines.errors import MedEditError
 
 
+def add_device_argument(parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cuda or cpu")
+
+
 def training_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -21,7 +21,7 @@ from diffusers import AutoencoderKL
 from pipelines.presets import IMAGE_SIZE, make_vae
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
-from pipelines.training.hardware import describe, training_device
+from pipelines.training.hardware import add_device_argument, describe, training_device
 
 KL_WEIGHT = 1e-6
 DETAIL_MASKS = ("hair", "gel_bubbles", "ruler", "ink", "support_devices", "pacemaker", "marker", "lesion")
@@ -41,7 +41,7 @@ def add_arguments(parser):
     parser.add_argument("--init", help="a VAE folder to fine-tune (default: a fresh one of --preset)")
     parser.add_argument("--detail-weight", type=float, default=0.0,
                         help="extra weight of the error on thin marks (0: off)")
-    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cuda or cpu")
+    add_device_argument(parser)
 
 
 def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -75,8 +75,7 @@ def train_vae(args) -> Path:
         stacked = data.images[index]
         if data.detail is not None:
             stacked = torch.cat([stacked, data.detail[index]], 1)
-        crops = random_crops(stacked, args.crop, generator)  # one crop for the image and its detail
-        crops = crops.to(device)
+        crops = random_crops(stacked, args.crop, generator).to(device)  # one crop for the image and its detail
         batch = to_unit_range(crops[:, :3])
         weight = 1.0 if data.detail is None else 1.0 + args.detail_weight * crops[:, 3:].float() / 255
         posterior = vae.encode(batch).latent_dist
