@@ -41,7 +41,7 @@ SERIES_KEYS = ("frames", "mode", "control_points", "bend")
 # Keys that /edit and /series report but that a request does not set.
 REPORTED_ONLY = ("model_id", "model_revision", "swap_step", "notes", "seconds", "kind")
 REQUEST_KEYS = ("model", "anatomy", "style", "to_anatomy", "to_style", "sliders", "swap_at", "seed",
-                "steps", "anatomy_scale", "style_scale") + SERIES_KEYS
+                "steps", "anatomy_scale", "style_scale", "locality") + SERIES_KEYS
 
 try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU to the decorated call.
     import spaces
@@ -173,9 +173,11 @@ def sampling(pipeline, anatomy, style, seed, steps, anatomy_scale, style_scale) 
                     pick(anatomy_scale, "anatomy_scale"), pick(style_scale, "style_scale"))
 
 
-def edit(pipeline, to_anatomy, to_style, sliders, swap_at) -> Edit:
-    swap = pipeline.model.info.defaults.get("swap_at", 0.2) if swap_at is None else swap_at
-    return Edit(to_anatomy, to_style, parse_sliders(sliders, pipeline), swap)
+def edit(pipeline, to_anatomy, to_style, sliders, swap_at, locality=None) -> Edit:
+    defaults = pipeline.model.info.defaults
+    swap = defaults.get("swap_at", 0.2) if swap_at is None else swap_at
+    locality = defaults.get("locality", 0.0) if locality is None else locality
+    return Edit(to_anatomy, to_style, parse_sliders(sliders, pipeline), swap, locality)
 
 
 def random_seed() -> int:
@@ -288,21 +290,22 @@ def api_generate(anatomy, style, seed, steps, anatomy_scale, style_scale, model,
 
 
 def _edit_request(model, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps,
-                  anatomy_scale, style_scale):
+                  anatomy_scale, style_scale, locality=None):
     source = check_model_choice(model)
     pipeline = get_pipeline(source)
     s = sampling(pipeline, text_field("anatomy", anatomy), text_field("style", style), seed, steps,
                  anatomy_scale, style_scale)
-    e = edit(pipeline, text_field("to_anatomy", to_anatomy), text_field("to_style", to_style), sliders, swap_at)
+    e = edit(pipeline, text_field("to_anatomy", to_anatomy), text_field("to_style", to_style), sliders,
+             swap_at, locality)
     return source, pipeline, s, e
 
 
 @user_errors
 def api_edit(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
-             style_scale, model, progress=gr.Progress()):
+             style_scale, model, locality=None, progress=gr.Progress()):
     """Neutral and edited image from one noise. Returns (neutral, edited, difference, side by side, settings)."""
     source, pipeline, s, e = _edit_request(model, anatomy, style, to_anatomy, to_style, sliders, swap_at,
-                                           seed, steps, anatomy_scale, style_scale)
+                                           seed, steps, anatomy_scale, style_scale, locality)
     result = compute("edit", source, s, e, progress=progress)
     before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
     settings = {**report(result, source, "edit"), "notes": result.notes}
@@ -311,10 +314,11 @@ def api_edit(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps
 
 @user_errors
 def api_series(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
-               style_scale, mode, frames, control_points, bend, model, progress=gr.Progress()):
+               style_scale, mode, frames, control_points, bend, model, locality=None,
+               progress=gr.Progress()):
     """A Bezier series from neutral to edited. Returns (frames, GIF, settings)."""
     source, pipeline, s, e = _edit_request(model, anatomy, style, to_anatomy, to_style, sliders, swap_at,
-                                           seed, steps, anatomy_scale, style_scale)
+                                           seed, steps, anatomy_scale, style_scale, locality)
     series = Series(16 if frames is None else frames, mode or "latent",
                     6 if control_points is None else control_points, 0.0 if bend is None else bend)
     result = compute("series", source, s, e, series, progress)
@@ -330,7 +334,8 @@ def api_export(settings, progress=gr.Progress()):
     source, pipeline, s, e = _edit_request(
         request.get("model"), request.get("anatomy"), request.get("style"), request.get("to_anatomy"),
         request.get("to_style"), request.get("sliders"), request.get("swap_at"), request.get("seed"),
-        request.get("steps"), request.get("anatomy_scale"), request.get("style_scale"))
+        request.get("steps"), request.get("anatomy_scale"), request.get("style_scale"),
+        request.get("locality"))
     if any(k in request for k in SERIES_KEYS):
         series = Series(request.get("frames", 16), request.get("mode", "latent"),
                         request.get("control_points", 6), request.get("bend", 0.0))
@@ -359,10 +364,10 @@ def slider_json(names: list[str], values) -> dict:
 
 @user_errors
 def ui_edit(model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, anatomy_scale,
-            style_scale, state, names, values, progress=None):
+            style_scale, locality, state, names, values, progress=None):
     source, pipeline, s, e = _edit_request(model, anatomy, style, to_anatomy, to_style,
                                            slider_json(names, values), swap_at, seed, steps,
-                                           anatomy_scale, style_scale)
+                                           anatomy_scale, style_scale, locality)
     result = compute("edit", source, s, e, progress=progress)
     settings = report(result, source, "edit")
     before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
@@ -377,10 +382,11 @@ def ui_edit(model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, a
 
 @user_errors
 def ui_series(model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, anatomy_scale,
-              style_scale, mode, frames, control_points, bend, state, names, values, progress=None):
+              style_scale, locality, mode, frames, control_points, bend, state, names, values,
+              progress=None):
     source, pipeline, s, e = _edit_request(model, anatomy, style, to_anatomy, to_style,
                                            slider_json(names, values), swap_at, seed, steps,
-                                           anatomy_scale, style_scale)
+                                           anatomy_scale, style_scale, locality)
     result = compute("series", source, s, e, Series(frames, mode, control_points, bend), progress)
     settings = report(result, source, "series")
     gallery = [(enlarge(f), f"t={t:.2f}") for f, t in zip(result.frames, result.times)]

@@ -96,6 +96,10 @@ def build_ui() -> gr.Blocks:
                                     label="Edit strength: swap at (fraction of steps)",
                                     info="the edit takes over after this fraction of the denoising "
                                          "steps: earlier (smaller) = stronger edit, later = closer to the source")
+                locality = gr.Slider(0, 0.9, value=defaults.get("locality", 0.0), step=0.05,
+                                     label="Keep the rest: edit only where it acts",
+                                     info="0 lets the whole image change; higher keeps the source "
+                                          "image outside a tighter region around the edit")
                 with gr.Row():
                     anatomy_scale = gr.Slider(0, 15, value=defaults["anatomy_scale"], step=0.5,
                                               label="Anatomy strength (guidance)")
@@ -147,7 +151,8 @@ def build_ui() -> gr.Blocks:
 
         names = list(sliders)
         slider_inputs = [sliders[n] for n in names]
-        common = [model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, anatomy_scale, style_scale]
+        common = [model, anatomy, style, to_anatomy, to_style, swap_at, seed, steps, anatomy_scale, style_scale,
+                  locality]
 
         def on_edit(*args, progress=gr.Progress()):
             count = len(common) + 1  # the fixed inputs and the session state; then the sliders
@@ -167,7 +172,7 @@ def build_ui() -> gr.Blocks:
                         show_progress="minimal", **private)
 
         edit_button.click(on_edit, edit_inputs, edit_outputs, **private)
-        for control in slider_inputs + [swap_at, anatomy_scale, style_scale, steps]:
+        for control in slider_inputs + [swap_at, locality, anatomy_scale, style_scale, steps]:
             control.release(**rerender)
         for box in (anatomy, style, to_anatomy, to_style, seed):
             box.submit(**rerender)
@@ -212,6 +217,7 @@ def api_endpoints(defaults: dict):
         to_anatomy, to_style, sliders = text("to_anatomy"), text("to_style"), text("sliders")
         # Defaults: the default model's own (the model's info file); handlers check every value.
         swap_at, seed = number("swap_at", defaults.get("swap_at", 0.2)), number("seed", 0)
+        locality = number("locality", defaults.get("locality", 0.0))
         steps = number("steps", defaults["steps"])
         anatomy_scale = number("anatomy_scale", defaults["anatomy_scale"])
         style_scale = number("style_scale", defaults["style_scale"])
@@ -232,9 +238,10 @@ def api_endpoints(defaults: dict):
         # Hidden buttons carry the endpoints: they are never clicked, only called by name.
         gr.Button(visible=False).click(handlers.api_generate, sampling + tail + [model],
                                        [generated, settings_out], api_name="generate")
-        gr.Button(visible=False).click(handlers.api_edit, edit_in + [model],
+        gr.Button(visible=False).click(handlers.api_edit, edit_in + [model, locality],
                                        [neutral, edited, difference, figure, settings_out], api_name="edit")
-        gr.Button(visible=False).click(handlers.api_series, edit_in + [mode, frames, control_points, bend, model],
+        gr.Button(visible=False).click(handlers.api_series,
+                                       edit_in + [mode, frames, control_points, bend, model, locality],
                                        [frames_out, gif, settings_out], api_name="series")
         gr.Button(visible=False).click(handlers.api_export, [settings_in], [archive], api_name="export")
 

@@ -54,7 +54,7 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
     defaults = model.info.defaults
     s = Sampling(SOURCE.anatomy, SOURCE.style, SOURCE.seed, defaults["steps"],
                  defaults["anatomy_scale"], defaults["style_scale"])
-    e = Edit(**EDIT, swap_at=defaults["swap_at"])
+    e = Edit(**EDIT, swap_at=defaults["swap_at"], locality=defaults.get("locality", 0.0))
     ours, naive = {}, {}
 
     # 1. Cold pair: fresh caches, neutral + edited.
@@ -65,7 +65,7 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
     ours["pair_cold_s"] = statistics.median(cold)
     # 2. Slider re-edits from the cached prefix.
     ours["reedit_s"] = statistics.median(
-        timed(pipeline.edit, s, Edit(**EDIT, swap_at=e.swap_at, sliders={"hair": x}))
+        timed(pipeline.edit, s, Edit(**EDIT, swap_at=e.swap_at, locality=e.locality, sliders={"hair": x}))
         for x in (0.5, 1.0, 1.5, 2.0))
     # 3. 16-frame series in both modes (fresh caches, so each includes its prefix).
     for mode in ("latent", "embedding"):
@@ -84,6 +84,6 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
               "series16_latent": naive["series16_s"] / ours["series16_latent_s"],
               "series16_embedding": naive["series16_s"] / ours["series16_embedding_s"]}
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": s.steps,
-            "swap_at": e.swap_at, "threads": torch.get_num_threads(), "ours": ours, "naive": naive,
+            "swap_at": e.swap_at, "locality": e.locality, "threads": torch.get_num_threads(), "ours": ours, "naive": naive,
             "speedup_vs_naive": ratios,
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -1,8 +1,9 @@
 """MedEditPipeline: generate, edit (swap at t) and Bezier series over one loaded model.
 
-The neutral run and every edit share the noise and the steps before the swap. Those prefixes, the
-neutral results and the encoded prompts are kept in small LRU caches keyed by everything they
-depend on, so moving a slider recomputes only the steps after the swap and one decode.
+The neutral run and every edit share the noise and the steps before the swap. The neutral run
+(kept after every step) and the encoded prompts are held in small LRU caches keyed by everything
+they depend on, so moving a slider, or the swap point, recomputes only the edit's tail and one
+decode. A local edit (`Edit.locality` > 0) changes only where the edited prompts act.
 """
 
 import time
@@ -17,7 +18,7 @@ from pipelines.interpolation import bezier, bezier_keep_norm
 from pipelines.loading import LoadedModel, decode
 from pipelines.lru import LRU
 from pipelines.requests import Edit, Sampling, Series
-from pipelines.sampling import Branches, Prefix, advance, start
+from pipelines.sampling import Branches, Prefix, edit_tail, trajectory
 
 
 @dataclass
@@ -48,8 +49,7 @@ class MedEditPipeline:
     def __init__(self, model: LoadedModel, cache_size: int = 32):
         self.model = model
         self.channel = conditioners.cached(model.conditioner.encode, 256)
-        self.prefixes = LRU(cache_size)
-        self.neutrals = LRU(cache_size)
+        self.runs = LRU(cache_size)
 
     # Conditioning ------------------------------------------------------------------------------
     def neutral_branches(self, s: Sampling) -> Branches:
@@ -84,44 +84,35 @@ class MedEditPipeline:
         noise = torch.randn((1, *self.model.latent_shape), generator=generator)
         return noise.to(self.model.transformer.device, self.model.transformer.dtype)
 
-    def run_prefix(self, s: Sampling, until: int, callback=None) -> tuple[Prefix, bool]:
-        """The neutral trajectory up to step `until`, from the cache when it is there."""
-        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale, until)
-        cached = self.prefixes.get(key)
+    def neutral_run(self, s: Sampling, callback=None) -> tuple[list[Prefix], bool]:
+        """The neutral run, kept after every step (from the cache when it is there)."""
+        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale)
+        cached = self.runs.get(key)
         if cached is not None:
             return cached, True
-        prefix = start(self.model.scheduler, s.steps, self.noise(s.seed))
-        prefix = advance(self.model.transformer, prefix, until, self.neutral_branches(s),
-                         s.anatomy_scale, s.style_scale, callback)
-        return self.prefixes.put(key, prefix), False
+        run = trajectory(self.model.transformer, self.model.scheduler, s.steps, self.noise(s.seed),
+                         self.neutral_branches(s), s.anatomy_scale, s.style_scale, callback)
+        return self.runs.put(key, run), False
 
-    def neutral_latents(self, s: Sampling, prefix: Prefix, callback=None) -> torch.Tensor:
-        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale)
-        cached = self.neutrals.get(key)
-        if cached is not None:
-            return cached
-        done = advance(self.model.transformer, prefix, s.steps, self.neutral_branches(s),
-                       s.anatomy_scale, s.style_scale, callback)
-        return self.neutrals.put(key, done.latents)
+    def edited_latents(self, s: Sampling, e: Edit, run: list[Prefix], swap: int, edited: Branches,
+                       callback=None) -> torch.Tensor:
+        return edit_tail(self.model.transformer, run, swap, self.neutral_branches(s), edited,
+                         s.anatomy_scale, s.style_scale, e.locality, callback).latents
 
     @torch.no_grad()
     def generate(self, s: Sampling, progress=None) -> np.ndarray:
-        prefix, _ = self.run_prefix(s, 0)
-        latents = self.neutral_latents(s, prefix, progress)
-        return decode(self.model, latents)[0].numpy()
+        run, _ = self.neutral_run(s, progress)
+        return decode(self.model, run[-1].latents)[0].numpy()
 
     @torch.no_grad()
     def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:
         began = time.perf_counter()
-        # 1. The shared prefix: neutral prompts up to the swap step.
-        swap = e.swap_step(s.steps)
-        prefix, cached = self.run_prefix(s, swap, progress)
-        # 2. The neutral tail and the edited tail from the same prefix.
-        neutral = self.neutral_latents(s, prefix, progress)
-        edited = advance(self.model.transformer, prefix, s.steps, self.edited_branches(s, e),
-                         s.anatomy_scale, s.style_scale, progress).latents
+        # 1. The neutral run, shared by every edit of the same source.
+        run, cached = self.neutral_run(s, progress)
+        # 2. The edited tail, branching off it at the swap step.
+        edited = self.edited_latents(s, e, run, e.swap_step(s.steps), self.edited_branches(s, e), progress)
         # 3. Decode both in one batch.
-        images = decode(self.model, torch.cat([neutral, edited])).numpy()
+        images = decode(self.model, torch.cat([run[-1].latents, edited])).numpy()
         settings = self.settings(s, e)
         notes = self.notes((s.anatomy, s.style), edited_prompts(s, e))
         return EditResult(images[0], images[1], settings, notes, time.perf_counter() - began, cached)
@@ -146,25 +137,16 @@ class MedEditPipeline:
         strongest = e.swap_step(s.steps)
         weakest = max(strongest, round(0.9 * s.steps))
         swaps = sorted({round(x) for x in np.linspace(weakest, strongest, series.control_points - 1)},
-                       reverse=True)
+                       reverse=True)  # weak to strong
+        run, _ = self.neutral_run(s, progress)
         edited = self.edited_branches(s, e)
-        prefix, _ = self.run_prefix(s, 0)
-        points = [self.neutral_latents(s, prefix, progress)]
-        trajectory = start(self.model.scheduler, s.steps, self.noise(s.seed))
-        neutral = self.neutral_branches(s)
-        for swap in sorted(swaps):  # walk the neutral trajectory once, branching at each swap
-            trajectory = advance(self.model.transformer, trajectory, swap, neutral,
-                                 s.anatomy_scale, s.style_scale)
-            tail = advance(self.model.transformer, trajectory, s.steps, edited,
-                           s.anatomy_scale, s.style_scale, progress)
-            points.append((swap, tail.latents))
-        ordered = [points[0]] + [p for _, p in sorted(points[1:], key=lambda p: -p[0])]
-        control = torch.cat(ordered)  # [P, C, h, w], neutral first, weak to strong
+        control = torch.cat([run[-1].latents] +  # [P, C, h, w], neutral first
+                            [self.edited_latents(s, e, run, swap, edited, progress) for swap in swaps])
         return bezier_keep_norm(control, times)
 
     def embedding_series(self, s, e, series, times, progress):
-        """A curve from the neutral to the edited tokens; every frame branches off the shared
-        prefix at the swap step, all frames' tails in one batch."""
+        """A curve from the neutral to the edited tokens; every frame branches off the neutral run
+        at the swap step, all frames' tails in one batch."""
         neutral, edited = self.neutral_branches(s), self.edited_branches(s, e)
         if neutral.tokens.shape[2] != edited.tokens.shape[2]:
             raise MedEditError("neutral and edited prompts must encode to the same token length")
@@ -172,14 +154,14 @@ class MedEditPipeline:
         control = torch.cat([neutral.tokens, middle, edited.tokens])  # [3, 3, L, D]
         tokens = bezier(control, times)  # [T, 3, L, D]
         mask = torch.maximum(neutral.mask, edited.mask).expand(len(times), -1, -1)
-        prefix, _ = self.run_prefix(s, e.swap_step(s.steps), progress)
-        tail = advance(self.model.transformer, prefix, s.steps, Branches(tokens, mask),
-                       s.anatomy_scale, s.style_scale, progress)
-        return tail.latents
+        run, _ = self.neutral_run(s, progress)
+        return edit_tail(self.model.transformer, run, e.swap_step(s.steps), neutral, edited,
+                         s.anatomy_scale, s.style_scale, e.locality, progress,
+                         frames=Branches(tokens, mask)).latents
 
     def settings(self, s: Sampling, e: Edit) -> dict:
         return {"model_id": self.model.model_id, "model_revision": self.model.revision,
                 "anatomy": s.anatomy, "style": s.style, "to_anatomy": e.to_anatomy,
-                "to_style": e.to_style, "sliders": dict(e.sliders), "swap_at": e.swap_at,
+                "to_style": e.to_style, "sliders": dict(e.sliders), "swap_at": e.swap_at, "locality": e.locality,
                 "swap_step": e.swap_step(s.steps), "seed": s.seed, "steps": s.steps,
                 "anatomy_scale": s.anatomy_scale, "style_scale": s.style_scale}

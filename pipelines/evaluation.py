@@ -21,7 +21,7 @@ from pipelines.classifier import OUTPUTS, load_classifier, predict_probs
 from pipelines.errors import MedEditError
 from pipelines.loading import LoadedModel, decode
 from pipelines.phantoms import caption, sample_factors
-from pipelines.sampling import Branches, advance, start
+from pipelines.sampling import Branches, edit_tail, trajectory
 
 CFRT_SWAPS = (0.1, 0.2, 0.3)  # the paper's t* in {5, 10, 15} of 50 steps
 NAIVE_SWAP = 0.0
@@ -37,9 +37,10 @@ def prompts_for(modality: str, attribute: str, seed: int) -> tuple[dict, tuple[s
 
 class Evaluator:
     def __init__(self, model: LoadedModel, steps: int | None = None, anatomy_scale=None,
-                 style_scale=None, batch: int = 25):
+                 style_scale=None, batch: int = 25, locality=None):
         defaults = model.info.defaults
         self.model, self.batch = model, batch
+        self.locality = defaults.get("locality", 0.0) if locality is None else locality
         self.steps = steps or defaults["steps"]
         self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
                        style_scale if style_scale is not None else defaults["style_scale"])
@@ -52,20 +53,21 @@ class Evaluator:
 
     @torch.no_grad()
     def run_batch(self, seeds, neutral_prompts, edited_prompts, swaps):
-        """Neutral images and one edited image per swap point for a batch of seeds."""
+        """Neutral images and one edited image per swap point for a batch of seeds; the naive
+        swap (regenerating) is never local."""
         noise = torch.cat([torch.randn((1, *self.model.latent_shape),
                                        generator=torch.Generator().manual_seed(s)) for s in seeds])
         noise = noise.to(self.model.transformer.device)
         neutral_b, edited_b = self.branches(neutral_prompts), self.branches(edited_prompts)
-        state = start(self.model.scheduler, self.steps, noise)
+        run = trajectory(self.model.transformer, self.model.scheduler, self.steps, noise, neutral_b,
+                         *self.scales)
         edited = {}
-        for swap in sorted(swaps):
-            state = advance(self.model.transformer, state, round(swap * self.steps), neutral_b, *self.scales)
-            edited[swap] = decode(self.model, advance(self.model.transformer, state, self.steps,
-                                                      edited_b, *self.scales).latents).numpy()
-        neutral = decode(self.model, advance(self.model.transformer, state, self.steps, neutral_b,
-                                             *self.scales).latents).numpy()
-        return neutral, edited
+        for swap in swaps:
+            locality = 0.0 if swap == NAIVE_SWAP else self.locality
+            tail = edit_tail(self.model.transformer, run, round(swap * self.steps), neutral_b, edited_b,
+                             *self.scales, locality)
+            edited[swap] = decode(self.model, tail.latents).numpy()
+        return decode(self.model, run[-1].latents).numpy(), edited
 
     def attribute(self, modality: str, attribute: str, seeds: list[int], swap_at: float) -> dict:
         names = [a.name for a in attributes_of(modality)]
@@ -118,8 +120,8 @@ class Evaluator:
 
 def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
              modalities=MODALITIES, attributes=None, steps=None, batch: int = 25, progress=True,
-             anatomy_scale=None, style_scale=None) -> dict:
-    evaluator = Evaluator(model, steps, anatomy_scale, style_scale, batch)
+             anatomy_scale=None, style_scale=None, locality=None) -> dict:
+    evaluator = Evaluator(model, steps, anatomy_scale, style_scale, batch, locality)
     swap_at = model.info.defaults["swap_at"] if swap_at is None else swap_at
     began = time.perf_counter()
     rows = []
@@ -131,6 +133,7 @@ def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
     pool_attribute_accuracy(rows)
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
             "scales": evaluator.scales, "seeds_per_attribute": seeds, "swap_at": swap_at,
+            "locality": evaluator.locality,
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
             "summary": summarize(rows)}
 

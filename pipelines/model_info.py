@@ -22,7 +22,7 @@ class ModelInfo:
     text_encoder: str
     conditioning: str  # "separate" (HFFM channels) or "joined" (one prompt, ablation)
     attributes: list[dict]  # name, modality, channel, phrase
-    defaults: dict  # steps, anatomy_scale, style_scale, swap_at
+    defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (optional)
     training: dict = field(default_factory=dict)
 
     @classmethod
@@ -32,7 +32,8 @@ class ModelInfo:
             text_encoder="sentence-transformers/all-MiniLM-L6-v2", conditioning=conditioning,
             attributes=[{"name": a.name, "modality": a.modality, "channel": a.channel,
                          "phrase": a.phrase} for a in ATTRIBUTES],
-            defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2})
+            defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2,
+                      "locality": 0.3})
 
     @property
     def joined(self) -> bool:

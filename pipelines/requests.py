@@ -15,6 +15,7 @@ STEPS_RANGE = (1, 100)
 SCALE_RANGE = (0.0, 15.0)
 SLIDER_RANGE = (-3.0, 3.0)
 FRAMES_RANGE = (2, 64)
+LOCALITY_RANGE = (0.0, 0.9)  # a share of the largest change; at 1 nothing would be edited
 SERIES_MODES = ("latent", "embedding")
 
 
@@ -77,11 +78,13 @@ class Edit:
     to_style: str = ""
     sliders: dict[str, float] = field(default_factory=dict)
     swap_at: float = 0.2  # fraction of the steps run with the neutral prompts; earlier = stronger
+    locality: float = 0.0  # 0: the whole image may change; higher: only where the edit acts
 
     def __post_init__(self):
         self.to_anatomy = prompt("edited anatomy prompt", self.to_anatomy)
         self.to_style = prompt("edited style prompt", self.to_style)
         self.swap_at = number("swap point", self.swap_at, 0.0, 1.0)
+        self.locality = number("locality", self.locality, *LOCALITY_RANGE)
         if not isinstance(self.sliders, dict):
             raise MedEditError("sliders must map attribute names to scales")
         self.sliders = {str(k): number(f"slider {k}", v, *SLIDER_RANGE) for k, v in self.sliders.items()}

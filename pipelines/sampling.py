@@ -2,15 +2,17 @@
 
 Guidance composes the anatomy and style channels like InstructPix2Pix's two scales:
     eps = eps(0,0) + w_a [eps(a,0) - eps(0,0)] + w_s [eps(a,s) - eps(a,0)]
-`Branches` holds the three cross-attention inputs for each image of a batch. A run is split into a
-prefix (steps before the swap, shared by the neutral image and every edit) and tails (the steps
-after, one per edit), so the prefix can be cached and a slider move recomputes only a tail.
+`Branches` holds the three cross-attention inputs for each image of a batch. The neutral run is
+kept step by step (`trajectory`), so every edit branches off it at its swap step (`edit_tail`) and
+a slider move recomputes only a tail. A local edit keeps the neutral latents outside the region
+the edited prompt acts on (`edit_mask`).
 """
 
 import copy
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -79,8 +81,16 @@ def start(scheduler, steps: int, noise: torch.Tensor) -> Prefix:
     return Prefix(noise * scheduler.init_noise_sigma, scheduler, 0)
 
 
+@dataclass
+class Keep:
+    """A local edit: after each step, outside `mask` the latents are the neutral run's."""
+
+    mask: torch.Tensor  # [B or 1, 1, h, w]: 1 where the edit may change the image
+    neutral: list[torch.Tensor]  # the neutral latents after each step (index 0: the start)
+
+
 def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy_scale: float,
-            style_scale: float, callback=None) -> Prefix:
+            style_scale: float, callback=None, keep: Keep | None = None) -> Prefix:
     """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched."""
     scheduler = copy.deepcopy(prefix.scheduler)
     latents = prefix.latents
@@ -91,6 +101,52 @@ def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy
         model_input = scheduler.scale_model_input(latents, t)
         eps = guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
         latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+        if keep is not None:
+            latents = torch.lerp(keep.neutral[i + 1], latents, keep.mask)
         if callback is not None:
             callback(i + 1)
     return Prefix(latents, scheduler, until)
+
+
+def trajectory(transformer, scheduler, steps: int, noise: torch.Tensor, branches: Branches,
+               anatomy_scale: float, style_scale: float, callback=None) -> list[Prefix]:
+    """The whole run under one conditioning, kept after every step: entry i is the state after
+    i steps, so an edit can branch off at any swap step without rerunning the prefix."""
+    states = [start(scheduler, steps, noise)]
+    for i in range(steps):
+        states.append(advance(transformer, states[-1], i + 1, branches, anatomy_scale, style_scale, callback))
+    return states
+
+
+def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, anatomy_scale: float,
+              style_scale: float, locality: float) -> torch.Tensor:
+    """Where an edit acts, after DiffEdit: at the swap step, the latent pixels where the edited
+    prompts' guided noise prediction differs from the neutral one's by more than `locality` of its
+    largest difference (3x3 smoothed), grown by one pixel so the seam falls outside the change.
+    Returns [B, 1, h, w] of 0/1."""
+    t = prefix.scheduler.timesteps[prefix.step]
+    x = prefix.scheduler.scale_model_input(prefix.latents, t)
+    b = max(x.shape[0], neutral.tokens.shape[0], edited.tokens.shape[0])
+    x = x.expand(b, -1, -1, -1)
+    both = Branches.cat([neutral.repeat(b) if neutral.tokens.shape[0] == 1 else neutral,
+                         edited.repeat(b) if edited.tokens.shape[0] == 1 else edited])
+    eps = guided_noise(transformer, torch.cat([x, x]), t, both, anatomy_scale, style_scale)
+    change = F.avg_pool2d((eps[b:] - eps[:b]).abs().mean(1, keepdim=True), 3, 1, 1,
+                          count_include_pad=False)
+    change = change / change.amax((2, 3), keepdim=True).clamp_min(1e-12)
+    return F.max_pool2d((change > locality).to(x.dtype), 3, 1, 1)
+
+
+def edit_tail(transformer, run: list[Prefix], swap: int, neutral: Branches, edited: Branches,
+              anatomy_scale: float, style_scale: float, locality: float = 0.0, callback=None,
+              frames: Branches | None = None) -> Prefix:
+    """An edit: the neutral run's state at step `swap`, finished under the edited prompts (or under
+    `frames`, a series' in-between prompts); with `locality` > 0 only inside the edit's
+    `edit_mask`, the neutral run's latents elsewhere."""
+    prefix, steps = run[swap], len(run) - 1
+    keep = None
+    if locality > 0 and swap < steps:
+        mask = edit_mask(transformer, prefix, neutral, edited, anatomy_scale, style_scale, locality)
+        keep = Keep(mask, [state.latents for state in run])
+    return advance(transformer, prefix, steps, edited if frames is None else frames,
+                   anatomy_scale, style_scale, callback, keep)

@@ -81,12 +81,14 @@ def test_export_of_an_edit_and_of_a_series(client):
     *_, settings = client.predict(**EDIT, api_name="/edit")
     manifest = check_zip(client.predict(json.dumps(settings), api_name="/export"), 2)
     assert manifest["provenance"]["seed"] == 3 and manifest["provenance"]["extra"]["sliders"] == {"hair": 2.5}
+    assert manifest["provenance"]["extra"]["locality"] == settings["locality"] == 0.3  # the model's default
     *_, series_settings = client.predict(**EDIT, frames=3, api_name="/series")
     check_zip(client.predict(json.dumps(series_settings), api_name="/export"), 3)
 
 
 @pytest.mark.parametrize("bad, message", [
     (dict(swap_at=7), "swap point must be between 0 and 1"),
+    (dict(locality=2), "locality must be between 0 and 0.9"),
     (dict(sliders='{"hair": NaN}'), "must be finite"),
     (dict(anatomy_scale="nan"), "anatomy strength must be a number"),
     (dict(sliders='{"hair": 99}'), "slider hair must be between -3 and 3"),
@@ -111,7 +113,7 @@ def test_bad_inputs_give_clear_errors_and_the_server_keeps_serving(client, bad, 
 def test_nan_sent_as_a_raw_number_is_refused(app_url, client):
     """gradio_client will not send NaN; a raw HTTP caller can (Python's JSON parser accepts it)."""
     import httpx
-    body = '{"data": ["a nevus", "", "", "", "", 0.2, 0, 4, NaN, 3, ""]}'
+    body = '{"data": ["a nevus", "", "", "", "", 0.2, 0, 4, NaN, 3, "", 0.3]}'
     with httpx.Client(base_url=app_url, timeout=30) as http:
         event = http.post("gradio_api/call/edit", content=body,
                           headers={"content-type": "application/json"}).json()["event_id"]

@@ -30,3 +30,20 @@ def test_cli_edit_with_the_embedded_model_adds_a_pacemaker(tmp_path):
     k = OUTPUTS.index("pacemaker")
     assert probs[1, k] > 0.5 > probs[0, k]
     assert read_png_provenance((out / "edited.png").read_bytes())["seed"] == 4
+
+
+def test_local_edit_adds_effusion_and_changes_less_of_the_image():
+    from pipelines.editing import MedEditPipeline
+    from pipelines.loading import load_model
+    from pipelines.requests import Edit, Sampling
+
+    pipeline = MedEditPipeline(load_model("embedded"))  # not $MEDEDIT_MODEL, which app tests set
+    s = Sampling("Normal chest X-ray with no significant findings, normal heart size",
+                 "PA view, well exposed, low noise, no devices", seed=1)
+    to = "Chest X-ray with a large pleural effusion on the right, normal heart size"
+    local, free = (pipeline.edit(s, Edit(to_anatomy=to, locality=x)) for x in (0.3, 0.0))
+    k = OUTPUTS.index("effusion")
+    probs = predict_probs(load_classifier(), [local.neutral, local.edited])
+    assert probs[1, k] > 0.5 > probs[0, k]
+    changed = lambda r: np.abs(r.edited.astype(int) - r.neutral).mean()  # noqa: E731
+    assert changed(local) < changed(free)

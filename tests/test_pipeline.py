@@ -13,6 +13,7 @@ from pipelines.errors import MedEditError
 from pipelines.loading import load_model
 from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.requests import Edit, Sampling, Series
+from pipelines.sampling import edit_mask, edit_tail
 
 S = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=3, steps=6)
 E = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.34)
@@ -56,6 +57,19 @@ def test_slider_one_equals_typing_the_phrase(micro_pipeline):
     typed = micro_pipeline.edit(S, Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.0))
     slid = micro_pipeline.edit(S, Edit(sliders={"hair": 1.0}, swap_at=0.0))
     assert np.abs(typed.edited.astype(int) - slid.edited).max() <= 2
+
+
+def test_local_edit_keeps_the_neutral_latents_outside_its_mask(micro_pipeline):
+    run, _ = micro_pipeline.neutral_run(S)
+    neutral, edited = micro_pipeline.neutral_branches(S), micro_pipeline.edited_branches(S, E)
+    swap, scales = E.swap_step(S.steps), (S.anatomy_scale, S.style_scale)
+    transformer = micro_pipeline.model.transformer
+    mask = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.9)
+    assert mask.shape == (1, 1, *run[0].latents.shape[-2:]) and 0 < mask.mean() < 1
+    local = edit_tail(transformer, run, swap, neutral, edited, *scales, 0.9).latents
+    outside = (mask == 0).expand_as(local)
+    assert torch.equal(local[outside], run[-1].latents[outside])
+    assert not torch.equal(local, run[-1].latents)
 
 
 @pytest.mark.parametrize("mode", ["latent", "embedding"])
@@ -115,6 +129,8 @@ def test_concurrent_requests_give_the_same_images(micro_pipeline):
     lambda: Edit(swap_at=1.5),
     lambda: Edit(swap_at="0.2"),
     lambda: Edit(sliders={"hair": 99}),
+    lambda: Edit(locality=1.0),
+    lambda: Edit(locality=float("nan")),
     lambda: Series(frames=1),
     lambda: Series(mode="spline"),
 ])

@@ -25,7 +25,8 @@ def test_load_model_routes_a_pixart_folder(tiny_folder, pipeline):
     assert model.model_id == str(tiny_folder)
     assert model.revision == folder_revision(tiny_folder) and len(model.revision) == 12
     assert model.info.image_size == 8  # sample_size 8 x VAE factor 1
-    assert model.info.defaults == {"steps": 20, "anatomy_scale": 4.5, "style_scale": 4.5, "swap_at": 0.2}
+    assert model.info.defaults == {"steps": 20, "anatomy_scale": 4.5, "style_scale": 4.5, "swap_at": 0.2,
+                                   "locality": 0.0}
     assert model.info.attribute("effusion")["channel"] == "anatomy"
     # An empty channel is T5's encoding of "" (PixArt's unconditional), each channel encoded apart.
     empty = model.conditioner.encode("style", "")

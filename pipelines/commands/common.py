@@ -32,6 +32,9 @@ def add_edit_arguments(parser):
                         help="attribute slider, e.g. hair=1.0 or ruler=-1 (repeatable)")
     parser.add_argument("--swap-at", type=float, default=None,
                         help="fraction of steps before the prompt swap: earlier = stronger edit")
+    parser.add_argument("--locality", type=float, default=None,
+                        help="0: the whole image may change; up to 0.9: only where the edit acts "
+                             "(default: the model's)")
 
 
 def sampling_from(args, pipeline):
@@ -53,8 +56,10 @@ def edit_from(args, pipeline):
             raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}") from None
     for name in sliders:
         pipeline.model.info.attribute(name)
-    swap = pipeline.model.info.defaults["swap_at"] if args.swap_at is None else args.swap_at
-    return Edit(args.to_anatomy, args.to_style, sliders, swap)
+    defaults = pipeline.model.info.defaults
+    swap = defaults["swap_at"] if args.swap_at is None else args.swap_at
+    locality = defaults.get("locality", 0.0) if args.locality is None else args.locality
+    return Edit(args.to_anatomy, args.to_style, sliders, swap, locality)
 
 
 def load_pipeline(args):
@@ -98,7 +103,7 @@ def report(args, payload: dict, text: str):
 def provenance(settings: dict):
     from pipelines.attributes import modality_of
     from pipelines.export import Provenance
-    extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step")}
+    extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step", "locality")}
     return Provenance(settings["model_id"], settings["model_revision"],
                       modality_of(settings["anatomy"], settings["style"], settings["to_anatomy"]),
                       settings["anatomy"], settings["style"], settings["to_anatomy"],

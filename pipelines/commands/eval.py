@@ -14,6 +14,7 @@ def add_arguments(parser):
     parser.add_argument("--modality", choices=MODALITIES, action="append", help="default: both")
     parser.add_argument("--attribute", action="append", help="default: every attribute")
     parser.add_argument("--swap-at", type=float, default=None)
+    parser.add_argument("--locality", type=float, default=None, help="local edits; default: the model's")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--anatomy-scale", type=float, default=None, help="default: the model's")
     parser.add_argument("--style-scale", type=float, default=None, help="default: the model's")
@@ -28,15 +29,14 @@ def run(args) -> int:
 
     seeds = integer("seeds", args.seeds, 1, 100_000)
     batch = integer("batch", args.batch, 1, 1024)
-    if args.swap_at is not None:
-        Edit(swap_at=args.swap_at)  # validates the range
+    Edit(swap_at=args.swap_at or 0.0, locality=args.locality or 0.0)  # validates the ranges
     for name in ("anatomy_scale", "style_scale"):
         if getattr(args, name) is not None:
             number(name.replace("_", " "), getattr(args, name), *SCALE_RANGE)
     report = evaluate(load_model(args.model), seeds=seeds, swap_at=args.swap_at,
                       modalities=tuple(args.modality or MODALITIES), attributes=args.attribute,
                       steps=args.steps, batch=batch, anatomy_scale=args.anatomy_scale,
-                      style_scale=args.style_scale)
+                      style_scale=args.style_scale, locality=args.locality)
     if not report["attributes"]:
         raise MedEditError("no attribute matched --attribute/--modality")
     text = json.dumps(report, indent=2)
