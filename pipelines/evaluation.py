@@ -6,7 +6,10 @@ swap points from the same noise, and the classifier judges them all. The other f
 prompt are random, so pooling the neutral images of a modality also measures each attribute's
 accuracy when it is asked for and when it is not (`attribute_accuracy`). Swap point 0 (the edited
 prompts from the first step) is the naive way, regenerating from scratch, measured in the same run.
-Seeds are processed in batches through the same sampling functions the pipeline uses.
+The phantom renderer's own counterfactual pair (the same seed drawn with the attribute off and on)
+is judged too: its no-flip rate is the ceiling this classifier allows. Seeds are processed in
+batches through the same sampling functions the pipeline uses, edits as local as the model's
+default `locality`.
 """
 
 import time
@@ -20,7 +23,7 @@ from pipelines.attributes import MODALITIES, attributes_of
 from pipelines.classifier import OUTPUTS, load_classifier, predict_probs
 from pipelines.errors import MedEditError
 from pipelines.loading import LoadedModel, decode
-from pipelines.phantoms import caption, sample_factors
+from pipelines.phantoms import caption, render, sample_factors
 from pipelines.sampling import Branches, edit_tail, trajectory
 
 CFRT_SWAPS = (0.1, 0.2, 0.3)  # the paper's t* in {5, 10, 15} of 50 steps
@@ -74,7 +77,7 @@ class Evaluator:
         columns = [OUTPUTS.index(n) for n in names]
         target = names.index(attribute)
         swaps = sorted({NAIVE_SWAP, swap_at, *CFRT_SWAPS})
-        p_neutral, p_edited, intended = [], {s: [] for s in swaps}, []
+        p_neutral, p_edited, intended, p_truth = [], {s: [] for s in swaps}, [], []
         psnr, ssim, area, whole, whole_naive = [], [], [], [], []
         for i in range(0, len(seeds), self.batch):
             chunk = seeds[i:i + self.batch]
@@ -84,6 +87,9 @@ class Evaluator:
             for s in swaps:
                 p_edited[s].append(predict_probs(self.classifier, list(edited[s]))[:, columns])
             intended += [[int(r[0][n]) for n in names] for r in rows]
+            truth = [render(modality, {**r[0], attribute: on}, s).image
+                     for r, s in zip(rows, chunk) for on in (False, True)]
+            p_truth.append(predict_probs(self.classifier, truth)[:, columns])
             for n_img, e_img, naive in zip(neutral, edited[swap_at], edited[NAIVE_SWAP]):
                 footprint = metrics.edit_footprint(n_img, e_img)  # preservation is measured outside it
                 area.append(footprint.mean())
@@ -99,6 +105,7 @@ class Evaluator:
         p_edited = {s: np.concatenate(v) for s, v in p_edited.items()}
         along = np.stack([p_edited[s] for s in CFRT_SWAPS], 1)  # [S, T, K]
         accuracy = metrics.attribute_accuracy(p_neutral, np.array(intended), names=names)
+        p_truth = np.concatenate(p_truth)  # rows alternate: attribute off, on
         return {
             "modality": modality, "attribute": attribute, "seeds": len(seeds), "swap_at": swap_at,
             "neutral_accuracy": accuracy["mean"],  # over every attribute of this row's neutral images
@@ -115,6 +122,8 @@ class Evaluator:
             "naive_edited_target_rate": float((p_edited[NAIVE_SWAP][:, target] >= 0.5).mean()),
             "naive_no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_neutral, p_edited[NAIVE_SWAP][:, None], target)),
+            "phantom_no_non_target_flip": float(metrics.flip_rate_non_target(
+                p_truth[0::2], p_truth[1::2, None], target)),
         }
 
 
@@ -156,4 +165,5 @@ def summarize(rows: list[dict]) -> dict:
     return {key: mean(key) for key in ("neutral_accuracy", "attribute_accuracy", "edited_target_rate",
                                        "cfrt", "no_non_target_flip", "psnr_whole", "psnr_outside_edit",
                                        "ssim_outside_edit", "edit_area", "naive_psnr_whole",
-                                       "naive_edited_target_rate", "naive_no_non_target_flip")}
+                                       "naive_edited_target_rate", "naive_no_non_target_flip",
+                                       "phantom_no_non_target_flip")}

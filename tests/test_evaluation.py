@@ -22,9 +22,11 @@ def test_report_has_every_figure_in_range(micro_model_folder):
     assert [r["attribute"] for r in report["attributes"]] == ["hair", "ruler"]
     for row in report["attributes"]:
         for key in ("neutral_accuracy", "attribute_accuracy", "edited_target_rate", "cfrt", "no_non_target_flip",
-                    "naive_edited_target_rate"):
+                    "naive_edited_target_rate", "phantom_no_non_target_flip"):
             assert 0.0 <= row[key] <= 1.0, key
         assert row["seeds"] == 3 and row["psnr_whole"] > 0
+        assert row["phantom_no_non_target_flip"] >= 2 / 3  # the renderer's own pairs: little else moves
+    assert report["locality"] == 0.3  # the model's default
     assert set(report["summary"]) >= {"cfrt", "neutral_accuracy", "attribute_accuracy", "psnr_whole"}
 
 
@@ -44,6 +46,8 @@ def test_eval_cli_rejects_bad_values(micro_model_folder):
     assert "--seeds must" not in run("--seeds", "0").stderr and run("--seeds", "0").returncode == 2
     bad = run("--style-scale", "nan")
     assert bad.returncode == 2 and "finite" in bad.stderr
+    far = run("--locality", "1.5")
+    assert far.returncode == 2 and "locality must be between 0 and 0.9" in far.stderr
     ok = run("--seeds", "1", "--attribute", "ink", "--modality", "dermoscopy", "--steps", "2", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["attributes"][0]["attribute"] == "ink"
