@@ -46,10 +46,10 @@ def edited_prompts(s: Sampling, e: Edit) -> tuple[str, str]:
 
 
 class MedEditPipeline:
-    def __init__(self, model: LoadedModel, cache_size: int = 32):
+    def __init__(self, model: LoadedModel, cache_size: int = 8):
         self.model = model
         self.channel = conditioners.cached(model.conditioner.encode, 256)
-        self.runs = LRU(cache_size)
+        self.runs = LRU(cache_size)  # a run holds steps + 1 states: ~1 MB here, ~16 MB for PixArt-1024
 
     # Conditioning ------------------------------------------------------------------------------
     def neutral_branches(self, s: Sampling) -> Branches:

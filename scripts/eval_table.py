@@ -10,13 +10,15 @@ def fmt(value, digits=2):
 
 report = json.load(open(sys.argv[1]))
 print(f"{report['seeds_per_attribute']} seeds per attribute, {report['steps']} steps, guidance "
-      f"{report['scales'][0]:g}/{report['scales'][1]:g}, swap at {report['swap_at']}; "
-      f"naive = the edited prompts from step 0 (regenerating).\n")
-print("| attribute | attribute accuracy | edited has it | CFRT | no non-target flip | PSNR whole (dB) | "
-      "PSNR outside edit | edited has it, naive | PSNR whole, naive |")
-print("|---|---|---|---|---|---|---|---|---|")
+      f"{report['scales'][0]:g}/{report['scales'][1]:g}, swap at {report['swap_at']}, locality "
+      f"{report.get('locality', 0.0):g}; naive = the edited prompts from step 0 (regenerating); "
+      f"phantom = the renderer's own pair (the ceiling).\n")
+print("| attribute | attribute accuracy | edited has it | CFRT | no non-target flip | no-flip, phantom | "
+      "PSNR whole (dB) | PSNR outside edit | edited has it, naive | PSNR whole, naive |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for r in report["attributes"] + [{"attribute": "**mean**", **report["summary"]}]:
     print(f"| {r['attribute']} | {fmt(r['attribute_accuracy'])} | {fmt(r['edited_target_rate'])} | "
-          f"{fmt(r['cfrt'])} | {fmt(r['no_non_target_flip'])} | {fmt(r['psnr_whole'], 1)} | "
+          f"{fmt(r['cfrt'])} | {fmt(r['no_non_target_flip'])} | "
+          f"{fmt(r.get('phantom_no_non_target_flip'))} | {fmt(r['psnr_whole'], 1)} | "
           f"{fmt(r['psnr_outside_edit'], 1)} | {fmt(r['naive_edited_target_rate'])} | "
           f"{fmt(r['naive_psnr_whole'], 1)} |")
