@@ -162,6 +162,6 @@ class MedEditPipeline:
     def settings(self, s: Sampling, e: Edit) -> dict:
         return {"model_id": self.model.model_id, "model_revision": self.model.revision,
                 "anatomy": s.anatomy, "style": s.style, "to_anatomy": e.to_anatomy,
-                "to_style": e.to_style, "sliders": dict(e.sliders), "swap_at": e.swap_at, "locality": e.locality,
-                "swap_step": e.swap_step(s.steps), "seed": s.seed, "steps": s.steps,
+                "to_style": e.to_style, "sliders": dict(e.sliders), "swap_at": e.swap_at,
+                "locality": e.locality, "swap_step": e.swap_step(s.steps), "seed": s.seed, "steps": s.steps,
                 "anatomy_scale": s.anatomy_scale, "style_scale": s.style_scale}
