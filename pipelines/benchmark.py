@@ -63,7 +63,7 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
         pipeline = MedEditPipeline(model)
         cold.append(timed(pipeline.edit, s, e))
     ours["pair_cold_s"] = statistics.median(cold)
-    # 2. Slider re-edits from the cached prefix.
+    # 2. Slider re-edits from the cached neutral run.
     ours["reedit_s"] = statistics.median(
         timed(pipeline.edit, s, Edit(**EDIT, swap_at=e.swap_at, locality=e.locality, sliders={"hair": x}))
         for x in (0.5, 1.0, 1.5, 2.0))
@@ -84,6 +84,6 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
               "series16_latent": naive["series16_s"] / ours["series16_latent_s"],
               "series16_embedding": naive["series16_s"] / ours["series16_embedding_s"]}
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": s.steps,
-            "swap_at": e.swap_at, "locality": e.locality, "threads": torch.get_num_threads(), "ours": ours, "naive": naive,
-            "speedup_vs_naive": ratios,
+            "swap_at": e.swap_at, "locality": e.locality, "threads": torch.get_num_threads(),
+            "ours": ours, "naive": naive, "speedup_vs_naive": ratios,
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
