@@ -176,7 +176,7 @@ def sampling(pipeline, anatomy, style, seed, steps, anatomy_scale, style_scale) 
 def edit(pipeline, to_anatomy, to_style, sliders, swap_at, locality=None) -> Edit:
     defaults = pipeline.model.info.defaults
     swap = defaults.get("swap_at", 0.2) if swap_at is None else swap_at
-    locality = defaults.get("locality", 0.0) if locality is None else locality
+    locality = defaults["locality"] if locality is None else locality
     return Edit(to_anatomy, to_style, parse_sliders(sliders, pipeline), swap, locality)
 
 

@@ -96,7 +96,7 @@ def build_ui() -> gr.Blocks:
                                     label="Edit strength: swap at (fraction of steps)",
                                     info="the edit takes over after this fraction of the denoising "
                                          "steps: earlier (smaller) = stronger edit, later = closer to the source")
-                locality = gr.Slider(0, 0.9, value=defaults.get("locality", 0.0), step=0.05,
+                locality = gr.Slider(0, 0.9, value=defaults["locality"], step=0.05,
                                      label="Keep the rest: edit only where it acts",
                                      info="0 lets the whole image change; higher keeps the source "
                                           "image outside a tighter region around the edit")
@@ -217,7 +217,7 @@ def api_endpoints(defaults: dict):
         to_anatomy, to_style, sliders = text("to_anatomy"), text("to_style"), text("sliders")
         # Defaults: the default model's own (the model's info file); handlers check every value.
         swap_at, seed = number("swap_at", defaults.get("swap_at", 0.2)), number("seed", 0)
-        locality = number("locality", defaults.get("locality", 0.0))
+        locality = number("locality", defaults["locality"])
         steps = number("steps", defaults["steps"])
         anatomy_scale = number("anatomy_scale", defaults["anatomy_scale"])
         style_scale = number("style_scale", defaults["style_scale"])

@@ -54,7 +54,7 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
     defaults = model.info.defaults
     s = Sampling(SOURCE.anatomy, SOURCE.style, SOURCE.seed, defaults["steps"],
                  defaults["anatomy_scale"], defaults["style_scale"])
-    e = Edit(**EDIT, swap_at=defaults["swap_at"], locality=defaults.get("locality", 0.0))
+    e = Edit(**EDIT, swap_at=defaults["swap_at"], locality=defaults["locality"])
     ours, naive = {}, {}
 
     # 1. Cold pair: fresh caches, neutral + edited.

@@ -43,7 +43,7 @@ class Evaluator:
                  style_scale=None, batch: int = 25, locality=None):
         defaults = model.info.defaults
         self.model, self.batch = model, batch
-        self.locality = defaults.get("locality", 0.0) if locality is None else locality
+        self.locality = defaults["locality"] if locality is None else locality
         self.steps = steps or defaults["steps"]
         self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
                        style_scale if style_scale is not None else defaults["style_scale"])

@@ -22,8 +22,12 @@ class ModelInfo:
     text_encoder: str
     conditioning: str  # "separate" (HFFM channels) or "joined" (one prompt, ablation)
     attributes: list[dict]  # name, modality, channel, phrase
-    defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (optional)
+    defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (0.0 when absent)
     training: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Folders written before local edits existed keep editing the whole image.
+        self.defaults = {"locality": 0.0, **self.defaults}
 
     @classmethod
     def embedded_default(cls, conditioning: str = "separate") -> "ModelInfo":

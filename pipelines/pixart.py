@@ -24,7 +24,7 @@ from pipelines.sources import check_pixart_folder, encode_prompts_t5, load_pixar
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"steps": 20, "anatomy_scale": 4.5, "style_scale": 4.5, "swap_at": 0.2, "locality": 0.0}
+DEFAULTS = {"steps": 20, "anatomy_scale": 4.5, "style_scale": 4.5, "swap_at": 0.2}
 T5_TOKENS = {"pixart-alpha": 120, "pixart-sigma": 300}  # the pipelines' own max_sequence_length
 SAMPLED_BLOCK = 1 << 16  # bytes hashed at a few places of each large weight file
 

@@ -1,5 +1,6 @@
 """The pipeline layer on a micro random-weight model saved in the real layout."""
 
+import json
 import shutil
 import threading
 
@@ -11,7 +12,7 @@ from pipelines import conditioners
 from pipelines.editing import MedEditPipeline
 from pipelines.errors import MedEditError
 from pipelines.loading import load_model
-from pipelines.model_info import ModelInfo, write_model_info
+from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info, write_model_info
 from pipelines.requests import Edit, Sampling, Series
 from pipelines.sampling import edit_mask, edit_tail
 
@@ -70,6 +71,16 @@ def test_local_edit_keeps_the_neutral_latents_outside_its_mask(micro_pipeline):
     outside = (mask == 0).expand_as(local)
     assert torch.equal(local[outside], run[-1].latents[outside])
     assert not torch.equal(local, run[-1].latents)
+
+
+def test_a_model_folder_from_before_local_edits_edits_the_whole_image(tmp_path):
+    write_model_info(tmp_path, ModelInfo.embedded_default())
+    path = tmp_path / INFO_FILE
+    saved = json.loads(path.read_text())
+    del saved["defaults"]["locality"]
+    path.write_text(json.dumps(saved))
+    assert read_model_info(tmp_path).defaults["locality"] == 0.0
+    assert ModelInfo.embedded_default().defaults["locality"] == 0.3
 
 
 @pytest.mark.parametrize("mode", ["latent", "embedding"])

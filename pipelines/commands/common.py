@@ -58,7 +58,7 @@ def edit_from(args, pipeline):
         pipeline.model.info.attribute(name)
     defaults = pipeline.model.info.defaults
     swap = defaults["swap_at"] if args.swap_at is None else args.swap_at
-    locality = defaults.get("locality", 0.0) if args.locality is None else args.locality
+    locality = defaults["locality"] if args.locality is None else args.locality
     return Edit(args.to_anatomy, args.to_style, sliders, swap, locality)
 
 
