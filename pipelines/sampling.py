@@ -128,8 +128,7 @@ def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, 
     x = prefix.scheduler.scale_model_input(prefix.latents, t)
     b = max(x.shape[0], neutral.tokens.shape[0], edited.tokens.shape[0])
     x = x.expand(b, -1, -1, -1)
-    both = Branches.cat([neutral.repeat(b) if neutral.tokens.shape[0] == 1 else neutral,
-                         edited.repeat(b) if edited.tokens.shape[0] == 1 else edited])
+    both = Branches.cat([neutral.repeat(b), edited.repeat(b)])  # repeat expands a batch of 1
     eps = guided_noise(transformer, torch.cat([x, x]), t, both, anatomy_scale, style_scale)
     change = F.avg_pool2d((eps[b:] - eps[:b]).abs().mean(1, keepdim=True), 3, 1, 1,
                           count_include_pad=False)
