@@ -167,17 +167,13 @@ def parse_sliders(value, pipeline: MedEditPipeline) -> dict[str, float]:
 
 
 def sampling(pipeline, anatomy, style, seed, steps, anatomy_scale, style_scale) -> Sampling:
-    defaults = pipeline.model.info.defaults
-    pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
-    return Sampling(anatomy, style, 0 if seed is None else seed, pick(steps, "steps"),
-                    pick(anatomy_scale, "anatomy_scale"), pick(style_scale, "style_scale"))
+    return Sampling.with_defaults(pipeline.model.info.defaults, anatomy, style, 0 if seed is None else seed,
+                                  steps, anatomy_scale, style_scale)
 
 
 def edit(pipeline, to_anatomy, to_style, sliders, swap_at, locality=None) -> Edit:
-    defaults = pipeline.model.info.defaults
-    swap = defaults.get("swap_at", 0.2) if swap_at is None else swap_at
-    locality = defaults["locality"] if locality is None else locality
-    return Edit(to_anatomy, to_style, parse_sliders(sliders, pipeline), swap, locality)
+    return Edit.with_defaults(pipeline.model.info.defaults, to_anatomy, to_style,
+                              parse_sliders(sliders, pipeline), swap_at, locality)
 
 
 def random_seed() -> int:

@@ -79,7 +79,7 @@ def build_ui() -> gr.Blocks:
         with gr.Row(equal_height=False):
             # ------------------------------------------------------------ controls
             with gr.Column(scale=2):
-                model = gr.Dropdown(choices, value=choices[0], label="Model",
+                model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model",
                                     info="offered by MEDEDIT_MODEL (comma-separated); 'embedded' ships in assets/")
                 model_status = gr.Markdown("Loading the model…", elem_id="model-status")
                 with gr.Group():
@@ -93,11 +93,11 @@ def build_ui() -> gr.Blocks:
                 gr.Markdown("**Attribute sliders** (0 = off; applied on top of the edit prompts)")
                 slider_tabs, sliders = slider_panel(all_attributes())
                 swap_at = gr.Slider(0, 1, value=first.swap_at, step=0.05,
-                                    label="Edit strength: swap at (fraction of steps)",
+                                    label="Edit strength: swap at (fraction of steps)", elem_id="swap-at",
                                     info="the edit takes over after this fraction of the denoising "
                                          "steps: earlier (smaller) = stronger edit, later = closer to the source")
                 locality = gr.Slider(0, 0.9, value=defaults["locality"], step=0.05,
-                                     label="Keep the rest: edit only where it acts",
+                                     label="Keep the rest: edit only where it acts", elem_id="locality",
                                      info="0 lets the whole image change; higher keeps the source "
                                           "image outside a tighter region around the edit")
                 with gr.Row():
@@ -184,13 +184,20 @@ def build_ui() -> gr.Blocks:
         export_edit.click(lambda s: handlers.ui_export("edit", s), state, edit_zip, **private)
         export_series.click(lambda s: handlers.ui_export("series", s), state, series_zip, **private)
 
-        def on_model(source):
+        settings = {"swap_at": swap_at, "locality": locality, "anatomy_scale": anatomy_scale,
+                    "style_scale": style_scale, "steps": steps}
+
+        def on_model(source, reset_settings=False):
+            """Show the model's sliders; on a change of model also its own sampling defaults."""
             status, info = handlers.ui_load_model(source)
             offered = {a["name"] for a in info.attributes} if info else set(names)
-            return [status] + [gr.update(visible=n in offered) for n in names]
+            shown = [gr.update(visible=n in offered) for n in names]
+            reset = info is not None and reset_settings
+            return [status] + shown + [info.defaults[key] if reset else gr.update() for key in settings]
 
-        model.change(on_model, model, [model_status] + slider_inputs, **private)
-        demo.load(on_model, model, [model_status] + slider_inputs, **private)
+        model_outputs = [model_status] + slider_inputs + list(settings.values())
+        model.change(lambda source: on_model(source, reset_settings=True), model, model_outputs, **private)
+        demo.load(on_model, model, model_outputs, **private)
 
         # Ready edits: fill the inputs, then edit (results are cached by request in handlers).
         with examples_slot:
@@ -216,7 +223,7 @@ def api_endpoints(defaults: dict):
         anatomy, style = text("anatomy"), text("style")
         to_anatomy, to_style, sliders = text("to_anatomy"), text("to_style"), text("sliders")
         # Defaults: the default model's own (the model's info file); handlers check every value.
-        swap_at, seed = number("swap_at", defaults.get("swap_at", 0.2)), number("seed", 0)
+        swap_at, seed = number("swap_at", defaults["swap_at"]), number("seed", 0)
         locality = number("locality", defaults["locality"])
         steps = number("steps", defaults["steps"])
         anatomy_scale = number("anatomy_scale", defaults["anatomy_scale"])

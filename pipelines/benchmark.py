@@ -52,9 +52,8 @@ class NaivePipeline:
 
 def bench(model: LoadedModel, repeats: int = 3) -> dict:
     defaults = model.info.defaults
-    s = Sampling(SOURCE.anatomy, SOURCE.style, SOURCE.seed, defaults["steps"],
-                 defaults["anatomy_scale"], defaults["style_scale"])
-    e = Edit(**EDIT, swap_at=defaults["swap_at"], locality=defaults["locality"])
+    s = Sampling.with_defaults(defaults, SOURCE.anatomy, SOURCE.style, SOURCE.seed)
+    e = Edit.with_defaults(defaults, **EDIT)
     ours, naive = {}, {}
 
     # 1. Cold pair: fresh caches, neutral + edited.

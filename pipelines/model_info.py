@@ -13,6 +13,7 @@ from pipelines.errors import MedEditError
 from pipelines.presets import IMAGE_SIZE
 
 INFO_FILE = "mededit.json"
+REQUIRED_DEFAULTS = ("steps", "anatomy_scale", "style_scale", "swap_at")
 
 
 @dataclass
@@ -26,6 +27,9 @@ class ModelInfo:
     training: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        missing = [key for key in REQUIRED_DEFAULTS if key not in self.defaults]
+        if missing:
+            raise MedEditError(f"its sampling defaults lack {', '.join(missing)}")
         # Folders written before local edits existed keep editing the whole image.
         self.defaults = {"locality": 0.0, **self.defaults}
 
@@ -63,5 +67,5 @@ def read_model_info(folder: Path) -> ModelInfo:
         raise MedEditError(f"{folder} is not a MedEdit model folder: {INFO_FILE} is missing")
     try:
         return ModelInfo(**json.loads(path.read_text()))
-    except (TypeError, json.JSONDecodeError) as error:
+    except (TypeError, json.JSONDecodeError, MedEditError) as error:
         raise MedEditError(f"{path} is not a valid model description: {error}") from None

@@ -69,6 +69,14 @@ class Sampling:
         self.anatomy_scale = number("anatomy strength", self.anatomy_scale, *SCALE_RANGE)
         self.style_scale = number("style strength", self.style_scale, *SCALE_RANGE)
 
+    @classmethod
+    def with_defaults(cls, defaults: dict, anatomy, style, seed=0, steps=None, anatomy_scale=None,
+                      style_scale=None) -> "Sampling":
+        """A request whose unset (None) settings are the model's `defaults` (its mededit.json)."""
+        pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
+        return cls(anatomy, style, seed, pick(steps, "steps"), pick(anatomy_scale, "anatomy_scale"),
+                   pick(style_scale, "style_scale"))
+
 
 @dataclass
 class Edit:
@@ -88,6 +96,14 @@ class Edit:
         if not isinstance(self.sliders, dict):
             raise MedEditError("sliders must map attribute names to scales")
         self.sliders = {str(k): number(f"slider {k}", v, *SLIDER_RANGE) for k, v in self.sliders.items()}
+
+    @classmethod
+    def with_defaults(cls, defaults: dict, to_anatomy="", to_style="", sliders=None, swap_at=None,
+                      locality=None) -> "Edit":
+        """An edit whose unset (None) swap point and locality are the model's `defaults`."""
+        return cls(to_anatomy, to_style, {} if sliders is None else sliders,
+                   defaults["swap_at"] if swap_at is None else swap_at,
+                   defaults["locality"] if locality is None else locality)
 
     def swap_step(self, steps: int) -> int:
         return min(steps, round(self.swap_at * steps))

@@ -164,10 +164,9 @@ def render(pipeline, entry: Entry, seed: int, sampling: dict):
     from pipelines.requests import Edit, Sampling
     from pipelines.sampling import advance, start
 
-    defaults = pipeline.model.info.defaults
-    s = Sampling(entry.anatomy, entry.style, seed, sampling.get("steps", defaults["steps"]),
-                 sampling.get("anatomy_scale", defaults["anatomy_scale"]),
-                 sampling.get("style_scale", defaults["style_scale"]))
+    s = Sampling.with_defaults(pipeline.model.info.defaults, entry.anatomy, entry.style, seed,
+                               sampling.get("steps"), sampling.get("anatomy_scale"),
+                               sampling.get("style_scale"))
     edit = Edit(sliders=dict(entry.sliders), swap_at=0.0)
     if not entry.sliders:
         return pipeline.generate(s), pipeline.settings(s, edit)

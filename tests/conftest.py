@@ -12,6 +12,21 @@ def micro_model_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def other_model_folder(micro_model_folder, tmp_path_factory):
+    """The micro model under another name with other sampling defaults: a second model to pick."""
+    import dataclasses
+    import shutil
+
+    from pipelines.model_info import read_model_info, write_model_info
+    folder = tmp_path_factory.mktemp("other-model") / "micro-other"
+    shutil.copytree(micro_model_folder, folder)
+    info = read_model_info(folder)
+    defaults = {**info.defaults, "swap_at": 0.45, "locality": 0.0, "steps": 7}
+    write_model_info(folder, dataclasses.replace(info, name="micro-other", defaults=defaults))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def micro_pipeline(micro_model_folder):
     from pipelines.editing import MedEditPipeline
     from pipelines.loading import load_model
@@ -26,13 +41,14 @@ def tiny_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_url(micro_model_folder):
-    """The whole app launched in-process on a free loopback port, serving the micro model."""
+def app_url(micro_model_folder, other_model_folder):
+    """The whole app launched in-process on a free loopback port, serving the micro model (and
+    another to pick)."""
     import os
     import socket
 
     previous = os.environ.get("MEDEDIT_MODEL")
-    os.environ["MEDEDIT_MODEL"] = str(micro_model_folder)
+    os.environ["MEDEDIT_MODEL"] = f"{micro_model_folder},{other_model_folder}"
     from app.ui import build_ui, launch_options
     demo = build_ui()
     with socket.socket() as s:

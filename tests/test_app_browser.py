@@ -65,3 +65,12 @@ def test_a_series_shows_frames_and_an_animated_gif(page):
     page.wait_for_selector("#series-animation img[src*='.gif']")
     page.wait_for_function("document.querySelectorAll('#series-frames img[src]').length >= 2")
     assert loaded_images(page, "#series-animation") == 1
+
+
+def test_picking_another_model_takes_its_sampling_defaults(page, other_model_folder):
+    slider_value = lambda elem_id: float(page.locator(f"#{elem_id} input[type=number]").input_value())  # noqa: E731
+    page.locator("#model input").click()
+    page.get_by_role("option", name=str(other_model_folder)).click()
+    page.wait_for_function("document.querySelector('#model-status').innerText.includes('micro-other')")
+    page.wait_for_function("document.querySelector('#swap-at input[type=number]').value == '0.45'")
+    assert slider_value("swap-at") == 0.45 and slider_value("locality") == 0.0

@@ -83,6 +83,17 @@ def test_a_model_folder_from_before_local_edits_edits_the_whole_image(tmp_path):
     assert ModelInfo.embedded_default().defaults["locality"] == 0.3
 
 
+def test_a_model_folder_without_a_sampling_default_is_refused_by_name(tmp_path):
+    write_model_info(tmp_path, ModelInfo.embedded_default())
+    path = tmp_path / INFO_FILE
+    saved = json.loads(path.read_text())
+    del saved["defaults"]["swap_at"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(MedEditError, match="mededit.json is not a valid model description: "
+                                           "its sampling defaults lack swap_at"):
+        read_model_info(tmp_path)
+
+
 @pytest.mark.parametrize("mode", ["latent", "embedding"])
 def test_series_runs_from_neutral_to_edit(micro_pipeline, mode):
     result = micro_pipeline.series(S, E, Series(frames=5, mode=mode))

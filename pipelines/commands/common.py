@@ -39,10 +39,8 @@ def add_edit_arguments(parser):
 
 def sampling_from(args, pipeline):
     from pipelines.requests import Sampling
-    defaults = pipeline.model.info.defaults
-    pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
-    return Sampling(args.anatomy, args.style, args.seed, pick(args.steps, "steps"),
-                    pick(args.anatomy_scale, "anatomy_scale"), pick(args.style_scale, "style_scale"))
+    return Sampling.with_defaults(pipeline.model.info.defaults, args.anatomy, args.style, args.seed,
+                                  args.steps, args.anatomy_scale, args.style_scale)
 
 
 def edit_from(args, pipeline):
@@ -56,10 +54,8 @@ def edit_from(args, pipeline):
             raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}") from None
     for name in sliders:
         pipeline.model.info.attribute(name)
-    defaults = pipeline.model.info.defaults
-    swap = defaults["swap_at"] if args.swap_at is None else args.swap_at
-    locality = defaults["locality"] if args.locality is None else args.locality
-    return Edit(args.to_anatomy, args.to_style, sliders, swap, locality)
+    return Edit.with_defaults(pipeline.model.info.defaults, args.to_anatomy, args.to_style, sliders,
+                              args.swap_at, args.locality)
 
 
 def load_pipeline(args):
