@@ -19,7 +19,7 @@ from pipelines.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, coverage
-from pipelines.training.dit import train_dit
+from pipelines.training.dit import loss_weights, train_dit
 from pipelines.training.hardware import training_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 
@@ -34,7 +34,8 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
     return Namespace(**{**dict(preset="micro", steps=steps, batch=4, lr=1e-3, n=6, seed=0, align=align,
                                conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
-                               resume=resume, ema=0.99, device="cpu", init=None), **changes})
+                               resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
+                               detail_masks="opacity,pacemaker,gel_bubbles,ruler"), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -144,3 +145,25 @@ def test_dit_training_continues_from_a_saved_model(tmp_path):
         after = load_file(tmp_path / "again" / part / "diffusion_pytorch_model.safetensors")
         assert before.keys() == after.keys()
         assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
+    detail = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
+    detail[..., :4, :4] = 255  # one whole latent pixel (f4)
+    detail[..., 4:6, :4] = 255  # half of the next one down
+    weights = loss_weights(detail, 16, 5.0)
+    assert weights.shape == (1, 1, 16, 16)
+    assert weights[0, 0, 0, 0] == 6.0 and weights[0, 0, 1, 0] == 3.5 and weights[0, 0, 5, 5] == 1.0
+
+    train_vae(vae_args(tmp_path, 1))
+    every = ",".join(n for n in ("melanoma", "hair", "gel_bubbles", "ruler", "ink", "vignette"))
+    plain, weighted = tmp_path / "plain", tmp_path / "weighted"
+    train_dit(dit_args(tmp_path, 2, out=str(plain), workdir=str(tmp_path / "w1")))
+    train_dit(dit_args(tmp_path, 2, out=str(weighted), workdir=str(tmp_path / "w2"), detail_weight=5.0,
+                       detail_masks=every))
+    name = "transformer/diffusion_pytorch_model.safetensors"
+    before, after = load_file(plain / name), load_file(weighted / name)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert "--detail-weight 5.0" in json.loads((weighted / "mededit.json").read_text())["training"]["command"]
+    with pytest.raises(MedEditError, match="--detail-masks 'opacty'"):
+        train_dit(dit_args(tmp_path, 1, detail_weight=1.0, detail_masks="opacty"))
