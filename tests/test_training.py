@@ -35,7 +35,7 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
-                               detail_masks="opacity,pacemaker,gel_bubbles,ruler"), **changes})
+                               detail_masks="opacity"), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -156,7 +156,7 @@ def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
     assert weights[0, 0, 0, 0] == 6.0 and weights[0, 0, 1, 0] == 3.5 and weights[0, 0, 5, 5] == 1.0
 
     train_vae(vae_args(tmp_path, 1))
-    every = ",".join(n for n in ("melanoma", "hair", "gel_bubbles", "ruler", "ink", "vignette"))
+    every = "melanoma,hair,gel_bubbles,ruler,ink,vignette"  # some of these is on in the 6 phantoms drawn
     plain, weighted = tmp_path / "plain", tmp_path / "weighted"
     train_dit(dit_args(tmp_path, 2, out=str(plain), workdir=str(tmp_path / "w1")))
     train_dit(dit_args(tmp_path, 2, out=str(weighted), workdir=str(tmp_path / "w2"), detail_weight=5.0,
