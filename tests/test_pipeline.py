@@ -73,25 +73,25 @@ def test_local_edit_keeps_the_neutral_latents_outside_its_mask(micro_pipeline):
     assert not torch.equal(local, run[-1].latents)
 
 
-def test_a_model_folder_from_before_local_edits_edits_the_whole_image(tmp_path):
-    write_model_info(tmp_path, ModelInfo.embedded_default())
-    path = tmp_path / INFO_FILE
+def info_without_default(folder, key: str):
+    """The embedded model's mededit.json written to folder with one sampling default left out."""
+    write_model_info(folder, ModelInfo.embedded_default())
+    path = folder / INFO_FILE
     saved = json.loads(path.read_text())
-    del saved["defaults"]["locality"]
+    del saved["defaults"][key]
     path.write_text(json.dumps(saved))
-    assert read_model_info(tmp_path).defaults["locality"] == 0.0
+    return folder
+
+
+def test_a_model_folder_from_before_local_edits_edits_the_whole_image(tmp_path):
+    assert read_model_info(info_without_default(tmp_path, "locality")).defaults["locality"] == 0.0
     assert ModelInfo.embedded_default().defaults["locality"] == 0.3
 
 
 def test_a_model_folder_without_a_sampling_default_is_refused_by_name(tmp_path):
-    write_model_info(tmp_path, ModelInfo.embedded_default())
-    path = tmp_path / INFO_FILE
-    saved = json.loads(path.read_text())
-    del saved["defaults"]["swap_at"]
-    path.write_text(json.dumps(saved))
     with pytest.raises(MedEditError, match="mededit.json is not a valid model description: "
                                            "its sampling defaults lack swap_at"):
-        read_model_info(tmp_path)
+        read_model_info(info_without_default(tmp_path, "swap_at"))
 
 
 @pytest.mark.parametrize("mode", ["latent", "embedding"])
