@@ -64,7 +64,7 @@ def bench(model: LoadedModel, repeats: int = 3) -> dict:
     ours["pair_cold_s"] = statistics.median(cold)
     # 2. Slider re-edits from the cached neutral run.
     ours["reedit_s"] = statistics.median(
-        timed(pipeline.edit, s, Edit(**EDIT, swap_at=e.swap_at, locality=e.locality, sliders={"hair": x}))
+        timed(pipeline.edit, s, Edit.with_defaults(defaults, **EDIT, sliders={"hair": x}))
         for x in (0.5, 1.0, 1.5, 2.0))
     # 3. 16-frame series in both modes (fresh caches, so each includes its prefix).
     for mode in ("latent", "embedding"):
