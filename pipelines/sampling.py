@@ -37,6 +37,7 @@ class Prefix:
     latents: torch.Tensor  # [1, C, h, w]
     scheduler: object  # a deep copy: multistep solvers keep past outputs
     step: int
+    eps: torch.Tensor | None = None  # the guided noise prediction of the step that led here
 
 
 def added_conditions(transformer, latents: torch.Tensor) -> dict | None:
@@ -90,22 +91,27 @@ class Keep:
 
 
 def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy_scale: float,
-            style_scale: float, callback=None, keep: Keep | None = None) -> Prefix:
-    """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched."""
+            style_scale: float, callback=None, keep: Keep | None = None,
+            first_eps: torch.Tensor | None = None) -> Prefix:
+    """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched.
+    `first_eps`: the first step's guided noise prediction, when the caller already made it."""
     scheduler = copy.deepcopy(prefix.scheduler)
-    latents = prefix.latents
+    latents, eps = prefix.latents, prefix.eps
     if branches.tokens.shape[0] != latents.shape[0]:
         latents = latents.expand(branches.tokens.shape[0], -1, -1, -1).contiguous()
     for i in range(prefix.step, until):
         t = scheduler.timesteps[i]
-        model_input = scheduler.scale_model_input(latents, t)
-        eps = guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
+        if i == prefix.step and first_eps is not None:
+            eps = first_eps
+        else:
+            model_input = scheduler.scale_model_input(latents, t)
+            eps = guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
         latents = scheduler.step(eps, t, latents, return_dict=False)[0]
         if keep is not None:
             latents = torch.lerp(keep.neutral[i + 1], latents, keep.mask)
         if callback is not None:
             callback(i + 1)
-    return Prefix(latents, scheduler, until)
+    return Prefix(latents, scheduler, until, eps)
 
 
 def trajectory(transformer, scheduler, steps: int, noise: torch.Tensor, branches: Branches,
@@ -119,21 +125,25 @@ def trajectory(transformer, scheduler, steps: int, noise: torch.Tensor, branches
 
 
 def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, anatomy_scale: float,
-              style_scale: float, locality: float) -> torch.Tensor:
+              style_scale: float, locality: float,
+              neutral_eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Where an edit acts, after DiffEdit: at the swap step, the latent pixels where the edited
     prompts' guided noise prediction differs from the neutral one's by more than `locality` of its
     largest difference (3x3 smoothed), grown by one pixel so the seam falls outside the change.
-    Returns [B, 1, h, w] of 0/1."""
+    `neutral_eps`: the neutral prediction there, when the neutral run kept it.
+    Returns the [B, 1, h, w] mask of 0/1 and the edited prediction [B, C, h, w], which is the
+    edit's first step's own, so the tail need not make it again."""
     t = prefix.scheduler.timesteps[prefix.step]
     x = prefix.scheduler.scale_model_input(prefix.latents, t)
     b = max(x.shape[0], neutral.tokens.shape[0], edited.tokens.shape[0])
     x = x.expand(b, -1, -1, -1)
-    both = Branches.cat([neutral.repeat(b), edited.repeat(b)])  # repeat expands a batch of 1
-    eps = guided_noise(transformer, torch.cat([x, x]), t, both, anatomy_scale, style_scale)
-    change = F.avg_pool2d((eps[b:] - eps[:b]).abs().mean(1, keepdim=True), 3, 1, 1,
+    edited_eps = guided_noise(transformer, x, t, edited.repeat(b), anatomy_scale, style_scale)
+    if neutral_eps is None:
+        neutral_eps = guided_noise(transformer, x, t, neutral.repeat(b), anatomy_scale, style_scale)
+    change = F.avg_pool2d((edited_eps - neutral_eps).abs().mean(1, keepdim=True), 3, 1, 1,
                           count_include_pad=False)
     change = change / change.amax((2, 3), keepdim=True).clamp_min(1e-12)
-    return F.max_pool2d((change > locality).to(x.dtype), 3, 1, 1)
+    return F.max_pool2d((change > locality).to(x.dtype), 3, 1, 1), edited_eps
 
 
 def edit_tail(transformer, run: list[Prefix], swap: int, neutral: Branches, edited: Branches,
@@ -143,9 +153,13 @@ def edit_tail(transformer, run: list[Prefix], swap: int, neutral: Branches, edit
     `frames`, a series' in-between prompts); with `locality` > 0 only inside the edit's
     `edit_mask`, the neutral run's latents elsewhere."""
     prefix, steps = run[swap], len(run) - 1
-    keep = None
+    keep, first_eps = None, None
     if locality > 0 and swap < steps:
-        mask = edit_mask(transformer, prefix, neutral, edited, anatomy_scale, style_scale, locality)
+        # The neutral run made its prediction at the swap step already (kept on the next state).
+        mask, edited_eps = edit_mask(transformer, prefix, neutral, edited, anatomy_scale, style_scale,
+                                     locality, run[swap + 1].eps)
         keep = Keep(mask, [state.latents for state in run])
+        if frames is None:
+            first_eps = edited_eps
     return advance(transformer, prefix, steps, edited if frames is None else frames,
-                   anatomy_scale, style_scale, callback, keep)
+                   anatomy_scale, style_scale, callback, keep, first_eps)

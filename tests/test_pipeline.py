@@ -14,7 +14,7 @@ from pipelines.errors import MedEditError
 from pipelines.loading import load_model
 from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info, write_model_info
 from pipelines.requests import Edit, Sampling, Series
-from pipelines.sampling import edit_mask, edit_tail
+from pipelines.sampling import Keep, advance, edit_mask, edit_tail, guided_noise
 
 S = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=3, steps=6)
 E = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.34)
@@ -65,12 +65,28 @@ def test_local_edit_keeps_the_neutral_latents_outside_its_mask(micro_pipeline):
     neutral, edited = micro_pipeline.neutral_branches(S), micro_pipeline.edited_branches(S, E)
     swap, scales = E.swap_step(S.steps), (S.anatomy_scale, S.style_scale)
     transformer = micro_pipeline.model.transformer
-    mask = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.9)
+    mask, _ = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.9, run[swap + 1].eps)
     assert mask.shape == (1, 1, *run[0].latents.shape[-2:]) and 0 < mask.mean() < 1
     local = edit_tail(transformer, run, swap, neutral, edited, *scales, 0.9).latents
     outside = (mask == 0).expand_as(local)
     assert torch.equal(local[outside], run[-1].latents[outside])
     assert not torch.equal(local, run[-1].latents)
+
+
+def test_a_local_edit_reuses_the_predictions_it_already_has(micro_pipeline):
+    """The mask takes the neutral prediction the run kept, and the tail's first step the edited
+    prediction the mask made: the same edit as making both again."""
+    run, _ = micro_pipeline.neutral_run(S)
+    neutral, edited = micro_pipeline.neutral_branches(S), micro_pipeline.edited_branches(S, E)
+    swap, scales = E.swap_step(S.steps), (S.anatomy_scale, S.style_scale)
+    transformer = micro_pipeline.model.transformer
+    remade = guided_noise(transformer, run[swap].latents, run[swap].scheduler.timesteps[swap],
+                          neutral, *scales)
+    assert torch.allclose(run[swap + 1].eps, remade, atol=1e-6)
+    mask, _ = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.5)
+    plain = advance(transformer, run[swap], S.steps, edited, *scales,
+                    keep=Keep(mask, [state.latents for state in run])).latents
+    assert torch.equal(edit_tail(transformer, run, swap, neutral, edited, *scales, 0.5).latents, plain)
 
 
 def info_without_default(folder, key: str):
