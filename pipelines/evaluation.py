@@ -114,6 +114,7 @@ class Evaluator:
             "cfrt": float(metrics.cfrt(p_neutral, along, target)) if len(names) > 1 else None,
             "no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_neutral, p_edited[swap_at][:, None], target)),
+            "flips_by_attribute": metrics.flips_by_attribute(p_neutral, p_edited[swap_at], target, names),
             "psnr_whole": float(np.mean(whole)),
             "psnr_outside_edit": float(np.mean(psnr)) if psnr else None,
             "ssim_outside_edit": float(np.mean(ssim)) if ssim else None,

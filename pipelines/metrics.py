@@ -5,7 +5,7 @@ Four families, all numpy (scipy for the Gaussian filter, dilation and matrix squ
 * Classifier-based: ``cfrt`` / ``cfrt_per_seed`` (classifier flip rate along a trajectory,
   exactly as the latent-trajectory-traversal code defines it), ``apr`` (exact match of the
   artifact labels), ``attribute_accuracy`` and ``flip_rate_non_target`` (edits in which no
-  other label flipped).
+  other label flipped), with ``flips_by_attribute`` saying which ones did.
 * Preservation outside the edited factor: ``psnr_outside``, ``ssim_outside``.
 * Against the ground-truth counterfactual render of the phantom world: ``counterfactual_error``.
 * Distribution quality on feature arrays: ``fid``, ``kid``.
@@ -220,6 +220,23 @@ def flip_rate_non_target(p_neutral, p_edited, target, threshold: float = 0.5,
     """
     return float(1.0 - non_target_flips(p_neutral, p_edited, target, threshold,
                                         attribute_indices, names).mean())
+
+
+def flips_by_attribute(p_neutral, p_edited, target, names: Sequence[str],
+                       threshold: float = 0.5) -> dict[str, dict[str, float]]:
+    """Which other attributes an edit flips, and which way: {name: {"on": share of edits that
+    turned it on, "off": share that turned it off}} for every non-target column. Where the
+    no-flip rate falls short, this says what to train or fix. Shapes as in ``non_target_flips``."""
+    pn, pe = _edit_probs(p_neutral, p_edited)
+    k = pn.shape[1]
+    _check_names(names, k)
+    t = _index(target, k, names, "target")
+    if not 0 < threshold < 1:
+        raise MedEditError(f"threshold: must lie strictly between 0 and 1, got {threshold}")
+    before, after = pn[:, None, :] >= threshold, pe >= threshold
+    return {name: {"on": float((~before[..., j] & after[..., j]).mean()),
+                   "off": float((before[..., j] & ~after[..., j]).mean())}
+            for j, name in enumerate(names) if j != t}
 
 
 # ----------------------------------------------------------------------------- image metrics

@@ -8,17 +8,26 @@ def fmt(value, digits=2):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def most_flipped(row) -> str:
+    """The other attribute this row's edits flip most, which way, and how often."""
+    flips = row.get("flips_by_attribute")  # absent in reports made before it, and in the mean
+    if not flips:
+        return "–"
+    name, way = max(((n, w) for n in flips for w in ("on", "off")), key=lambda nw: flips[nw[0]][nw[1]])
+    return "none" if flips[name][way] == 0 else f"{name} {way} {flips[name][way]:.2f}"
+
+
 report = json.load(open(sys.argv[1]))
 print(f"{report['seeds_per_attribute']} seeds per attribute, {report['steps']} steps, guidance "
       f"{report['scales'][0]:g}/{report['scales'][1]:g}, swap at {report['swap_at']}, locality "
       f"{report.get('locality', 0.0):g}; naive = the edited prompts from step 0 (regenerating); "
       f"phantom = the renderer's own pair (the ceiling).\n")
 print("| attribute | attribute accuracy | edited has it | CFRT | no non-target flip | no-flip, phantom | "
-      "PSNR whole (dB) | PSNR outside edit | edited has it, naive | PSNR whole, naive |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "most flipped | PSNR whole (dB) | PSNR outside edit | edited has it, naive | PSNR whole, naive |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in report["attributes"] + [{"attribute": "**mean**", **report["summary"]}]:
     print(f"| {r['attribute']} | {fmt(r['attribute_accuracy'])} | {fmt(r['edited_target_rate'])} | "
           f"{fmt(r['cfrt'])} | {fmt(r['no_non_target_flip'])} | "
-          f"{fmt(r.get('phantom_no_non_target_flip'))} | {fmt(r['psnr_whole'], 1)} | "
+          f"{fmt(r.get('phantom_no_non_target_flip'))} | {most_flipped(r)} | {fmt(r['psnr_whole'], 1)} | "
           f"{fmt(r['psnr_outside_edit'], 1)} | {fmt(r['naive_edited_target_rate'])} | "
           f"{fmt(r['naive_psnr_whole'], 1)} |")

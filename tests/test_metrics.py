@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from pipelines.errors import MedEditError
 from pipelines.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error,
-                               edit_footprint, fid, flip_rate_non_target, kid, non_target_flips,
+                               edit_footprint, fid, flip_rate_non_target, flips_by_attribute, kid, non_target_flips,
                                psnr_outside, ssim_outside)
 
 S, T, K, TARGET = 6, 3, 4, 1
@@ -242,3 +242,20 @@ def test_kid():
                                                                seed=4)
     with pytest.raises(MedEditError, match="NaN"):
         kid(np.full((3, 2), np.nan), a[:, :2])
+
+
+def test_flips_by_attribute_says_which_label_moved_and_which_way():
+    pn = _neutral()  # every label off
+    pn[0, 3] = 0.9  # seed 0 has attribute 3 on
+    pe = np.repeat(pn[:, None, :], T, axis=1)
+    pe[:, :, TARGET] = 0.95
+    pe[1, :, 2] = 0.8  # seed 1: attribute 2 turns on at every swap point
+    pe[0, 0, 3] = 0.1  # seed 0: attribute 3 turns off at the first swap point only
+    names = ["a", "b", "c", "d"]
+    flips = flips_by_attribute(pn, pe, "b", names)
+    assert set(flips) == {"a", "c", "d"}  # the target is not a flip
+    assert flips["a"] == {"on": 0.0, "off": 0.0}
+    assert flips["c"] == {"on": pytest.approx(1 / S), "off": 0.0}
+    assert flips["d"] == {"on": 0.0, "off": pytest.approx(1 / (S * T))}
+    with pytest.raises(MedEditError, match="names"):
+        flips_by_attribute(pn, pe, 1, names[:3])
