@@ -6,8 +6,8 @@ from scipy import ndimage
 
 from pipelines.errors import MedEditError
 from pipelines.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error,
-                               edit_footprint, fid, flip_rate_non_target, flips_by_attribute, kid, non_target_flips,
-                               psnr_outside, ssim_outside)
+                               edit_footprint, fid, flip_rate_non_target, flips_by_attribute, kid,
+                               non_target_flips, psnr_outside, ssim_outside)
 
 S, T, K, TARGET = 6, 3, 4, 1
 

@@ -83,7 +83,7 @@ def test_a_local_edit_reuses_the_predictions_it_already_has(micro_pipeline):
     remade = guided_noise(transformer, run[swap].latents, run[swap].scheduler.timesteps[swap],
                           neutral, *scales)
     assert torch.allclose(run[swap + 1].eps, remade, atol=1e-6)
-    mask, _ = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.5)
+    mask, _ = edit_mask(transformer, run[swap], neutral, edited, *scales, 0.5, run[swap + 1].eps)
     plain = advance(transformer, run[swap], S.steps, edited, *scales,
                     keep=Keep(mask, [state.latents for state in run])).latents
     assert torch.equal(edit_tail(transformer, run, swap, neutral, edited, *scales, 0.5).latents, plain)
