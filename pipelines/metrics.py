@@ -187,6 +187,18 @@ def attribute_accuracy(probs, labels, threshold: float = 0.5,
     return out
 
 
+def _labels_around_edit(p_neutral, p_edited, target, threshold: float, names):
+    """Validated thresholded labels before [S, 1, K] and after [S, T, K] the edits, and the
+    target's column."""
+    pn, pe = _edit_probs(p_neutral, p_edited)
+    k = pn.shape[1]
+    _check_names(names, k)
+    t = _index(target, k, names, "target")
+    if not 0 < threshold < 1:
+        raise MedEditError(f"threshold: must lie strictly between 0 and 1, got {threshold}")
+    return pn[:, None, :] >= threshold, pe >= threshold, t
+
+
 def non_target_flips(p_neutral, p_edited, target, threshold: float = 0.5, attribute_indices=None,
                      names: Sequence[str] | None = None) -> np.ndarray:
     """Which edits flipped some non-target attribute's thresholded label.
@@ -195,19 +207,14 @@ def non_target_flips(p_neutral, p_edited, target, threshold: float = 0.5, attrib
     attribute_indices: the columns checked (default all K); the target is never checked.
     Returns [S, T] bool, True where at least one non-target label differs from the neutral image's.
     """
-    pn, pe = _edit_probs(p_neutral, p_edited)
-    k = pn.shape[1]
-    _check_names(names, k)
-    t = _index(target, k, names, "target")
-    if not 0 < threshold < 1:
-        raise MedEditError(f"threshold: must lie strictly between 0 and 1, got {threshold}")
+    before, after, t = _labels_around_edit(p_neutral, p_edited, target, threshold, names)
+    k = after.shape[2]
     cols = range(k) if attribute_indices is None else \
         {_index(j, k, names, "attribute_indices") for j in attribute_indices}
     others = sorted(set(cols) - {t})
     if not others:
-        return np.zeros(pe.shape[:2], dtype=bool)
-    changed = (pe[:, :, others] >= threshold) != (pn[:, None, others] >= threshold)
-    return changed.any(axis=2)
+        return np.zeros(after.shape[:2], dtype=bool)
+    return (after[:, :, others] != before[:, :, others]).any(axis=2)
 
 
 def flip_rate_non_target(p_neutral, p_edited, target, threshold: float = 0.5,
@@ -227,13 +234,7 @@ def flips_by_attribute(p_neutral, p_edited, target, names: Sequence[str],
     """Which other attributes an edit flips, and which way: {name: {"on": share of edits that
     turned it on, "off": share that turned it off}} for every non-target column. Where the
     no-flip rate falls short, this says what to train or fix. Shapes as in ``non_target_flips``."""
-    pn, pe = _edit_probs(p_neutral, p_edited)
-    k = pn.shape[1]
-    _check_names(names, k)
-    t = _index(target, k, names, "target")
-    if not 0 < threshold < 1:
-        raise MedEditError(f"threshold: must lie strictly between 0 and 1, got {threshold}")
-    before, after = pn[:, None, :] >= threshold, pe >= threshold
+    before, after, t = _labels_around_edit(p_neutral, p_edited, target, threshold, names)
     return {name: {"on": float((~before[..., j] & after[..., j]).mean()),
                    "off": float((before[..., j] & ~after[..., j]).mean())}
             for j, name in enumerate(names) if j != t}
