@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 from pipelines.editing import MedEditPipeline
 from pipelines.errors import MedEditError
 from pipelines.loading import load_model
-from pipelines.phantoms import phantom
+from pipelines.phantoms import phantom, render
 from pipelines.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
-from pipelines.training.data import build_phantom_set, coverage
-from pipelines.training.dit import loss_weights, train_dit
+from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
+from pipelines.training.dit import loss_weights, outside_change, train_dit
 from pipelines.training.hardware import training_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 
@@ -35,7 +35,7 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
-                               detail_masks="opacity"), **changes})
+                               detail_masks="opacity", pair_weight=0.0, time_limit=None), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -167,3 +167,41 @@ def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
     assert "--detail-weight 5.0" in json.loads((weighted / "mededit.json").read_text())["training"]["command"]
     with pytest.raises(MedEditError, match="--detail-masks 'opacty'"):
         train_dit(dit_args(tmp_path, 1, detail_weight=1.0, detail_masks="opacty"))
+
+
+def test_each_phantom_has_a_partner_that_differs_only_inside_the_recorded_change():
+    data = build_phantom_set(8, 40, 64, progress=False, partners=True, workers=1)
+    for i in range(len(data)):
+        p = phantom(data.modality[i], 40 + i)
+        name = toggled_attribute(p.modality, p.seed)
+        q = render(p.modality, {**p.factors, name: not p.factors[name]}, p.seed)
+        assert (data.partner_anatomy[i], data.partner_style[i]) == (q.anatomy, q.style)
+        assert (data.anatomy[i], data.style[i]) != (q.anatomy, q.style)  # the toggle shows in a caption
+        moved = np.abs(to_model_size(p.image, 64).astype(int) - to_model_size(q.image, 64).astype(int)).max(-1)
+        assert moved.any() and not (moved[data.partner_change[i, 0].numpy() == 0]).any()
+
+
+def test_outside_change_drops_the_touched_latent_pixels_and_their_neighbours():
+    change = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
+    change[..., 20, 20] = 255  # one image pixel: latent pixel (5, 5)
+    outside = outside_change(change, 16)
+    assert outside.shape == (1, 1, 16, 16)
+    assert outside[0, 0, 4:7, 4:7].eq(0).all() and outside.sum() == 256 - 9
+
+
+def test_dit_pair_weight_trains_and_a_time_limit_records_the_steps_done(tmp_path):
+    train_vae(vae_args(tmp_path, 1))
+    plain, paired = tmp_path / "plain", tmp_path / "paired"
+    train_dit(dit_args(tmp_path, 2, out=str(plain), workdir=str(tmp_path / "w1")))
+    # A zero time limit stops after the first step whatever --steps says.
+    train_dit(dit_args(tmp_path, 50, out=str(paired), workdir=str(tmp_path / "w2"), pair_weight=1.0,
+                       time_limit=0.0))
+    training = json.loads((paired / "mededit.json").read_text())["training"]
+    assert training["steps"] == 1 and "--steps 1 " in training["command"]
+    assert "--pair-weight 1.0" in training["command"] and "time" not in training["command"]
+    # Its first step draws what the plain run's did; only the partner term tells them apart.
+    name = "transformer/diffusion_pytorch_model.safetensors"
+    once = tmp_path / "once"
+    train_dit(dit_args(tmp_path, 1, out=str(once), workdir=str(tmp_path / "w3")))
+    assert any(not torch.equal(a, b) for a, b in zip(load_file(once / name).values(),
+                                                     load_file(paired / name).values()))

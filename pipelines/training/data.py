@@ -2,6 +2,12 @@
 
 Rendering is deterministic by seed, so a set is fully described by (modalities, n, seed, size) and
 a run that resumes rebuilds exactly the same data.
+
+With `partners`, each phantom also gets a counterfactual partner: the same seed re-rendered with one
+of its modality's attributes toggled (chosen by the seed), which the renderer guarantees changes
+only that attribute's region. The set keeps the partner's captions and that region, not its image:
+the DiT trainer asks the model to leave everything outside the region alone under the partner's
+captions (`train dit --pair-weight`).
 """
 
 import os
@@ -14,8 +20,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipelines.attributes import ATTRIBUTES, MODALITIES
-from pipelines.phantoms import phantom
+from pipelines.attributes import ATTRIBUTES, MODALITIES, attributes_of
+from pipelines.phantoms import CHANGE_REGION, phantom, render
 
 RENDER_SIZE = 128  # rendered larger, then box-filtered down: thin strokes stay anti-aliased
 
@@ -28,6 +34,9 @@ class PhantomSet:
     modality: list[str]
     labels: torch.Tensor  # [N, A] float 0/1 over the whole registry (0 where not applicable)
     detail: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of the asked-for masks
+    partner_anatomy: list[str] | None = None  # the counterfactual partner's captions
+    partner_style: list[str] | None = None
+    partner_change: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of what the toggle changes
 
     def __len__(self):
         return len(self.anatomy)
@@ -48,23 +57,40 @@ def coverage(masks: dict, names, size: int) -> np.ndarray:
     return to_model_size(union * 255, size)
 
 
+def toggled_attribute(modality: str, seed: int) -> str:
+    """The attribute a phantom's counterfactual partner toggles: uniform over the modality's, by seed."""
+    names = [a.name for a in attributes_of(modality)]
+    return names[np.random.default_rng([seed, 17]).integers(len(names))]
+
+
+def render_partner(p, size: int) -> tuple:
+    """(anatomy, style, change coverage at `size`) of p re-rendered with one attribute toggled."""
+    name = toggled_attribute(p.modality, p.seed)
+    q = render(p.modality, {**p.factors, name: not p.factors[name]}, p.seed, size=p.image.shape[0])
+    region = CHANGE_REGION.get(name, name)
+    change = (p.masks[region] | q.masks[region]).astype(np.uint8) * 255
+    return q.anatomy, q.style, to_model_size(change, size)
+
+
 def render_one(job: tuple) -> tuple:
-    """One phantom at the model's size, with its captions, labels and detail coverage."""
-    m, seed, size, detail_masks = job
+    """One phantom at the model's size, with its captions, labels, detail coverage and partner."""
+    m, seed, size, detail_masks, partners = job
     p = phantom(m, seed, size=max(size, RENDER_SIZE))
     detail = coverage(p.masks, detail_masks, size) if detail_masks else None
+    partner = render_partner(p, size) if partners else None
     return (to_model_size(p.image, size), p.anatomy, p.style, m,
-            [float(p.labels.get(a.name, 0)) for a in ATTRIBUTES], detail)
+            [float(p.labels.get(a.name, 0)) for a in ATTRIBUTES], detail, partner)
 
 
 def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
                       progress: bool = True, detail_masks: tuple[str, ...] = (),
-                      workers: int | None = None) -> PhantomSet:
+                      workers: int | None = None, partners: bool = False) -> PhantomSet:
     """n phantoms alternating over the modalities; sample i uses seed `seed + i`. With
-    `detail_masks`, also the coverage of those attributes' masks (see PhantomSet.detail).
-    Rendered in `workers` processes (default: one per core, none for small sets); the set does
-    not depend on how many."""
-    jobs = [(modalities[i % len(modalities)], seed + i, size, tuple(detail_masks)) for i in range(n)]
+    `detail_masks`, also the coverage of those attributes' masks (see PhantomSet.detail); with
+    `partners`, each one's counterfactual partner (module docstring). Rendered in `workers`
+    processes (default: one per core, none for small sets); the set does not depend on how many."""
+    jobs = [(modalities[i % len(modalities)], seed + i, size, tuple(detail_masks), partners)
+            for i in range(n)]
     workers = workers or min(os.cpu_count() or 1, n // 256)
     bar = dict(total=n, desc="rendering phantoms", disable=not progress)
     if workers > 1:
@@ -73,10 +99,15 @@ def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
             rendered = list(tqdm(pool.map(render_one, jobs, chunksize=64), **bar))
     else:
         rendered = [render_one(job) for job in tqdm(jobs, **bar)]
-    images, anatomy, style, modality, labels, detail = zip(*rendered)
+    images, anatomy, style, modality, labels, detail, partner = zip(*rendered)
     images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     detail = torch.from_numpy(np.stack(detail))[:, None] if detail_masks else None
-    return PhantomSet(images, list(anatomy), list(style), list(modality), torch.tensor(labels), detail)
+    data = PhantomSet(images, list(anatomy), list(style), list(modality), torch.tensor(labels), detail)
+    if partners:
+        p_anatomy, p_style, change = zip(*partner)
+        data.partner_anatomy, data.partner_style = list(p_anatomy), list(p_style)
+        data.partner_change = torch.from_numpy(np.stack(change))[:, None]
+    return data
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,17 @@ weights are the EMA of the trained ones.
 `--detail-weight w` weighs the noise-prediction error (1 + w) times where `--detail-masks` cover
 the image: small findings that fill a few latent pixels (a focal opacity is about 3 of 256) add
 almost nothing to a plain mean, and the evaluator found them the least reliably drawn and edited.
+
+`--pair-weight w` adds a counterfactual term aimed at what an edit does: the tail of an edit
+denoises latents made under the neutral captions while conditioned on the edited ones. Each phantom
+has a partner (the same seed with one attribute toggled, which changes only that attribute's
+region), and the model, given the phantom's noisy latents but the partner's captions, must still
+predict the true noise outside that region (grown by one latent pixel). Inside it the target is
+left free, so the edit itself is learned by the plain loss.
+
+`--time-limit s` ends the loop at the first step after s seconds of training and saves as if
+`--steps` had been the steps done (the learning rate is constant after warm-up, so that command
+reproduces the weights); the model info records the steps done.
 """
 
 import copy
@@ -20,7 +31,7 @@ from tqdm import tqdm
 
 from pipelines.attributes import ATTRIBUTE_NAMES
 from pipelines.conditioners import join_prompts
-from pipelines.conditioning import DisentangledProjector
+from pipelines.conditioning import DisentangledProjector, join
 from pipelines.errors import MedEditError
 from pipelines.model_info import ModelInfo, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
@@ -55,6 +66,9 @@ def add_arguments(parser):
                         help="extra weight of the error on --detail-masks (0: off)")
     parser.add_argument("--detail-masks", default=",".join(DETAIL_MASKS),
                         help="comma-separated phantom masks that --detail-weight weighs")
+    parser.add_argument("--pair-weight", type=float, default=0.0,
+                        help="weight of the counterfactual-partner term (0: off; see the module docstring)")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
     add_device_argument(parser)
 
 
@@ -91,6 +105,13 @@ def loss_weights(detail: torch.Tensor, latent_size: int, weight: float) -> torch
     return 1 + weight * coverage
 
 
+def outside_change(change: torch.Tensor, latent_size: int) -> torch.Tensor:
+    """1 on the latent pixels a partner's toggle leaves alone, 0 on those it touches and their
+    8 neighbours (the VAE's receptive field spreads a change a little). change: uint8 [N, 1, S, S]."""
+    touched = F.max_pool2d((change > 0).float(), change.shape[-1] // latent_size)
+    return 1 - F.max_pool2d(touched, 3, stride=1, padding=1)
+
+
 @torch.no_grad()
 def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     chunks = [vae.encode(to_unit_range(images[i:i + 256].to(vae.device))).latent_dist.mean
@@ -104,7 +125,8 @@ def train_dit(args) -> Path:
     # 1. Data: phantoms, their latents, their encoded captions and priors, all on the device.
     vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval().to(device)
     detail_masks = detail_mask_names(args.detail_masks) if args.detail_weight else ()
-    data = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE, detail_masks=detail_masks)
+    data = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE, detail_masks=detail_masks,
+                             partners=args.pair_weight > 0)
     latents = encode_latents(vae, data.images)
     weights = None
     if data.detail is not None:
@@ -118,6 +140,10 @@ def train_dit(args) -> Path:
         anatomy_text = TextCache(encoder, data.anatomy, device)
         style_text = TextCache(encoder, data.style, device)
     anatomy_prior, style_prior = (p.to(device) for p in visual_priors(data.labels, data.modality))
+    if args.pair_weight > 0:
+        partner_anatomy = TextCache(encoder, data.partner_anatomy, device)
+        partner_style = TextCache(encoder, data.partner_style, device)
+        outside = outside_change(data.partner_change, latents.shape[-1]).to(device)
 
     # 2. Models, optimiser, EMA, noise schedule.
     if args.init:
@@ -161,13 +187,26 @@ def train_dit(args) -> Path:
             s_null = torch.ones_like(s_null)
         a_tokens, a_mask = projector.project("anatomy", a_states, a_mask, a_null)
         s_tokens, s_mask = projector.project("style", s_states, s_mask, s_null)
-        tokens, mask = torch.cat([a_tokens, s_tokens], 1), torch.cat([a_mask, s_mask], 1)
-        prediction = transformer(noisy, encoder_hidden_states=tokens, encoder_attention_mask=mask,
-                                 timestep=t).sample
+        tokens, mask = join(a_tokens, a_mask, s_tokens, s_mask)
+        if args.pair_weight > 0:
+            # The partner's captions on the same noisy latents, in the same forward: the batch doubles.
+            keep = torch.zeros_like(a_null)
+            pa_states, pa_mask = partner_anatomy.get(rows)
+            ps_states, ps_mask = partner_style.get(rows)
+            p_tokens, p_mask = join(*projector.project("anatomy", pa_states, pa_mask, keep),
+                                    *projector.project("style", ps_states, ps_mask, keep))
+            prediction, partner_prediction = transformer(
+                torch.cat([noisy, noisy]), encoder_hidden_states=torch.cat([tokens, p_tokens]),
+                encoder_attention_mask=torch.cat([mask, p_mask]), timestep=torch.cat([t, t])).sample.chunk(2)
+        else:
+            prediction = transformer(noisy, encoder_hidden_states=tokens, encoder_attention_mask=mask,
+                                     timestep=t).sample
         if weights is None:
             loss = F.mse_loss(prediction, noise)
         else:
             loss = (weights[rows] * (prediction - noise).pow(2)).mean()
+        if args.pair_weight > 0:
+            loss = loss + args.pair_weight * (outside[rows] * (partner_prediction - noise).pow(2)).mean()
         if args.align > 0:
             keep_a, keep_s = ~a_null, ~s_null
             align = 0.0
@@ -187,8 +226,12 @@ def train_dit(args) -> Path:
             for name, module in modules.items():
                 torch._foreach_lerp_(list(ema[name].parameters()), list(module.parameters()), 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % 100 == 0 or step + 1 == args.steps:
+        out_of_time = args.time_limit is not None and clock.seconds() >= args.time_limit
+        if (step + 1) % 100 == 0 or step + 1 == args.steps or out_of_time:
             save_training_state(args.workdir, every, optimizer, step + 1, clock)
+        if out_of_time:
+            args.steps = step + 1  # what the model info records: the command that gives these weights
+            break
 
     # 4. Save the EMA weights in diffusers layout, with the sampling scheduler and the model info.
     out = Path(args.out)
@@ -201,7 +244,7 @@ def train_dit(args) -> Path:
     info = ModelInfo.embedded_default(conditioning=args.conditioning)
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k not in ("run", "command", "what", "trainer") and not isinstance(v, bool) and v is not None),
+        if k not in ("run", "command", "what", "trainer", "time_limit") and not isinstance(v, bool) and v is not None),
         "steps": args.steps, "batch": args.batch, "seconds": seconds,
         "threads": torch.get_num_threads(), "device": describe(device)}
     write_model_info(out, info)
