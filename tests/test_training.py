@@ -19,7 +19,7 @@ from pipelines.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
-from pipelines.training.dit import loss_weights, outside_change, train_dit
+from pipelines.training.dit import loss_weights, outside_change, pair_keep_mask, train_dit
 from pipelines.training.hardware import training_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 
@@ -35,7 +35,8 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                conditioning=conditioning, vae=str(tmp_path / "model" / "vae"),
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
-                               detail_masks="opacity", pair_weight=0.0, time_limit=None), **changes})
+                               detail_masks="opacity", pair_weight=0.0, pair_keep="objects",
+                               time_limit=None), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -181,12 +182,26 @@ def test_each_phantom_has_a_partner_that_differs_only_inside_the_recorded_change
         assert moved.any() and not (moved[data.partner_change[i, 0].numpy() == 0]).any()
 
 
-def test_outside_change_drops_the_touched_latent_pixels_and_their_neighbours():
+def test_the_partner_term_keeps_the_objects_outside_the_change():
     change = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
     change[..., 20, 20] = 255  # one image pixel: latent pixel (5, 5)
     outside = outside_change(change, 16)
     assert outside.shape == (1, 1, 16, 16)
     assert outside[0, 0, 4:7, 4:7].eq(0).all() and outside.sum() == 256 - 9
+    objects = torch.zeros_like(change)
+    objects[..., 16:32, 16:32] = 255  # latent pixels 4..7 square, partly inside the grown change
+    data = Namespace(partner_change=change, objects=objects)
+    assert torch.equal(pair_keep_mask(data, 16, "outside"), outside)
+    keep = pair_keep_mask(data, 16, "objects")
+    assert keep.sum() == 16 - 9 and keep[0, 0, 7, 7] == 1 and keep[0, 0, 5, 5] == 0
+
+
+def test_partner_objects_cover_what_the_phantom_shows():
+    data = build_phantom_set(4, 40, 64, progress=False, partners=True, workers=1)
+    for i in range(len(data)):
+        p = phantom(data.modality[i], 40 + i)
+        shown = np.logical_or.reduce([to_model_size(m.astype(np.uint8) * 255, 64) > 0 for m in p.masks.values()])
+        assert np.array_equal(data.objects[i, 0].numpy() > 0, shown)
 
 
 def test_dit_pair_weight_trains_and_a_time_limit_records_the_steps_done(tmp_path):

@@ -37,6 +37,7 @@ class PhantomSet:
     partner_anatomy: list[str] | None = None  # the counterfactual partner's captions
     partner_style: list[str] | None = None
     partner_change: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of what the toggle changes
+    objects: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of what the phantom shows
 
     def __len__(self):
         return len(self.anatomy)
@@ -64,12 +65,15 @@ def toggled_attribute(modality: str, seed: int) -> str:
 
 
 def render_partner(p, size: int) -> tuple:
-    """(anatomy, style, change coverage at `size`) of p re-rendered with one attribute toggled."""
+    """(anatomy, style, change, objects) of p re-rendered with one attribute toggled: its captions,
+    the coverage at `size` of the region the toggle changes, and of every object p shows (the
+    lesion or heart and each attribute that is on), which an edit of another attribute must keep."""
     name = toggled_attribute(p.modality, p.seed)
     q = render(p.modality, {**p.factors, name: not p.factors[name]}, p.seed, size=p.image.shape[0])
     region = CHANGE_REGION.get(name, name)
     change = (p.masks[region] | q.masks[region]).astype(np.uint8) * 255
-    return q.anatomy, q.style, to_model_size(change, size)
+    objects = np.logical_or.reduce(list(p.masks.values())).astype(np.uint8) * 255
+    return q.anatomy, q.style, to_model_size(change, size), to_model_size(objects, size)
 
 
 def render_one(job: tuple) -> tuple:
@@ -104,9 +108,10 @@ def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
     detail = torch.from_numpy(np.stack(detail))[:, None] if detail_masks else None
     data = PhantomSet(images, list(anatomy), list(style), list(modality), torch.tensor(labels), detail)
     if partners:
-        p_anatomy, p_style, change = zip(*partner)
+        p_anatomy, p_style, change, objects = zip(*partner)
         data.partner_anatomy, data.partner_style = list(p_anatomy), list(p_style)
         data.partner_change = torch.from_numpy(np.stack(change))[:, None]
+        data.objects = torch.from_numpy(np.stack(objects))[:, None]
     return data
 
 
