@@ -104,9 +104,9 @@ def test_dit_trains_and_the_result_loads_into_the_pipeline(tmp_path):
     assert pipeline.model.info.training["seconds"] >= 1000  # the whole run, not the last call
 
 
-def test_joined_ablation_trains_without_alignment(tmp_path):
+def test_joined_ablation_trains_without_alignment_and_with_partners(tmp_path):
     train_vae(vae_args(tmp_path, 1))
-    train_dit(dit_args(tmp_path, 2, conditioning="joined", align=0.0))
+    train_dit(dit_args(tmp_path, 2, conditioning="joined", align=0.0, pair_weight=1.0))
     assert load_model(str(tmp_path / "model")).info.conditioning == "joined"
 
 

@@ -6,8 +6,8 @@ a run that resumes rebuilds exactly the same data.
 With `partners`, each phantom also gets a counterfactual partner: the same seed re-rendered with one
 of its modality's attributes toggled (chosen by the seed), which the renderer guarantees changes
 only that attribute's region. The set keeps the partner's captions and that region, not its image:
-the DiT trainer asks the model to leave everything outside the region alone under the partner's
-captions (`train dit --pair-weight`).
+the DiT trainer asks the model to keep what lies outside the region under the partner's captions
+(`train dit --pair-weight`).
 """
 
 import os

@@ -97,6 +97,15 @@ class TextCache:
         return self.states[i].float(), self.masks[i]
 
 
+def caption_caches(encoder: TextEncoder, anatomy: list[str], style: list[str], conditioning: str,
+                   device: torch.device) -> tuple[TextCache, TextCache]:
+    """The two channels' caches; the 'joined' ablation puts both captions in the anatomy channel."""
+    if conditioning == "joined":
+        joined = [join_prompts(a, s) for a, s in zip(anatomy, style)]
+        return TextCache(encoder, joined, device), TextCache(encoder, [""] * len(joined), device)
+    return TextCache(encoder, anatomy, device), TextCache(encoder, style, device)
+
+
 def detail_mask_names(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in ATTRIBUTE_NAMES]
@@ -148,17 +157,11 @@ def train_dit(args) -> Path:
     if data.detail is not None:
         weights = loss_weights(data.detail, latents.shape[-1], args.detail_weight).to(device)
     encoder = TextEncoder(device=device)
-    if args.conditioning == "joined":
-        joined = [join_prompts(a, s) for a, s in zip(data.anatomy, data.style)]
-        anatomy_text = TextCache(encoder, joined, device)
-        style_text = TextCache(encoder, [""] * len(joined), device)
-    else:
-        anatomy_text = TextCache(encoder, data.anatomy, device)
-        style_text = TextCache(encoder, data.style, device)
+    anatomy_text, style_text = caption_caches(encoder, data.anatomy, data.style, args.conditioning, device)
     anatomy_prior, style_prior = (p.to(device) for p in visual_priors(data.labels, data.modality))
     if args.pair_weight > 0:
-        partner_anatomy = TextCache(encoder, data.partner_anatomy, device)
-        partner_style = TextCache(encoder, data.partner_style, device)
+        partner_anatomy, partner_style = caption_caches(encoder, data.partner_anatomy, data.partner_style,
+                                                        args.conditioning, device)
         pair_keep = pair_keep_mask(data, latents.shape[-1], args.pair_keep).to(device)
 
     # 2. Models, optimiser, EMA, noise schedule.
@@ -206,11 +209,13 @@ def train_dit(args) -> Path:
         tokens, mask = join(a_tokens, a_mask, s_tokens, s_mask)
         if args.pair_weight > 0:
             # The partner's captions on the same noisy latents, in the same forward: the batch doubles.
+            # Never dropped: an edit conditions on both channels (the joined ablation on one).
             keep = torch.zeros_like(a_null)
             pa_states, pa_mask = partner_anatomy.get(rows)
             ps_states, ps_mask = partner_style.get(rows)
             p_tokens, p_mask = join(*projector.project("anatomy", pa_states, pa_mask, keep),
-                                    *projector.project("style", ps_states, ps_mask, keep))
+                                    *projector.project("style", ps_states, ps_mask,
+                                                       torch.ones_like(keep) if args.conditioning == "joined" else keep))
             prediction, partner_prediction = transformer(
                 torch.cat([noisy, noisy]), encoder_hidden_states=torch.cat([tokens, p_tokens]),
                 encoder_attention_mask=torch.cat([mask, p_mask]), timestep=torch.cat([t, t])).sample.chunk(2)
