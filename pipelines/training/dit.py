@@ -18,7 +18,7 @@ left free, so the edit itself is learned by the plain loss. `--pair-keep objects
 asks this only on the objects the phantom shows (the lesion or heart, each attribute that is on):
 where an added mark will land cannot be told from the neutral latents, so asking for the noise
 everywhere else (`outside`) also teaches the model to hold back the edit (a pacemaker edit then
-drew one in 34% of 100 images, against 72%: see the model card).
+drew one in 34% of 100 images, against 73%: see the model card).
 
 `--time-limit s` ends the loop at the first step after s seconds of training and saves as if
 `--steps` had been the steps done (the learning rate is constant after warm-up, so that command
