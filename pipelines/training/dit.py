@@ -137,6 +137,17 @@ def pair_keep_mask(data, latent_size: int, keep: str) -> torch.Tensor:
     return outside * touched(data.objects, latent_size) if keep == "objects" else outside
 
 
+def partner_tokens(projector: DisentangledProjector, anatomy_text: TextCache, style_text: TextCache,
+                   rows: torch.Tensor, joined: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The partners' caption tokens and mask, never dropped: an edit conditions on both channels
+    (the joined ablation on the anatomy one alone)."""
+    a_states, a_mask = anatomy_text.get(rows)
+    s_states, s_mask = style_text.get(rows)
+    keep = torch.zeros(len(rows), dtype=torch.bool, device=rows.device)
+    return join(*projector.project("anatomy", a_states, a_mask, keep),
+                *projector.project("style", s_states, s_mask, torch.full_like(keep, joined)))
+
+
 @torch.no_grad()
 def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     chunks = [vae.encode(to_unit_range(images[i:i + 256].to(vae.device))).latent_dist.mean
@@ -209,13 +220,8 @@ def train_dit(args) -> Path:
         tokens, mask = join(a_tokens, a_mask, s_tokens, s_mask)
         if args.pair_weight > 0:
             # The partner's captions on the same noisy latents, in the same forward: the batch doubles.
-            # Never dropped: an edit conditions on both channels (the joined ablation on one).
-            keep = torch.zeros_like(a_null)
-            pa_states, pa_mask = partner_anatomy.get(rows)
-            ps_states, ps_mask = partner_style.get(rows)
-            p_tokens, p_mask = join(*projector.project("anatomy", pa_states, pa_mask, keep),
-                                    *projector.project("style", ps_states, ps_mask,
-                                                       torch.ones_like(keep) if args.conditioning == "joined" else keep))
+            p_tokens, p_mask = partner_tokens(projector, partner_anatomy, partner_style, rows,
+                                              args.conditioning == "joined")
             prediction, partner_prediction = transformer(
                 torch.cat([noisy, noisy]), encoder_hidden_states=torch.cat([tokens, p_tokens]),
                 encoder_attention_mask=torch.cat([mask, p_mask]), timestep=torch.cat([t, t])).sample.chunk(2)
