@@ -168,6 +168,9 @@ def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
     assert "--detail-weight 5.0" in json.loads((weighted / "mededit.json").read_text())["training"]["command"]
     with pytest.raises(MedEditError, match="--detail-masks 'opacty'"):
         train_dit(dit_args(tmp_path, 1, detail_weight=1.0, detail_masks="opacty"))
+    for flag, value in (("pair_weight", -1.0), ("time_limit", float("nan")), ("detail_weight", float("inf"))):
+        with pytest.raises(MedEditError, match=f"--{flag.replace('_', '-')} must be a finite number >= 0"):
+            train_dit(dit_args(tmp_path, 1, **{flag: value}))
 
 
 def test_each_phantom_has_a_partner_that_differs_only_inside_the_recorded_change():

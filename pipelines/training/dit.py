@@ -26,6 +26,7 @@ reproduces the weights); the model info records the steps done.
 """
 
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -132,7 +133,8 @@ def outside_change(change: torch.Tensor, latent_size: int) -> torch.Tensor:
 
 
 def pair_keep_mask(data, latent_size: int, keep: str) -> torch.Tensor:
-    """Where the partner term asks for the true noise: outside the change, on the objects or everywhere."""
+    """Where the partner term asks for the true noise: outside the grown change, on the phantom's
+    objects alone ('objects') or everywhere ('outside')."""
     outside = outside_change(data.partner_change, latent_size)
     return outside * touched(data.objects, latent_size) if keep == "objects" else outside
 
@@ -155,7 +157,16 @@ def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     return torch.cat(chunks) * vae.config.scaling_factor
 
 
+def check_loss_options(args) -> None:
+    """The loss weights and the time limit, checked before any work starts."""
+    for flag, value in (("--detail-weight", args.detail_weight), ("--pair-weight", args.pair_weight),
+                        ("--time-limit", args.time_limit)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise MedEditError(f"{flag} must be a finite number >= 0, got {value}")
+
+
 def train_dit(args) -> Path:
+    check_loss_options(args)
     torch.manual_seed(args.seed)
     device = training_device(args.device)
     # 1. Data: phantoms, their latents, their encoded captions and priors, all on the device.
