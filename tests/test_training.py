@@ -209,8 +209,7 @@ def test_partner_objects_cover_what_the_phantom_shows():
 
 def test_dit_pair_weight_trains_and_a_time_limit_records_the_steps_done(tmp_path):
     train_vae(vae_args(tmp_path, 1))
-    plain, paired = tmp_path / "plain", tmp_path / "paired"
-    train_dit(dit_args(tmp_path, 2, out=str(plain), workdir=str(tmp_path / "w1")))
+    paired = tmp_path / "paired"
     # A zero time limit stops after the first step whatever --steps says.
     train_dit(dit_args(tmp_path, 50, out=str(paired), workdir=str(tmp_path / "w2"), pair_weight=1.0,
                        time_limit=0.0))
