@@ -72,8 +72,7 @@ def render_partner(p, size: int) -> tuple:
     q = render(p.modality, {**p.factors, name: not p.factors[name]}, p.seed, size=p.image.shape[0])
     region = CHANGE_REGION.get(name, name)
     change = (p.masks[region] | q.masks[region]).astype(np.uint8) * 255
-    objects = np.logical_or.reduce(list(p.masks.values())).astype(np.uint8) * 255
-    return q.anatomy, q.style, to_model_size(change, size), to_model_size(objects, size)
+    return q.anatomy, q.style, to_model_size(change, size), coverage(p.masks, p.masks, size)
 
 
 def render_one(job: tuple) -> tuple:

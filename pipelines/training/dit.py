@@ -172,8 +172,9 @@ def train_dit(args) -> Path:
     # 1. Data: phantoms, their latents, their encoded captions and priors, all on the device.
     vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval().to(device)
     detail_masks = detail_mask_names(args.detail_masks) if args.detail_weight else ()
+    paired = args.pair_weight > 0
     data = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE, detail_masks=detail_masks,
-                             partners=args.pair_weight > 0)
+                             partners=paired)
     latents = encode_latents(vae, data.images)
     weights = None
     if data.detail is not None:
@@ -181,7 +182,7 @@ def train_dit(args) -> Path:
     encoder = TextEncoder(device=device)
     anatomy_text, style_text = caption_caches(encoder, data.anatomy, data.style, args.conditioning, device)
     anatomy_prior, style_prior = (p.to(device) for p in visual_priors(data.labels, data.modality))
-    if args.pair_weight > 0:
+    if paired:
         partner_anatomy, partner_style = caption_caches(encoder, data.partner_anatomy, data.partner_style,
                                                         args.conditioning, device)
         pair_keep = pair_keep_mask(data, latents.shape[-1], args.pair_keep).to(device)
@@ -229,21 +230,22 @@ def train_dit(args) -> Path:
         a_tokens, a_mask = projector.project("anatomy", a_states, a_mask, a_null)
         s_tokens, s_mask = projector.project("style", s_states, s_mask, s_null)
         tokens, mask = join(a_tokens, a_mask, s_tokens, s_mask)
-        if args.pair_weight > 0:
+        x, timestep = noisy, t
+        if paired:
             # The partner's captions on the same noisy latents, in the same forward: the batch doubles.
             p_tokens, p_mask = partner_tokens(projector, partner_anatomy, partner_style, rows,
                                               args.conditioning == "joined")
-            prediction, partner_prediction = transformer(
-                torch.cat([noisy, noisy]), encoder_hidden_states=torch.cat([tokens, p_tokens]),
-                encoder_attention_mask=torch.cat([mask, p_mask]), timestep=torch.cat([t, t])).sample.chunk(2)
-        else:
-            prediction = transformer(noisy, encoder_hidden_states=tokens, encoder_attention_mask=mask,
-                                     timestep=t).sample
+            x, timestep = torch.cat([noisy, noisy]), torch.cat([t, t])
+            tokens, mask = torch.cat([tokens, p_tokens]), torch.cat([mask, p_mask])
+        prediction = transformer(x, encoder_hidden_states=tokens, encoder_attention_mask=mask,
+                                 timestep=timestep).sample
+        if paired:
+            prediction, partner_prediction = prediction.chunk(2)
         if weights is None:
             loss = F.mse_loss(prediction, noise)
         else:
             loss = (weights[rows] * (prediction - noise).pow(2)).mean()
-        if args.pair_weight > 0:
+        if paired:
             loss = loss + args.pair_weight * (pair_keep[rows] * (partner_prediction - noise).pow(2)).mean()
         if args.align > 0:
             keep_a, keep_s = ~a_null, ~s_null
