@@ -50,6 +50,7 @@ class MedEditPipeline:
         self.model = model
         self.channel = conditioners.cached(model.conditioner.encode, 256)
         self.runs = LRU(cache_size)  # a run holds steps + 1 states: ~1 MB here, ~16 MB for PixArt-1024
+        self.neutral_images = LRU(cache_size)  # decoded once per run: a re-edit decodes only its edit
 
     # Conditioning ------------------------------------------------------------------------------
     def neutral_branches(self, s: Sampling) -> Branches:
@@ -84,15 +85,26 @@ class MedEditPipeline:
         noise = torch.randn((1, *self.model.latent_shape), generator=generator)
         return noise.to(self.model.transformer.device, self.model.transformer.dtype)
 
+    @staticmethod
+    def run_key(s: Sampling) -> tuple:
+        """Everything the neutral run depends on."""
+        return s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale
+
     def neutral_run(self, s: Sampling, callback=None) -> tuple[list[Prefix], bool]:
         """The neutral run, kept after every step (from the cache when it is there)."""
-        key = (s.seed, s.steps, s.anatomy, s.style, s.anatomy_scale, s.style_scale)
-        cached = self.runs.get(key)
+        cached = self.runs.get(self.run_key(s))
         if cached is not None:
             return cached, True
         run = trajectory(self.model.transformer, self.model.scheduler, s.steps, self.noise(s.seed),
                          self.neutral_branches(s), s.anatomy_scale, s.style_scale, callback)
-        return self.runs.put(key, run), False
+        return self.runs.put(self.run_key(s), run), False
+
+    def neutral_image(self, s: Sampling, run: list[Prefix]) -> np.ndarray:
+        """The neutral run's final image [H, W, 3] uint8, decoded once (a copy: callers may write)."""
+        image = self.neutral_images.get(self.run_key(s))
+        if image is None:
+            image = self.neutral_images.put(self.run_key(s), decode(self.model, run[-1].latents)[0].numpy())
+        return image.copy()
 
     def edited_latents(self, s: Sampling, e: Edit, run: list[Prefix], swap: int, edited: Branches,
                        callback=None) -> torch.Tensor:
@@ -102,7 +114,7 @@ class MedEditPipeline:
     @torch.no_grad()
     def generate(self, s: Sampling, progress=None) -> np.ndarray:
         run, _ = self.neutral_run(s, progress)
-        return decode(self.model, run[-1].latents)[0].numpy()
+        return self.neutral_image(s, run)
 
     @torch.no_grad()
     def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:
@@ -111,11 +123,11 @@ class MedEditPipeline:
         run, cached = self.neutral_run(s, progress)
         # 2. The edited tail, branching off it at the swap step.
         edited = self.edited_latents(s, e, run, e.swap_step(s.steps), self.edited_branches(s, e), progress)
-        # 3. Decode both in one batch.
-        images = decode(self.model, torch.cat([run[-1].latents, edited])).numpy()
+        # 3. Decode the edit; the neutral image was decoded with its run.
+        neutral, image = self.neutral_image(s, run), decode(self.model, edited)[0].numpy()
         settings = self.settings(s, e)
         notes = self.notes((s.anatomy, s.style), edited_prompts(s, e))
-        return EditResult(images[0], images[1], settings, notes, time.perf_counter() - began, cached)
+        return EditResult(neutral, image, settings, notes, time.perf_counter() - began, cached)
 
     @torch.no_grad()
     def series(self, s: Sampling, e: Edit, series: Series, progress=None) -> SeriesResult:

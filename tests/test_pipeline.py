@@ -39,6 +39,17 @@ def test_neutral_of_edit_is_the_generated_image(micro_pipeline):
     assert np.array_equal(micro_pipeline.generate(S), micro_pipeline.edit(S, E).neutral)
 
 
+def test_a_re_edit_decodes_only_its_edit(micro_model_folder, monkeypatch):
+    pipeline = MedEditPipeline(load_model(str(micro_model_folder)))
+    first = pipeline.edit(S, E)
+    first.neutral[:] = 0  # a caller writing into its result leaves the cache alone
+    decoded = []
+    vae_decode = pipeline.model.vae.decode
+    monkeypatch.setattr(pipeline.model.vae, "decode", lambda z: decoded.append(len(z)) or vae_decode(z))
+    again = pipeline.edit(S, Edit(sliders={"ruler": 1.0}, swap_at=E.swap_at))
+    assert decoded == [1] and np.array_equal(again.neutral, pipeline.generate(S)) and again.neutral.any()
+
+
 def test_edit_changes_the_image_and_swap_at_end_changes_nothing(micro_pipeline):
     result = micro_pipeline.edit(S, E)
     assert not np.array_equal(result.neutral, result.edited)
