@@ -99,6 +99,20 @@ def join_prompts(anatomy: str, style: str) -> str:
     return ", ".join(p.strip() for p in (anatomy, style) if p.strip())
 
 
+def cut_notes(encode, anatomy: str, style: str, joined: bool = False) -> list[str]:
+    """One note per prompt that the text window cuts, naming the part the model does not read."""
+    if joined:  # one prompt, read by the anatomy channel
+        channels = [("joined", "anatomy", join_prompts(anatomy, style))]
+    else:
+        channels = [("anatomy", "anatomy", anatomy), ("style", "style", style)]
+    notes = []
+    for name, channel, prompt in channels:
+        cut = encode(channel, prompt).truncated
+        if cut:
+            notes.append(f"the {name} prompt is too long; ignored: '{cut}'")
+    return notes
+
+
 def prompt_branches(encode, anatomy: str, style: str, sliders: dict | None = None,
                     joined: bool = False) -> Branches:
     """One image's guidance branches from its prompts; `sliders` maps a channel to its

@@ -66,16 +66,8 @@ class MedEditPipeline:
 
     def notes(self, *pairs: tuple[str, str]) -> list[str]:
         """What was cut from over-long prompts, given as (anatomy, style) pairs."""
-        notes = []
-        for anatomy, style in pairs:
-            if self.model.info.joined:  # one prompt, read by the anatomy channel
-                channels = [("joined", "anatomy", conditioners.join_prompts(anatomy, style))]
-            else:
-                channels = [("anatomy", "anatomy", anatomy), ("style", "style", style)]
-            for name, channel, prompt in channels:
-                cut = self.channel(channel, prompt).truncated
-                if cut:
-                    notes.append(f"the {name} prompt is too long; ignored: '{cut}'")
+        notes = [note for anatomy, style in pairs
+                 for note in conditioners.cut_notes(self.channel, anatomy, style, self.model.info.joined)]
         return list(dict.fromkeys(notes))  # a prompt kept by the edit is reported once
 
     # Sampling ----------------------------------------------------------------------------------

@@ -48,7 +48,11 @@ class Evaluator:
         self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
                        style_scale if style_scale is not None else defaults["style_scale"])
         self.classifier = load_classifier()
-        self.encode = conditioners.cached(model.conditioner.encode, 64)
+        self.encode = conditioners.cached(model.conditioner.encode, 256)  # a batch's prompts, read twice
+
+    def cut(self, prompts: tuple[str, str]) -> bool:
+        """Whether the model's text window cuts the (anatomy, style) prompts."""
+        return bool(conditioners.cut_notes(self.encode, *prompts, joined=self.model.info.joined))
 
     def branches(self, prompts: list[tuple[str, str]]) -> Branches:
         return Branches.cat([conditioners.prompt_branches(self.encode, a, s, joined=self.model.info.joined)
@@ -78,10 +82,11 @@ class Evaluator:
         target = names.index(attribute)
         swaps = sorted({NAIVE_SWAP, swap_at, *CFRT_SWAPS})
         p_neutral, p_edited, intended, p_truth = [], {s: [] for s in swaps}, [], []
-        psnr, ssim, area, whole, whole_naive = [], [], [], [], []
+        psnr, ssim, area, whole, whole_naive, cut = [], [], [], [], [], []
         for i in range(0, len(seeds), self.batch):
             chunk = seeds[i:i + self.batch]
             rows = [prompts_for(modality, attribute, s) for s in chunk]
+            cut += [self.cut(r[1]) or self.cut(r[2]) for r in rows]
             neutral, edited = self.run_batch(chunk, [r[1] for r in rows], [r[2] for r in rows], swaps)
             p_neutral.append(predict_probs(self.classifier, list(neutral))[:, columns])
             for s in swaps:
@@ -125,6 +130,7 @@ class Evaluator:
                 p_neutral, p_edited[NAIVE_SWAP][:, None], target)),
             "phantom_no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_truth[0::2], p_truth[1::2, None], target)),
+            "prompts_cut": float(np.mean(cut)),  # seeds whose neutral or edited prompts overflow the text window
         }
 
 
@@ -167,4 +173,4 @@ def summarize(rows: list[dict]) -> dict:
                                        "cfrt", "no_non_target_flip", "psnr_whole", "psnr_outside_edit",
                                        "ssim_outside_edit", "edit_area", "naive_psnr_whole",
                                        "naive_edited_target_rate", "naive_no_non_target_flip",
-                                       "phantom_no_non_target_flip")}
+                                       "phantom_no_non_target_flip", "prompts_cut")}

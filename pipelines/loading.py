@@ -84,7 +84,7 @@ def weights_revision(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_model(source: str | None = None, text_encoder: TextEncoder | None = None) -> LoadedModel:
+def load_model(source: str | None = None) -> LoadedModel:
     """The embedded default (source None, "embedded" or $MEDEDIT_MODEL), a MedEdit folder, or a
     PixArt pipeline (Hub repo id or folder)."""
     source = source or default_source()
@@ -113,7 +113,7 @@ def load_model(source: str | None = None, text_encoder: TextEncoder | None = Non
     except (RuntimeError, AssertionError) as error:
         raise MedEditError(f"MEDEDIT_DEVICE={device!r} cannot be used: {error}") from None
     vae.to(device)
-    conditioner = EmbeddedConditioner(text_encoder or TextEncoder(), projector)
+    conditioner = EmbeddedConditioner(TextEncoder(max_length=info.text_tokens), projector)
     model_id = "mededit-default" if source == EMBEDDED else str(folder)
     return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info)
 

@@ -1,7 +1,8 @@
 """`mededit.json`: what a MedEdit model folder holds beyond diffusers' own configs.
 
 It lists the attributes the model was trained on with the phrase that switches each on (the
-sliders are built from it), the image size, the text encoder, and sampling defaults.
+sliders are built from it), the image size, the text encoder and how many tokens of each prompt
+it reads, and sampling defaults.
 """
 
 import json
@@ -11,9 +12,16 @@ from pathlib import Path
 from pipelines.attributes import ATTRIBUTES
 from pipelines.errors import MedEditError
 from pipelines.presets import IMAGE_SIZE
+from pipelines.text_encoder import LONGEST_LENGTH, MAX_LENGTH
 
 INFO_FILE = "mededit.json"
 REQUIRED_DEFAULTS = ("steps", "anatomy_scale", "style_scale", "swap_at")
+
+
+def check_text_tokens(n, name: str = "text_tokens") -> None:
+    """A caption window the text encoder can give: [CLS], one word, [SEP] at least."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 3 <= n <= LONGEST_LENGTH:
+        raise MedEditError(f"{name} must be a whole number from 3 to {LONGEST_LENGTH}, got {n!r}")
 
 
 @dataclass
@@ -25,6 +33,7 @@ class ModelInfo:
     attributes: list[dict]  # name, modality, channel, phrase
     defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (0.0 when absent)
     training: dict = field(default_factory=dict)
+    text_tokens: int = MAX_LENGTH  # MiniLM tokens per channel ([CLS], [SEP] included); before: 32
 
     def __post_init__(self):
         missing = [key for key in REQUIRED_DEFAULTS if key not in self.defaults]
@@ -32,16 +41,18 @@ class ModelInfo:
             raise MedEditError(f"its sampling defaults lack {', '.join(missing)}")
         # Folders written before local edits existed keep editing the whole image.
         self.defaults = {"locality": 0.0, **self.defaults}
+        check_text_tokens(self.text_tokens)
 
     @classmethod
-    def embedded_default(cls, conditioning: str = "separate") -> "ModelInfo":
+    def embedded_default(cls, conditioning: str = "separate", text_tokens: int = MAX_LENGTH) -> "ModelInfo":
         return cls(
             name="mededit-default", image_size=IMAGE_SIZE,
             text_encoder="sentence-transformers/all-MiniLM-L6-v2", conditioning=conditioning,
             attributes=[{"name": a.name, "modality": a.modality, "channel": a.channel,
                          "phrase": a.phrase} for a in ATTRIBUTES],
             defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2,
-                      "locality": 0.3})
+                      "locality": 0.3},
+            text_tokens=text_tokens)
 
     @property
     def joined(self) -> bool:

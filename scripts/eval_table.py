@@ -23,11 +23,12 @@ print(f"{report['seeds_per_attribute']} seeds per attribute, {report['steps']} s
       f"{report.get('locality', 0.0):g}; naive = the edited prompts from step 0 (regenerating); "
       f"phantom = the renderer's own pair (the ceiling).\n")
 print("| attribute | attribute accuracy | edited has it | CFRT | no non-target flip | no-flip, phantom | "
-      "most flipped | PSNR whole (dB) | PSNR outside edit | edited has it, naive | PSNR whole, naive |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "most flipped | PSNR whole (dB) | PSNR outside edit | edited has it, naive | PSNR whole, naive | "
+      "prompts cut |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in report["attributes"] + [{"attribute": "**mean**", **report["summary"]}]:
     print(f"| {r['attribute']} | {fmt(r['attribute_accuracy'])} | {fmt(r['edited_target_rate'])} | "
           f"{fmt(r['cfrt'])} | {fmt(r['no_non_target_flip'])} | "
           f"{fmt(r.get('phantom_no_non_target_flip'))} | {most_flipped(r)} | {fmt(r['psnr_whole'], 1)} | "
           f"{fmt(r['psnr_outside_edit'], 1)} | {fmt(r['naive_edited_target_rate'])} | "
-          f"{fmt(r['naive_psnr_whole'], 1)} |")
+          f"{fmt(r['naive_psnr_whole'], 1)} | {fmt(r.get('prompts_cut'))} |")  # absent in older reports

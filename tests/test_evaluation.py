@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipelines.evaluation import evaluate, pool_attribute_accuracy, prompts_for
+from pipelines.evaluation import Evaluator, evaluate, pool_attribute_accuracy, prompts_for
 from pipelines.loading import load_model
 
 
@@ -22,7 +22,7 @@ def test_report_has_every_figure_in_range(micro_model_folder):
     assert [r["attribute"] for r in report["attributes"]] == ["hair", "ruler"]
     for row in report["attributes"]:
         for key in ("neutral_accuracy", "attribute_accuracy", "edited_target_rate", "cfrt", "no_non_target_flip",
-                    "naive_edited_target_rate", "phantom_no_non_target_flip"):
+                    "naive_edited_target_rate", "phantom_no_non_target_flip", "prompts_cut"):
             assert 0.0 <= row[key] <= 1.0, key
         assert row["seeds"] == 3 and row["psnr_whole"] > 0
         assert row["phantom_no_non_target_flip"] >= 2 / 3  # the renderer's own pairs: little else moves
@@ -33,6 +33,13 @@ def test_report_has_every_figure_in_range(micro_model_folder):
         assert (some_flip > 0) == (row["no_non_target_flip"] < 1)
     assert report["locality"] == 0.3  # the model's default
     assert set(report["summary"]) >= {"cfrt", "neutral_accuracy", "attribute_accuracy", "psnr_whole"}
+
+
+def test_the_report_counts_prompts_the_text_window_cuts(micro_model_folder):
+    evaluator = Evaluator(load_model(str(micro_model_folder)))  # a window of 32 tokens
+    assert not evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin"))
+    assert evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin, " * 20))
+    assert evaluator.cut(("a dermoscopic image with melanoma (MEL) " * 8, ""))
 
 
 def test_attribute_accuracy_pools_the_neutral_images_of_every_row_of_its_modality():

@@ -121,6 +121,28 @@ def test_a_model_folder_without_a_sampling_default_is_refused_by_name(tmp_path):
         read_model_info(info_without_default(tmp_path, "swap_at"))
 
 
+def test_a_model_keeps_the_caption_window_it_was_trained_with(micro_model_folder, tmp_path):
+    write_model_info(tmp_path, ModelInfo.embedded_default(text_tokens=64))
+    assert read_model_info(tmp_path).text_tokens == 64
+    saved = json.loads((tmp_path / INFO_FILE).read_text())
+    del saved["text_tokens"]  # a folder written before the window was recorded: 32, as then
+    (tmp_path / INFO_FILE).write_text(json.dumps(saved))
+    assert read_model_info(tmp_path).text_tokens == 32
+    for bad in (2, 513, 32.5, "64", True):
+        (tmp_path / INFO_FILE).write_text(json.dumps({**saved, "text_tokens": bad}))
+        with pytest.raises(MedEditError, match="not a valid model description: text_tokens must be"):
+            read_model_info(tmp_path)
+
+    narrow = tmp_path / "narrow"
+    shutil.copytree(micro_model_folder, narrow)
+    info = read_model_info(narrow)
+    write_model_info(narrow, ModelInfo(**{**info.__dict__, "text_tokens": 8}))
+    pipeline = MedEditPipeline(load_model(str(narrow)))
+    long_style = "fair skin, even lighting, with hairs visible on skin"
+    assert pipeline.channel("style", long_style).tokens.shape[1] == 8
+    assert pipeline.notes(("", long_style)) == ["the style prompt is too long; ignored: 'with hairs visible on skin'"]
+
+
 @pytest.mark.parametrize("mode", ["latent", "embedding"])
 def test_series_runs_from_neutral_to_edit(micro_pipeline, mode):
     result = micro_pipeline.series(S, E, Series(frames=5, mode=mode))

@@ -36,7 +36,7 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
                                detail_masks="opacity", pair_weight=0.0, pair_keep="objects",
-                               time_limit=None), **changes})
+                               time_limit=None, text_tokens=64), **changes})
 
 
 def test_vae_resume_continues_exactly(tmp_path):
@@ -171,6 +171,8 @@ def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
     for flag, value in (("pair_weight", -1.0), ("time_limit", float("nan")), ("detail_weight", float("inf"))):
         with pytest.raises(MedEditError, match=f"--{flag.replace('_', '-')} must be a finite number >= 0"):
             train_dit(dit_args(tmp_path, 1, **{flag: value}))
+    with pytest.raises(MedEditError, match="--text-tokens must be a whole number from 3 to 512, got 0"):
+        train_dit(dit_args(tmp_path, 1, text_tokens=0))
 
 
 def test_each_phantom_has_a_partner_that_differs_only_inside_the_recorded_change():
@@ -212,9 +214,11 @@ def test_dit_pair_weight_trains_and_a_time_limit_records_the_steps_done(tmp_path
     paired = tmp_path / "paired"
     # A zero time limit stops after the first step whatever --steps says.
     train_dit(dit_args(tmp_path, 50, out=str(paired), workdir=str(tmp_path / "w2"), pair_weight=1.0,
-                       time_limit=0.0))
-    training = json.loads((paired / "mededit.json").read_text())["training"]
+                       time_limit=0.0, text_tokens=48))
+    info = json.loads((paired / "mededit.json").read_text())
+    training = info["training"]
     assert training["steps"] == 1 and "--steps 1 " in training["command"]
+    assert info["text_tokens"] == 48 and "--text-tokens 48" in training["command"]
     assert "--pair-weight 1.0" in training["command"] and "time" not in training["command"]
     # Its first step draws what the plain run's did; only the partner term tells them apart.
     name = "transformer/diffusion_pytorch_model.safetensors"

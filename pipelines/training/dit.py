@@ -38,7 +38,7 @@ from pipelines.attributes import ATTRIBUTE_NAMES
 from pipelines.conditioners import join_prompts
 from pipelines.conditioning import DisentangledProjector, join
 from pipelines.errors import MedEditError
-from pipelines.model_info import ModelInfo, write_model_info
+from pipelines.model_info import ModelInfo, check_text_tokens, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
 from pipelines.text_encoder import TextEncoder
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
@@ -76,6 +76,8 @@ def add_arguments(parser):
     parser.add_argument("--pair-keep", choices=("objects", "outside"), default="objects",
                         help="where the partner term asks for the true noise (see the module docstring)")
     parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--text-tokens", type=int, default=64,
+                        help="tokens per caption channel (the captioner's longest: 50; the shipped weights: 32)")
     add_device_argument(parser)
 
 
@@ -167,6 +169,7 @@ def check_loss_options(args) -> None:
 
 def train_dit(args) -> Path:
     check_loss_options(args)
+    check_text_tokens(args.text_tokens, "--text-tokens")
     torch.manual_seed(args.seed)
     device = training_device(args.device)
     # 1. Data: phantoms, their latents, their encoded captions and priors, all on the device.
@@ -179,7 +182,7 @@ def train_dit(args) -> Path:
     weights = None
     if data.detail is not None:
         weights = loss_weights(data.detail, latents.shape[-1], args.detail_weight).to(device)
-    encoder = TextEncoder(device=device)
+    encoder = TextEncoder(max_length=args.text_tokens, device=device)
     anatomy_text, style_text = caption_caches(encoder, data.anatomy, data.style, args.conditioning, device)
     anatomy_prior, style_prior = (p.to(device) for p in visual_priors(data.labels, data.modality))
     if paired:
@@ -281,7 +284,7 @@ def train_dit(args) -> Path:
     DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++",
                                 solver_order=2).save_pretrained(out / "scheduler")
     seconds = round(clock.seconds())  # read once, so the model info and the printed line agree
-    info = ModelInfo.embedded_default(conditioning=args.conditioning)
+    info = ModelInfo.embedded_default(conditioning=args.conditioning, text_tokens=args.text_tokens)
     info.training = {"command": "python -m pipelines train dit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k not in ("run", "command", "what", "trainer", "time_limit") and not isinstance(v, bool) and v is not None),
