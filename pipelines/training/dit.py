@@ -40,7 +40,7 @@ from pipelines.conditioning import DisentangledProjector, join
 from pipelines.errors import MedEditError
 from pipelines.model_info import ModelInfo, check_text_tokens, write_model_info
 from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
-from pipelines.text_encoder import TextEncoder
+from pipelines.text_encoder import MAX_LENGTH, TextEncoder
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.hardware import add_device_argument, describe, training_device
@@ -76,8 +76,8 @@ def add_arguments(parser):
     parser.add_argument("--pair-keep", choices=("objects", "outside"), default="objects",
                         help="where the partner term asks for the true noise (see the module docstring)")
     parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
-    parser.add_argument("--text-tokens", type=int, default=64,
-                        help="tokens per caption channel (the captioner's longest: 50; the shipped weights: 32)")
+    parser.add_argument("--text-tokens", type=int, default=MAX_LENGTH,
+                        help="tokens read per caption channel (phantom captions take up to 50; before this option: 32)")
     add_device_argument(parser)
 
 
