@@ -145,11 +145,8 @@ def partner_tokens(projector: DisentangledProjector, anatomy_text: TextCache, st
                    rows: torch.Tensor, joined: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The partners' caption tokens and mask, never dropped: an edit conditions on both channels
     (the joined ablation on the anatomy one alone)."""
-    a_states, a_mask = anatomy_text.get(rows)
-    s_states, s_mask = style_text.get(rows)
     keep = torch.zeros(len(rows), dtype=torch.bool, device=rows.device)
-    return join(*projector.project("anatomy", a_states, a_mask, keep),
-                *projector.project("style", s_states, s_mask, torch.full_like(keep, joined)))
+    return projector(*anatomy_text.get(rows), *style_text.get(rows), keep, torch.full_like(keep, joined))
 
 
 @torch.no_grad()
