@@ -1,6 +1,6 @@
 """Turn what the UI or an API client sends into pipeline calls, and results into components.
 
-Every value is validated here or in pipelines.requests (the UI's sliders do not guard the API).
+Every value is validated here or in pipelines.editing.requests (the UI's sliders do not guard the API).
 A MedEditError becomes a gr.Error with its message; any other exception is logged on the server
 and reported as a short message, so no traceback ever reaches the user.
 """
@@ -23,15 +23,17 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines.commands.common import provenance
-from pipelines.editing import MedEditPipeline
-from pipelines.errors import MedEditError
-from pipelines.export import difference_map, export_zip, side_by_side, animation_gif
-from pipelines.loading import EMBEDDED, EMBEDDED_FOLDER, load_model
-from pipelines.lru import LRU
-from pipelines.metrics import EDIT_FOOTPRINT, edit_footprint
-from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info
-from pipelines.requests import Edit, Sampling, Series
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.core.errors import MedEditError
+from pipelines.export.archive import export_zip
+from pipelines.export.images import animation_gif, difference_map, side_by_side
+from pipelines.export.provenance import provenance_from_settings as provenance
+from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
+from pipelines.model.loading import load_model
+from pipelines.core.lru import LRU
+from pipelines.evaluation.metrics import EDIT_FOOTPRINT, edit_footprint
+from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
+from pipelines.editing.requests import Edit, Sampling, Series
 
 log = logging.getLogger("mededit.app")
 

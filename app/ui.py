@@ -10,8 +10,8 @@ import gradio as gr
 
 from app import handlers
 from app.examples import EXAMPLES, example_rows
-from pipelines.attributes import modality_of
-from pipelines.requests import SEED_MAX
+from pipelines.data.attributes import modality_of
+from pipelines.core.limits import SEED_MAX
 
 TITLE = "MedEdit: controllable editing of synthetic medical images"
 INTRO = """Edit a **synthetic** dermoscopy image or chest X-ray along two separate axes: **anatomy**

@@ -12,7 +12,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.attributes import ATTRIBUTES  # noqa: E402
+from pipelines.data.attributes import ATTRIBUTES  # noqa: E402
 
 CHANNEL = {a.name: a.channel for a in ATTRIBUTES}
 

@@ -28,8 +28,8 @@ TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "sp
 def training_captions(seed: int, n: int) -> set[str]:
     """Every caption a `train dit --n n --pair-weight w` run reads; its phantom seeds start at
     `seed` (the run's --seed + 1,000,000)."""
-    from pipelines.attributes import MODALITIES
-    from pipelines.phantoms import caption, sample_factors
+    from pipelines.data.attributes import MODALITIES
+    from pipelines.data.phantoms import caption, sample_factors
     from pipelines.training.data import toggled_attribute
     texts = {""}
     for i in range(n):
@@ -44,7 +44,7 @@ def training_captions(seed: int, n: int) -> set[str]:
 def pack(data_seed: int, n: int, out: Path) -> None:
     from transformers import AutoTokenizer
 
-    from pipelines.text_encoder import locate_minilm
+    from pipelines.model.text_encoder import locate_minilm
     folder = locate_minilm()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     kept = {tokenizer.pad_token_id}

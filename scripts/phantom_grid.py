@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.attributes import attributes_of  # noqa: E402
-from pipelines.phantoms import SYNTHETIC_NOTE, phantom  # noqa: E402
+from pipelines.data.attributes import attributes_of  # noqa: E402
+from pipelines.data.phantoms import SYNTHETIC_NOTE, phantom  # noqa: E402
 
 SEEDS = (11, 12, 13)
 PLAIN = 6

@@ -17,7 +17,7 @@ def other_model_folder(micro_model_folder, tmp_path_factory):
     import dataclasses
     import shutil
 
-    from pipelines.model_info import read_model_info, write_model_info
+    from pipelines.model.info import read_model_info, write_model_info
     folder = tmp_path_factory.mktemp("other-model") / "micro-other"
     shutil.copytree(micro_model_folder, folder)
     info = read_model_info(folder)
@@ -28,8 +28,8 @@ def other_model_folder(micro_model_folder, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def micro_pipeline(micro_model_folder):
-    from pipelines.editing import MedEditPipeline
-    from pipelines.loading import load_model
+    from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.model.loading import load_model
     return MedEditPipeline(load_model(str(micro_model_folder)))
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from pipelines.model_info import ModelInfo, write_model_info
-from pipelines.presets import make_projector, make_transformer, make_vae
+from pipelines.model.info import ModelInfo, write_model_info
+from pipelines.model.presets import make_projector, make_transformer, make_vae
 from pipelines.training.priors import PRIOR_DIMS
-from pipelines.presets import NOISE_SCHEDULE
+from pipelines.model.presets import NOISE_SCHEDULE
 
 
 def save_micro_model(folder: Path) -> Path:

@@ -1,8 +1,8 @@
 """The benchmark runs ours and the stock diffusers pipeline on the same (micro) weights."""
 
-from pipelines.benchmark import NaivePipeline, bench
-from pipelines.loading import load_model
-from pipelines.requests import Sampling
+from pipelines.evaluation.benchmark import NaivePipeline, bench
+from pipelines.model.loading import load_model
+from pipelines.editing.requests import Sampling
 
 
 def test_naive_pipeline_is_the_stock_diffusers_call(micro_model_folder):

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipelines.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, MODALITIES
-from pipelines.classifier import (DEFAULT_FOLDER, INPUT_SIZE, OUTPUTS, AttributeClassifier,
+from pipelines.data.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, MODALITIES
+from pipelines.evaluation.classifier import (DEFAULT_FOLDER, INPUT_SIZE, OUTPUTS, AttributeClassifier,
                                   image_features, load_classifier, predict_probs, save_classifier)
-from pipelines.errors import MedEditError
-from pipelines.phantoms import phantom
+from pipelines.core.errors import MedEditError
+from pipelines.data.phantoms import phantom
 from pipelines.training.classifier import augment, targets
 from pipelines.training.data import build_phantom_set, to_unit_range
 

@@ -1,4 +1,4 @@
-"""`python -m pipelines convert ...`: thin wrappers over pipelines/datasets.py, one line on errors."""
+"""`python -m pipelines convert ...`: thin wrappers over pipelines/data/converters.py, one line on errors."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipelines.cli import main
-from pipelines.datasets import validate_imagefolder
+from pipelines.data.converters import validate_imagefolder
 from tests.test_datasets import CHEXPERT_HEADER, ISIC_HEADER, chexpert_row, write_csv
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.datasets import (from_chexpert, from_csv, from_isic2019, validate_imagefolder)
-from pipelines.errors import MedEditError
+from pipelines.data.converters import (from_chexpert, from_csv, from_isic2019, validate_imagefolder)
+from pipelines.core.errors import MedEditError
 
 CHEXPERT_HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding",
                    "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",

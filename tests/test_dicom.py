@@ -7,9 +7,10 @@ import pydicom
 import pytest
 from PIL import Image
 
-from pipelines.dicom import dicom_series_bytes, write_dicom_series
-from pipelines.errors import MedEditError
-from pipelines.export import SYNTHETIC_MARK, Provenance
+from pipelines.export.dicom import dicom_series_bytes
+from pipelines.core.errors import MedEditError
+from pipelines.core.limits import SYNTHETIC_MARK
+from pipelines.export.provenance import Provenance
 
 
 def provenance(modality):
@@ -27,11 +28,10 @@ def frames(n, mode, size=(17, 13)):  # odd sizes exercise pixel-data padding
                          [("cxr", "L", "MONOCHROME2", 1), ("dermoscopy", "RGB", "RGB", 3)])
 def test_series_reads_back_whole(tmp_path, modality, mode, photometric, samples):
     series = frames(3, mode)
-    paths = write_dicom_series(series, provenance(modality), tmp_path / "dicom")
-    assert [p.name for p in paths] == ["frame_000.dcm", "frame_001.dcm", "frame_002.dcm"]
-    datasets = [pydicom.dcmread(p) for p in paths]
-    for path in paths:
-        raw = path.read_bytes()
+    named = dicom_series_bytes(series, provenance(modality))
+    assert [name for name, _ in named] == ["frame_000.dcm", "frame_001.dcm", "frame_002.dcm"]
+    datasets = [pydicom.dcmread(io.BytesIO(raw)) for _, raw in named]
+    for _, raw in named:
         assert raw[128:132] == b"DICM"
     assert len({ds.StudyInstanceUID for ds in datasets}) == 1
     assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
@@ -58,7 +58,6 @@ def test_bytes_match_files_and_bad_input_leaves_nothing(tmp_path):
     assert pydicom.dcmread(io.BytesIO(named[1][1])).InstanceNumber == 2
     for bad in ([], frames(1, "L", (8, 8)) + frames(1, "L", (9, 8))):
         with pytest.raises(MedEditError):
-            write_dicom_series(bad, provenance("cxr"), tmp_path / "dicom")
+            dicom_series_bytes(bad, provenance("cxr"))
     with pytest.raises(MedEditError):
-        write_dicom_series(frames(1, "L"), provenance("ct"), tmp_path / "dicom")
-    assert list(tmp_path.iterdir()) == []
+        dicom_series_bytes(frames(1, "L"), provenance("ct"))

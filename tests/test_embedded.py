@@ -7,8 +7,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from pipelines.classifier import OUTPUTS, load_classifier, predict_probs
-from pipelines.export import read_png_provenance
+from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.export.images import read_png_provenance
 
 
 def test_cli_edit_with_the_embedded_model_adds_a_pacemaker(tmp_path):
@@ -33,9 +33,9 @@ def test_cli_edit_with_the_embedded_model_adds_a_pacemaker(tmp_path):
 
 
 def test_local_edit_adds_effusion_and_changes_less_of_the_image():
-    from pipelines.editing import MedEditPipeline
-    from pipelines.loading import load_model
-    from pipelines.requests import Edit, Sampling
+    from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.model.loading import load_model
+    from pipelines.editing.requests import Edit, Sampling
 
     pipeline = MedEditPipeline(load_model("embedded"))  # not $MEDEDIT_MODEL, which app tests set
     s = Sampling("Normal chest X-ray with no significant findings, normal heart size",

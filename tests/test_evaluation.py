@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from pipelines.evaluation import Evaluator, evaluate, pool_attribute_accuracy, prompts_for
-from pipelines.loading import load_model
+from pipelines.evaluation.evaluator import Evaluator, evaluate, pool_attribute_accuracy, prompts_for
+from pipelines.model.loading import load_model
 
 
 def test_prompts_differ_only_by_the_attribute_phrase():

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from pipelines.interpolation import bernstein, bezier, bezier_keep_norm, slerp
+from pipelines.editing.interpolation import bernstein, bezier, bezier_keep_norm, slerp
 
 
 def test_bernstein_weights_sum_to_one():

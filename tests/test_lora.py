@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from pipelines.adapters import (ADAPTER_NAME, CONFIG_FILE, LORA_FILE, add_lora, has_lora,
+from pipelines.model.adapters import (ADAPTER_NAME, CONFIG_FILE, LORA_FILE, add_lora, has_lora,
                                 load_adapter, save_adapter, target_modules)
-from pipelines.conditioning import DisentangledProjector
-from pipelines.editing import MedEditPipeline
-from pipelines.errors import MedEditError
-from pipelines.hldf import colour_loss, dpm_solver_sample, hldf_loss
-from pipelines.loading import LoadedModel
-from pipelines.pixart import T5Conditioner, load_pixart_model
-from pipelines.requests import Edit, Sampling
-from pipelines.sampling import Branches
+from pipelines.model.projector import DisentangledProjector
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.core.errors import MedEditError
+from pipelines.training.hldf import colour_loss, dpm_solver_sample, hldf_loss
+from pipelines.model.loading import LoadedModel
+from pipelines.model.pixart import T5Conditioner, load_pixart_model
+from pipelines.editing.requests import Edit, Sampling
+from pipelines.editing.sampling import Branches
 from tests.tiny_pixart import build_tiny_pixart
 
 SAMPLING = Sampling("chest x-ray", "support devices", seed=1, steps=3)
@@ -44,7 +44,7 @@ def dataset(tmp_path_factory):
 
 
 def train_args(*argv):
-    from pipelines.commands import train
+    from pipelines.cli import train
     parser = argparse.ArgumentParser()
     old, sys.argv = sys.argv, ["pipelines", "train", "lora"]
     try:
@@ -172,7 +172,7 @@ def test_hldf_gradient_reaches_the_lora_weights(tiny_folder):
     encode = model.conditioner.encode
     null = (encode("anatomy", ""), encode("style", ""))
     anatomy, style = encode("anatomy", "chest x-ray"), encode("style", "support devices")
-    from pipelines.conditioners import branches
+    from pipelines.model.conditioners import branches
     b = branches(*null, anatomy, style)
     b = Branches(b.tokens.expand(2, -1, -1, -1), b.mask.expand(2, -1, -1))
     real = torch.rand(2, 3, 8, 8) * 2 - 1
@@ -191,7 +191,7 @@ def test_hldf_gradient_reaches_the_lora_weights(tiny_folder):
 def test_differentiable_sampler_matches_without_checkpointing(tiny_folder):
     model = load_pixart_model(str(tiny_folder))
     encode = model.conditioner.encode
-    from pipelines.conditioners import branches
+    from pipelines.model.conditioners import branches
     b = branches(encode("anatomy", ""), encode("style", ""), encode("anatomy", "chest x-ray"),
                  encode("style", ""))
     noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))

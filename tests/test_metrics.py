@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipelines.errors import MedEditError
-from pipelines.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error,
+from pipelines.core.errors import MedEditError
+from pipelines.evaluation.metrics import (apr, attribute_accuracy, cfrt, cfrt_per_seed, counterfactual_error,
                                edit_footprint, fid, flip_rate_non_target, flips_by_attribute, kid,
                                non_target_flips, psnr_outside, ssim_outside)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.attributes import attributes_of
-from pipelines.errors import MedEditError
-from pipelines.phantoms import (CHANGE_REGION, FACTOR_CHOICES, Phantom, caption, phantom, render,
+from pipelines.data.attributes import attributes_of
+from pipelines.core.errors import MedEditError
+from pipelines.data.phantoms import (CHANGE_REGION, FACTOR_CHOICES, Phantom, caption, phantom, render,
                                 sample_factors)
 
 REPO = Path(__file__).resolve().parents[1]

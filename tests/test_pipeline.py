@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import conditioners
-from pipelines.editing import MedEditPipeline
-from pipelines.errors import MedEditError
-from pipelines.loading import load_model
-from pipelines.model_info import INFO_FILE, ModelInfo, read_model_info, write_model_info
-from pipelines.requests import Edit, Sampling, Series
-from pipelines.sampling import Keep, advance, edit_mask, edit_tail, guided_noise
+from pipelines.model import conditioners
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.core.errors import MedEditError
+from pipelines.model.loading import load_model
+from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info, write_model_info
+from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.editing.sampling import Keep, advance, edit_mask, edit_tail, guided_noise
 
 S = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=3, steps=6)
 E = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.34)

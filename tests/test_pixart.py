@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.editing import MedEditPipeline
-from pipelines.loading import load_model
-from pipelines.pixart import T5Conditioner, folder_revision, load_pixart_model
-from pipelines.requests import Edit, Sampling, Series
-from pipelines.sampling import Branches, added_conditions, guided_noise
-from pipelines.sources import encode_prompts_t5
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.model.loading import load_model
+from pipelines.model.pixart import T5Conditioner, folder_revision, load_pixart_model
+from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.editing.sampling import Branches, added_conditions, guided_noise
+from pipelines.model.sources import encode_prompts_t5
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from pipelines.errors import MedEditError
-from pipelines.sources import (check_pixart_folder, encode_prompts_t5, load_pixart,
+from pipelines.core.errors import MedEditError
+from pipelines.model.sources import (check_pixart_folder, encode_prompts_t5, load_pixart,
                                resolve_source)
 from tests.tiny_pixart import save_tiny_pixart
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.datasets import validate_imagefolder
-from pipelines.errors import MedEditError
-from pipelines.synthesis import parse_spec, read_spec, schedule, synthesize
+from pipelines.data.converters import validate_imagefolder
+from pipelines.core.errors import MedEditError
+from pipelines.export.synthesis import parse_spec, read_spec, schedule, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = [{"anatomy": "chest x-ray with pleural effusion", "style": "support devices", "weight": 2,
@@ -37,7 +37,7 @@ def test_schedule_keeps_the_weights_in_every_prefix():
     ([], "non-empty JSON list"),
     ([{"anatomy": "", "style": ""}], "needs an anatomy prompt"),
     ([{"anatomy": "x", "weight": 0}], "weight must be above 0"),
-    ([{"anatomy": "x", "weight": "2"}], "weight must be a finite number"),
+    ([{"anatomy": "x", "weight": "2"}], "weight must be a number"),
     ([{"anatomy": "x", "labels": {"effusion": 2}}], "labels must map names to 0 or 1"),
     ([{"anatomy": "x", "sliders": {"hair": 9}}], "slider hair must be between -3 and 3"),
     ([{"anatomy": "x", "styel": "typo"}], "unknown key.*styel"),

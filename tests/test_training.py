@@ -11,11 +11,11 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from pipelines.editing import MedEditPipeline
-from pipelines.errors import MedEditError
-from pipelines.loading import load_model
-from pipelines.phantoms import phantom, render
-from pipelines.requests import Edit, Sampling
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.core.errors import MedEditError
+from pipelines.model.loading import load_model
+from pipelines.data.phantoms import phantom, render
+from pipelines.editing.requests import Edit, Sampling
 from pipelines.training import checkpoints
 from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute

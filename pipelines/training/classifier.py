@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipelines.attributes import ATTRIBUTES, MODALITIES
-from pipelines.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
+from pipelines.data.attributes import ATTRIBUTES, MODALITIES
+from pipelines.evaluation.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
                                   save_classifier)
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import PhantomSet, build_phantom_set, to_unit_range
@@ -134,8 +134,8 @@ def evaluate(clf: AttributeClassifier, data: PhantomSet, augmented: bool = False
 @torch.no_grad()
 def misclassified(clf: AttributeClassifier, n: int, seed: int) -> list[dict]:
     """The clean held-out phantoms the classifier gets wrong, with their factors (for the report)."""
-    from pipelines.phantoms import phantom
-    from pipelines.classifier import predict_probs
+    from pipelines.data.phantoms import phantom
+    from pipelines.evaluation.classifier import predict_probs
     from pipelines.training.data import RENDER_SIZE
     wrong = []
     for i in range(n):
@@ -152,7 +152,7 @@ def misclassified(clf: AttributeClassifier, n: int, seed: int) -> list[dict]:
 def phantom_fingerprint() -> str:
     """sha256 over the phantom renderer's source: a shipped classifier whose fingerprint differs
     from the code's was trained on a different phantom world and should be retrained."""
-    import pipelines.phantoms as phantoms
+    import pipelines.data.phantoms as phantoms
     digest = hashlib.sha256()
     for path in sorted(Path(phantoms.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipelines.attributes import ATTRIBUTES, MODALITIES, attributes_of
-from pipelines.phantoms import CHANGE_REGION, phantom, render
+from pipelines.data.attributes import ATTRIBUTES, MODALITIES, attributes_of
+from pipelines.data.phantoms import CHANGE_REGION, phantom, render
 
 RENDER_SIZE = 128  # rendered larger, then box-filtered down: thin strokes stay anti-aliased
 

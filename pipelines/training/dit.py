@@ -34,13 +34,13 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, PixArtTransformer2DModel
 from tqdm import tqdm
 
-from pipelines.attributes import ATTRIBUTE_NAMES
-from pipelines.conditioners import join_prompts
-from pipelines.conditioning import DisentangledProjector, join
-from pipelines.errors import MedEditError
-from pipelines.model_info import ModelInfo, check_text_tokens, write_model_info
-from pipelines.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
-from pipelines.text_encoder import MAX_LENGTH, TextEncoder
+from pipelines.data.attributes import ATTRIBUTE_NAMES
+from pipelines.model.conditioners import join_prompts
+from pipelines.model.projector import DisentangledProjector, join
+from pipelines.core.errors import MedEditError
+from pipelines.model.info import ModelInfo, check_text_tokens, write_model_info
+from pipelines.model.presets import IMAGE_SIZE, NOISE_SCHEDULE, make_projector, make_transformer
+from pipelines.model.text_encoder import MAX_LENGTH, TextEncoder
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.hardware import add_device_argument, describe, training_device

@@ -2,7 +2,7 @@
 
 import torch
 
-from pipelines.errors import MedEditError
+from pipelines.core.errors import MedEditError
 
 
 def add_device_argument(parser) -> None:

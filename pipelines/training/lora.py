@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from pipelines.adapters import add_lora, save_adapter, target_modules
-from pipelines.attributes import BY_NAME, modality_of
-from pipelines.conditioning import DisentangledProjector
-from pipelines.datasets import validate_imagefolder
-from pipelines.errors import MedEditError
-from pipelines.sampling import Branches, added_conditions
+from pipelines.model.adapters import add_lora, save_adapter, target_modules
+from pipelines.data.attributes import BY_NAME, modality_of
+from pipelines.model.projector import DisentangledProjector
+from pipelines.data.converters import validate_imagefolder
+from pipelines.core.errors import MedEditError
+from pipelines.editing.sampling import Branches, added_conditions
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 
 DROP = 0.1  # per-channel dropout to the null tokens
@@ -193,9 +193,9 @@ def train_lora(args) -> Path:
     from accelerate.utils import set_seed
     from diffusers import DDPMScheduler
 
-    from pipelines.hldf import hldf_loss
-    from pipelines.pixart import T5_TOKENS, T5Conditioner, folder_revision
-    from pipelines.sources import check_pixart_folder, load_pixart, resolve_source
+    from pipelines.training.hldf import hldf_loss
+    from pipelines.model.pixart import T5_TOKENS, T5Conditioner, folder_revision
+    from pipelines.model.sources import check_pixart_folder, load_pixart, resolve_source
 
     for name, value, low in (("--steps", args.steps, 1), ("--batch", args.batch, 1),
                              ("--rank", args.rank, 1), ("--hldf-steps", args.hldf_steps, 1),

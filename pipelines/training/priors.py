@@ -2,7 +2,7 @@
 
 import torch
 
-from pipelines.attributes import ATTRIBUTES, MODALITIES
+from pipelines.data.attributes import ATTRIBUTES, MODALITIES
 
 
 def visual_priors(labels: torch.Tensor, modality: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

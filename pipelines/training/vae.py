@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from diffusers import AutoencoderKL
 
-from pipelines.presets import IMAGE_SIZE, make_vae
+from pipelines.model.presets import IMAGE_SIZE, make_vae
 from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.hardware import add_device_argument, describe, training_device

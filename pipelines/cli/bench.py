@@ -1,0 +1,31 @@
+"""`bench`: speed of pair, re-edit and series against the stock diffusers pipeline."""
+
+import json
+
+from pipelines.cli import arguments as common
+
+
+def add_arguments(parser):
+    common.add_model_arguments(parser)
+    parser.add_argument("--repeats", type=int, default=3)
+
+
+def run(args) -> int:
+    import time
+
+    from pipelines.evaluation.benchmark import bench
+    from pipelines.model.loading import load_model
+    from pipelines.editing.requests import integer
+
+    repeats = integer("repeats", args.repeats, 1, 100)
+    began = time.perf_counter()
+    model = load_model(args.model)
+    load_s = time.perf_counter() - began
+    report = {"load_s": round(load_s, 3), **bench(model, repeats)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report["ours"].items():
+            print(f"{key:24} ours {value:7.3f} s   naive x{report['speedup_vs_naive'][key[:-2]]:.2f}")
+        print(f"peak memory {report['peak_memory_mb']:.0f} MB, load {load_s:.2f} s")
+    return 0

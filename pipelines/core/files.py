@@ -1,0 +1,69 @@
+"""Writing files so that no reader ever sees half of one, and naming content by its hash."""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # refused: loading them runs code
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(paths, length: int = 12) -> str:
+    """One sha256 over the files' bytes, in the order given (callers sort)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+def write_atomic(path, data: bytes) -> Path:
+    """Write `data` to a temporary sibling, then rename it into place: readers see the old file or
+    the whole new one, and a kill leaves no partial file under the real name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextmanager
+def atomic_folder(target):
+    """Yield a temporary sibling folder to fill; on success its files replace `target`'s (made if
+    missing), on failure it is removed and `target` is untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+        yield tmp
+        if target.exists():
+            for item in tmp.iterdir():
+                os.replace(item, target / item.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,33 @@
+"""Every limit and default a request, the UI, the CLI or synthesis reads, in one place.
+
+The UI's sliders, the API's checks (editing/requests.py), the command line and synthesis specs all
+take their ranges from here, so a value the UI offers is always one the API accepts.
+"""
+
+SEED_MAX = 2**32 - 1
+STEPS_RANGE = (1, 100)
+SCALE_RANGE = (0.0, 15.0)  # guidance per channel
+SLIDER_RANGE = (-3.0, 3.0)  # attribute sliders: negative removes, beyond 1 exaggerates
+SWAP_RANGE = (0.0, 1.0)  # fraction of the steps before the prompt swap
+LOCALITY_RANGE = (0.0, 0.9)  # a share of the largest change; at 1 nothing would be edited
+MAX_PROMPT_CHARS = 400  # far past what the text window reads (64 tokens); longer is a mistake
+
+FRAMES_RANGE = (2, 64)
+FRAMES_DEFAULT = 16
+CONTROL_POINTS_RANGE = (2, 10)
+CONTROL_POINTS_DEFAULT = 6
+BEND_RANGE = (-1.0, 1.0)
+SERIES_MODES = ("latent", "embedding")
+
+MAX_JSON_CHARS = 20_000  # JSON fields of the API (sliders, export settings)
+
+SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes
+SOFTWARE = "MedEdit"
+
+CAPTION_DROPOUT = 0.1  # per channel, to the null tokens: what classifier-free guidance needs
+
+
+def step_seed(seed: int, step: int, process: int = 0) -> int:
+    """The seed of one training step's random draws: distinct for every (seed, process, step), so
+    a resumed run draws exactly what an uninterrupted one would."""
+    return (seed * 1_000_003 + process * 7919 + step) % 2**63

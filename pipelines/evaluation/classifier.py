@@ -1,0 +1,171 @@
+"""The attribute classifier that judges generated and edited images.
+
+    from pipelines.evaluation.classifier import load_classifier, predict_probs, image_features, OUTPUTS
+    clf = load_classifier()                 # assets/classifier (safetensors + config.json)
+    probs = predict_probs(clf, images)      # [B, 13] sigmoids, columns in OUTPUTS order
+    feats = image_features(clf, images)     # [B, F] penultimate features, for FID / KID
+
+A small CNN on 64 x 64 RGB in [-1, 1]: per stage a 3x3 convolution, a norm and ReLU, then 2x2
+max-pooling (none after the last stage); global average pooling; one linear layer to 13 logits.
+Outputs are the 12 registry attributes (0 where not applicable to the image's modality) and
+``modality_cxr``. Trained by ``python -m pipelines train classifier`` (pipelines/training/classifier.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipelines.data.attributes import ATTRIBUTE_NAMES
+from pipelines.core.errors import MedEditError
+from pipelines.core.files import ASSETS
+
+OUTPUTS = ATTRIBUTE_NAMES + ("modality_cxr",)
+INPUT_SIZE = 64
+DEFAULT_FOLDER = ASSETS / "classifier"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+BATCH = 64  # prediction batch: bounded memory, and results do not depend on it (eval mode)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    widths: tuple[int, ...] = (32, 64, 128, 128)
+    norm: str = "batch"  # "batch" or "group"
+    input_size: int = INPUT_SIZE
+    outputs: tuple[str, ...] = OUTPUTS
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if self.norm not in ("batch", "group"):
+            raise MedEditError(f"classifier norm {self.norm!r}: choose 'batch' or 'group'")
+        if not self.widths or min(self.widths) < 1:
+            raise MedEditError(f"classifier widths {self.widths!r}: need positive channel counts")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(min(8, channels), channels)
+
+
+class AttributeClassifier(nn.Module):
+    """Image [B, 3, 64, 64] in [-1, 1] -> 13 logits (sigmoid gives probabilities)."""
+
+    def __init__(self, config: ClassifierConfig | None = None, **kwargs):
+        super().__init__()
+        self.config = config or ClassifierConfig(**kwargs)
+        layers, channels = [], 3
+        for i, width in enumerate(self.config.widths):
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                       _norm(self.config.norm, width), nn.ReLU(inplace=True)]
+            if i < len(self.config.widths) - 1:
+                layers.append(nn.MaxPool2d(2))  # max keeps thin strokes (hair, ink) seen at low res
+            channels = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, len(self.config.outputs))
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.widths[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+# ----------------------------------------------------------------------------- save / load
+
+def save_classifier(clf: AttributeClassifier, folder, extra: dict | None = None) -> Path:
+    """model.safetensors + config.json (architecture, outputs, input size, and any extra info)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in clf.state_dict().items()}
+    save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+    config = asdict(clf.config)
+    config["outputs"] = list(config["outputs"])
+    config["widths"] = list(config["widths"])
+    config.update(extra or {})
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def load_classifier(folder=None) -> AttributeClassifier:
+    """The classifier saved in folder (default assets/classifier), in eval mode."""
+    folder = Path(folder) if folder is not None else DEFAULT_FOLDER
+    weights, config_path = folder / WEIGHTS_FILE, folder / CONFIG_FILE
+    missing = [p.name for p in (weights, config_path) if not p.is_file()]
+    if missing:
+        raise MedEditError(f"no attribute classifier in {folder}: missing {', '.join(missing)}; "
+                           "train one with `python -m pipelines train classifier --out FOLDER`")
+    raw = json.loads(config_path.read_text())
+    config = ClassifierConfig(widths=raw.get("widths", ClassifierConfig.widths),
+                              norm=raw.get("norm", "batch"),
+                              input_size=raw.get("input_size", INPUT_SIZE),
+                              outputs=raw.get("outputs", OUTPUTS))
+    if config.input_size != INPUT_SIZE or tuple(config.outputs) != OUTPUTS:
+        raise MedEditError(f"classifier in {folder} does not match this code: expected outputs "
+                           f"{', '.join(OUTPUTS)} at {INPUT_SIZE} px")
+    clf = AttributeClassifier(config)
+    try:
+        clf.load_state_dict(load_file(weights))
+    except RuntimeError as e:
+        raise MedEditError(f"classifier weights in {weights} do not match config.json: {e}") from None
+    return clf.eval()
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def prepare_images(images, size: int = INPUT_SIZE) -> torch.Tensor:
+    """List/array of HxWx3 (or HxW) uint8 images of any size -> [B, 3, size, size] in [-1, 1]."""
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+        images = images[None]
+    if len(images) == 0:
+        raise MedEditError("classifier input: no images given")
+    batch = []
+    for i, image in enumerate(images):
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=2)
+        if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+            raise MedEditError(f"classifier input {i}: expected an HxWx3 uint8 image, got shape "
+                               f"{a.shape} dtype {a.dtype}")
+        a = a[..., :3]
+        if a.shape[:2] != (size, size):
+            a = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize(
+                (size, size), Image.Resampling.BOX))
+        batch.append(a)
+    x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+@torch.no_grad()
+def _run(clf: AttributeClassifier, images, fn) -> np.ndarray:
+    x = prepare_images(images, clf.config.input_size)
+    was_training = clf.training
+    clf.eval()
+    try:
+        out = [fn(x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
+    finally:
+        clf.train(was_training)
+    return torch.cat(out).double().numpy()
+
+
+def predict_probs(clf: AttributeClassifier, images) -> np.ndarray:
+    """[B, 13] sigmoid probabilities, columns in OUTPUTS order."""
+    return _run(clf, images, lambda x: torch.sigmoid(clf(x)))
+
+
+def image_features(clf: AttributeClassifier, images) -> np.ndarray:
+    """[B, F] penultimate (globally pooled) features, for FID / KID."""
+    return _run(clf, images, clf.features)

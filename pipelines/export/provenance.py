@@ -1,0 +1,90 @@
+"""What produced an image, in a form every exported file carries (PNG tEXt, GIF comment, WebP
+EXIF, DICOM header, the ZIP's manifest), with the mark that it is synthetic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.core.errors import MedEditError
+from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
+from pipelines.data.attributes import check_modality, modality_of
+
+
+@dataclass
+class Provenance:
+    """What produced an image; embedded in every exported file."""
+    model_id: str
+    model_revision: str
+    modality: str  # "dermoscopy" | "cxr"
+    anatomy: str
+    style: str
+    to_anatomy: str
+    to_style: str
+    seed: int
+    swap_at: float  # fraction of the denoising steps after which the target prompts take over
+    steps: int
+    extra: dict = field(default_factory=dict)  # sliders, guidance, frame index/t...
+
+    def validate(self) -> "Provenance":
+        check_modality(self.modality)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise MedEditError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise MedEditError(f"steps must be a positive integer, got {self.steps!r}")
+        try:
+            swap = float(self.swap_at)
+        except (TypeError, ValueError):
+            raise MedEditError(f"swap_at must be a number in [0, 1], got {self.swap_at!r}") from None
+        if not 0.0 <= swap <= 1.0:
+            raise MedEditError(f"swap_at must be in [0, 1], got {self.swap_at!r}")
+        if not isinstance(self.extra, dict):
+            raise MedEditError(f"provenance extra must be a dict, got {type(self.extra).__name__}")
+        to_json(self.extra)  # fails early on values JSON cannot hold
+        return self
+
+    def as_dict(self) -> dict:
+        return json.loads(to_json(asdict(self)))  # plain JSON types (numpy scalars become Python)
+
+
+
+def _plain(value):
+    """json.dumps hook: numpy scalars/arrays and paths become plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(data, indent: int | None = None) -> str:
+    """ASCII JSON (tEXt chunks are Latin-1 and DICOM text is ASCII by default)."""
+    try:
+        return json.dumps(data, default=_plain, ensure_ascii=True, indent=indent, sort_keys=indent is not None)
+    except (TypeError, ValueError) as error:
+        raise MedEditError(f"provenance cannot be written as JSON: {error}") from None
+
+
+def provenance_record(provenance: Provenance | None, extra: dict | None = None) -> dict:
+    """The dict embedded in one file: provenance, with per-file extras merged into 'extra'."""
+    record = provenance.validate().as_dict() if provenance is not None else {"extra": {}}
+    if extra:
+        record["extra"] = {**record["extra"], **json.loads(to_json(extra))}
+    record["synthetic"] = SYNTHETIC_MARK
+    record["software"] = SOFTWARE
+    return record
+
+
+def provenance_from_settings(settings: dict) -> Provenance:
+    """The provenance of an edit or series from the settings MedEditPipeline reports."""
+    extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step", "locality")}
+    return Provenance(settings["model_id"], settings["model_revision"],
+                      modality_of(settings["anatomy"], settings["style"], settings["to_anatomy"]),
+                      settings["anatomy"], settings["style"], settings["to_anatomy"],
+                      settings["to_style"], settings["seed"], settings["swap_at"], settings["steps"],
+                      extra)

@@ -1,0 +1,73 @@
+"""The embedded default and every MedEdit model folder in its layout (assets/mededit-default).
+
+The folder is checked before any weight is read: every component present, safetensors only.
+Its revision is a content hash of the weights, so exports name exactly what made them.
+"""
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
+
+from pipelines.core.errors import MedEditError
+from pipelines.core.files import ASSETS, PICKLE_SUFFIXES, content_hash
+from pipelines.model.conditioners import EmbeddedConditioner
+from pipelines.model.info import INFO_FILE, read_model_info
+from pipelines.model.loaded import LoadedModel
+from pipelines.model.projector import DisentangledProjector
+from pipelines.model.text_encoder import TextEncoder
+
+EMBEDDED = "embedded"
+EMBEDDED_FOLDER = ASSETS / "mededit-default"
+COMPONENTS = {"transformer": "diffusion_pytorch_model.safetensors",
+              "vae": "diffusion_pytorch_model.safetensors",
+              "projector": "diffusion_pytorch_model.safetensors",
+              "scheduler": None}
+
+
+def check_model_folder(folder: Path) -> None:
+    """Every component there, in safetensors: a clear message before any weight is read."""
+    if not folder.is_dir():
+        raise MedEditError(f"model folder {folder} does not exist")
+    missing = [INFO_FILE] if not (folder / INFO_FILE).exists() else []
+    for name, weights in COMPONENTS.items():
+        part = folder / name
+        if not part.is_dir():
+            missing.append(f"{name}/")
+            continue
+        config = "scheduler_config.json" if name == "scheduler" else "config.json"
+        if not (part / config).exists():
+            missing.append(f"{name}/{config}")
+        if weights and not (part / weights).exists():
+            pickles = [p.name for p in part.iterdir() if p.suffix in PICKLE_SUFFIXES]
+            if pickles:
+                raise MedEditError(f"{part} holds only pickle weights ({', '.join(pickles)}); "
+                                   "MedEdit loads safetensors only: convert them first")
+            missing.append(f"{name}/{weights}")
+    if missing:
+        raise MedEditError(f"{folder} is not a complete MedEdit model; missing: {', '.join(missing)}")
+
+
+def weights_revision(folder: Path) -> str:
+    return content_hash(sorted(folder.rglob("*.safetensors")))
+
+
+def load_embedded(folder: Path, model_id: str, device: str) -> LoadedModel:
+    """A MedEdit folder: the DiT and the VAE on `device`; the small text encoder and projector
+    stay on the CPU and their tokens move per request."""
+    check_model_folder(folder)
+    info = read_model_info(folder)
+    load = dict(use_safetensors=True, torch_dtype=torch.float32)  # weights are stored in float16
+    transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer", **load).eval()
+    vae = AutoencoderKL.from_pretrained(folder / "vae", **load).eval()
+    projector = DisentangledProjector.from_pretrained(folder / "projector", **load).eval()
+    scheduler = DPMSolverMultistepScheduler.from_pretrained(folder / "scheduler")
+    for module in (transformer, vae, projector):
+        module.requires_grad_(False)
+    try:
+        transformer.to(device)
+    except (RuntimeError, AssertionError) as error:
+        raise MedEditError(f"MEDEDIT_DEVICE={device!r} cannot be used: {error}") from None
+    vae.to(device)
+    conditioner = EmbeddedConditioner(TextEncoder(max_length=info.text_tokens), projector)
+    return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info)

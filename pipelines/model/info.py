@@ -1,0 +1,82 @@
+"""`mededit.json`: what a MedEdit model folder holds beyond diffusers' own configs.
+
+It lists the attributes the model was trained on with the phrase that switches each on (the
+sliders are built from it), the image size, the text encoder and how many tokens of each prompt
+it reads, and sampling defaults.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pipelines.data.attributes import ATTRIBUTES
+from pipelines.core.errors import MedEditError
+from pipelines.model.presets import IMAGE_SIZE
+from pipelines.model.text_encoder import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
+
+INFO_FILE = "mededit.json"
+REQUIRED_DEFAULTS = ("steps", "anatomy_scale", "style_scale", "swap_at")
+
+
+def check_text_tokens(n, name: str = "text_tokens") -> None:
+    """A caption window the text encoder can give: [CLS], one word, [SEP] at least."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 3 <= n <= LONGEST_LENGTH:
+        raise MedEditError(f"{name} must be a whole number from 3 to {LONGEST_LENGTH}, got {n!r}")
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    image_size: int
+    text_encoder: str
+    conditioning: str  # "separate" (HFFM channels) or "joined" (one prompt, ablation)
+    attributes: list[dict]  # name, modality, channel, phrase
+    defaults: dict  # steps, anatomy_scale, style_scale, swap_at, locality (0.0 when absent)
+    training: dict = field(default_factory=dict)
+    text_tokens: int = FIRST_LENGTH  # MiniLM tokens read per channel ([CLS], [SEP] included)
+
+    def __post_init__(self):
+        missing = [key for key in REQUIRED_DEFAULTS if key not in self.defaults]
+        if missing:
+            raise MedEditError(f"its sampling defaults lack {', '.join(missing)}")
+        # Folders written before local edits existed keep editing the whole image.
+        self.defaults = {"locality": 0.0, **self.defaults}
+        check_text_tokens(self.text_tokens)
+
+    @classmethod
+    def embedded_default(cls, conditioning: str = "separate", text_tokens: int = MAX_LENGTH) -> "ModelInfo":
+        return cls(
+            name="mededit-default", image_size=IMAGE_SIZE,
+            text_encoder="sentence-transformers/all-MiniLM-L6-v2", conditioning=conditioning,
+            attributes=[{"name": a.name, "modality": a.modality, "channel": a.channel,
+                         "phrase": a.phrase} for a in ATTRIBUTES],
+            defaults={"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2,
+                      "locality": 0.3},
+            text_tokens=text_tokens)
+
+    @property
+    def joined(self) -> bool:
+        """Both prompts in one channel: the ablation's baseline (conditioners.prompt_branches)."""
+        return self.conditioning == "joined"
+
+    def attribute(self, name: str) -> dict:
+        for a in self.attributes:
+            if a["name"] == name:
+                return a
+        names = ", ".join(a["name"] for a in self.attributes)
+        raise MedEditError(f"unknown attribute {name!r}; this model has: {names}")
+
+
+def write_model_info(folder: Path, info: ModelInfo) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / INFO_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
+
+
+def read_model_info(folder: Path) -> ModelInfo:
+    path = Path(folder) / INFO_FILE
+    if not path.exists():
+        raise MedEditError(f"{folder} is not a MedEdit model folder: {INFO_FILE} is missing")
+    try:
+        return ModelInfo(**json.loads(path.read_text()))
+    except (TypeError, json.JSONDecodeError, MedEditError) as error:
+        raise MedEditError(f"{path} is not a valid model description: {error}") from None
