@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from pipelines.editing.interpolation import bernstein, bezier, bezier_keep_norm, slerp
+from pipelines.editing.interpolation import bernstein, bezier, bezier_keep_norm
 
 
 def test_bernstein_weights_sum_to_one():
@@ -34,10 +34,3 @@ def test_keep_norm_restores_the_spread_of_gaussian_mixes():
     kept = bezier_keep_norm(points, torch.tensor([0.5]))[0]
     assert plain.norm() < 0.8 * points[0].norm()  # the mix shrinks ...
     assert math.isclose(kept.norm().item(), points.flatten(1).norm(dim=1).mean().item(), rel_tol=1e-4)
-
-
-def test_slerp_keeps_norm_between_orthogonal_vectors():
-    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    mid = slerp(a, b, 0.5)
-    assert math.isclose(mid.norm().item(), 1.0, rel_tol=1e-6)
-    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-6)

@@ -28,13 +28,3 @@ def bezier_keep_norm(points: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
     target = bezier(norms, ts)  # [T]
     current = curve.flatten(1).norm(dim=1).clamp(min=1e-8)
     return curve * (target / current).view(-1, *([1] * len(dims)))
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation: keeps the norm of unit-Gaussian noise along the path."""
-    a_flat, b_flat = a.flatten(), b.flatten()
-    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm()).clamp(min=1e-8)
-    omega = torch.arccos(cos.clamp(-1, 1))
-    if omega.abs() < 1e-4:
-        return (1 - t) * a + t * b
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
