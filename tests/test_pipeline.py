@@ -253,3 +253,42 @@ def test_joined_model_reads_both_prompts_in_its_anatomy_channel(micro_model_fold
     typed = pipeline.edit(S, Edit(to_style=E.to_style, swap_at=0.0)).edited
     slid = pipeline.edit(S, Edit(sliders={"hair": 1.0}, swap_at=0.0)).edited  # a style slider
     assert np.abs(typed.astype(int) - slid).max() <= 2
+
+
+@torch.no_grad()
+def test_swap_at_t_equals_a_plain_loop_that_switches_prompts(micro_model_folder):
+    """An independent reference for the swap: diffusers' scheduler and transformer driven by hand,
+    the neutral prompts for the first `swap` steps and the edited ones after, three guidance
+    branches in one batch. No cache, no prefix, no pipeline code."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    model = load_model(str(micro_model_folder))
+    s = Sampling(S.anatomy, S.style, seed=5, steps=7, anatomy_scale=2.0, style_scale=4.0)
+    e = Edit(to_anatomy="a dermoscopic image with melanoma (MEL)", swap_at=3 / 7, locality=0.0)
+
+    def branches(anatomy, style):  # (null, null), (anatomy, null), (anatomy, style)
+        enc = model.conditioner.encode
+        null_a, null_s, a, st = enc("anatomy", ""), enc("style", ""), enc("anatomy", anatomy), enc("style", style)
+        pairs = [(null_a, null_s), (a, null_s), (a, st)]
+        return (torch.cat([torch.cat([x.tokens, y.tokens], 1) for x, y in pairs]),
+                torch.cat([torch.cat([x.mask, y.mask], 1) for x, y in pairs]))
+
+    neutral, edited = branches(s.anatomy, s.style), branches(e.to_anatomy, s.style)
+    scheduler = DPMSolverMultistepScheduler.from_config(model.scheduler.config)
+    scheduler.set_timesteps(s.steps)
+    latents = torch.randn((1, *model.latent_shape), generator=torch.Generator().manual_seed(s.seed))
+    for i, t in enumerate(scheduler.timesteps):
+        tokens, mask = neutral if i < 3 else edited
+        out = model.transformer(latents.repeat(3, 1, 1, 1), encoder_hidden_states=tokens,
+                                encoder_attention_mask=mask, timestep=torch.full((3,), int(t)),
+                                added_cond_kwargs=None).sample[:, : latents.shape[1]]
+        e_null, e_anatomy, e_full = out.unbind(0)
+        eps = e_null + s.anatomy_scale * (e_anatomy - e_null) + s.style_scale * (e_full - e_anatomy)
+        latents = scheduler.step(eps[None], t, latents, return_dict=False)[0]
+    image = model.vae.decode(latents / model.vae.config.scaling_factor).sample
+    reference = ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)[0].numpy()
+
+    result = MedEditPipeline(model).edit(s, e)
+    assert e.swap_step(s.steps) == 3
+    assert np.array_equal(result.edited, reference)
+    assert not np.array_equal(result.neutral, reference)
