@@ -20,6 +20,7 @@ BEND_RANGE = (-1.0, 1.0)
 SERIES_MODES = ("latent", "embedding")
 
 MAX_JSON_CHARS = 20_000  # JSON fields of the API (sliders, export settings)
+MAX_JSON_DEPTH = 32  # nesting of those fields: theirs is 3 at most; deeper is an attack on the parser
 
 SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes
 SOFTWARE = "MedEdit"
