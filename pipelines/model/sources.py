@@ -7,12 +7,17 @@ folder is checked as a PixArt-alpha/Sigma pipeline before a single weight is rea
 never runs remote code.
 """
 
+import json
 import logging
 import os
 import re
 from pathlib import Path
 
 import torch
+from diffusers import PixArtAlphaPipeline, PixArtSigmaPipeline
+from huggingface_hub import constants, snapshot_download
+from huggingface_hub.errors import (GatedRepoError, IncompleteSnapshotError, LocalEntryNotFoundError,
+                                    RepositoryNotFoundError, RevisionNotFoundError)
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import PICKLE_SUFFIXES
@@ -39,7 +44,6 @@ def hub_cache_dir() -> Path:
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
     return Path(constants.HF_HUB_CACHE)
 
 
@@ -74,11 +78,6 @@ def resolve_source(source: str, revision: str | None = None, offline: bool | Non
 
 
 def _snapshot(repo_id: str, revision: str | None, offline: bool) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, IncompleteSnapshotError,
-                                        LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
-
     shown = f"model '{repo_id}' (revision {revision or 'main'})"
     kwargs = dict(revision=revision, allow_patterns=ALLOW_PATTERNS, cache_dir=hub_cache_dir())
     reason = "offline mode (HF_HUB_OFFLINE) is on" if offline else ""
@@ -109,8 +108,6 @@ def _snapshot(repo_id: str, revision: str | None, offline: bool) -> Path:
 
 def check_pixart_folder(folder: Path) -> str:
     """'pixart-alpha' or 'pixart-sigma', or MedEditError naming what the folder lacks."""
-    import json
-
     folder = Path(folder)
     index_file = folder / "model_index.json"
     if not index_file.is_file():
@@ -146,8 +143,6 @@ def check_pixart_folder(folder: Path) -> str:
 def load_pixart(source: str | Path, revision: str | None = None, dtype: torch.dtype = torch.float32,
                 device: str | torch.device = "cpu"):
     """A diffusers PixArtAlphaPipeline or PixArtSigmaPipeline from a folder or Hub repo id."""
-    from diffusers import PixArtAlphaPipeline, PixArtSigmaPipeline
-
     folder = resolve_source(str(source), revision)
     kind = check_pixart_folder(folder)  # before any weights are read
     cls = PixArtAlphaPipeline if kind == "pixart-alpha" else PixArtSigmaPipeline

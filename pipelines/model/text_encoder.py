@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import snapshot_download
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_PROMPT_CHARS
@@ -31,7 +34,6 @@ class EncodedText:
 def locate_minilm() -> Path:
     """The folder of a local all-MiniLM-L6-v2 copy, without touching the network."""
     try:
-        from huggingface_hub import snapshot_download
         return Path(snapshot_download(HUB_ID, local_files_only=True))
     except Exception:  # not cached: fall back to the packaged copy
         pass
@@ -50,9 +52,6 @@ class TextEncoder:
     Thread-safe (no state is mutated)."""
 
     def __init__(self, folder: Path | None = None, max_length: int = MAX_LENGTH, device: str = "cpu"):
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
         transformers_logging.disable_progress_bar()  # a bar per load is noise in a CLI
 
         folder = folder or locate_minilm()
