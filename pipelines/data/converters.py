@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +19,7 @@ from PIL import Image
 
 from pipelines.data.attributes import get_attribute
 from pipelines.core.errors import MedEditError
+from pipelines.core.files import atomic_folder
 
 METADATA = "metadata.jsonl"
 REQUIRED_KEYS = ("file_name", "anatomy", "style")
@@ -140,20 +140,12 @@ def _write_imagefolder(out_dir: Path, items: list[tuple[Path, dict]]) -> list[di
     duplicates = sorted(name for name, n in counts.items() if n > 1)
     if duplicates:
         raise MedEditError(f"several rows name the same image: {', '.join(duplicates[:SHOWN])}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as temp:
         for source, row in items:
             _place(source, temp / row["file_name"])
         with (temp / METADATA).open("w", encoding="utf-8") as f:
             for _, row in items:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above)
-        temp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return [row for _, row in items]
 
 
