@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from pipelines.model.adapters import (ADAPTER_NAME, CONFIG_FILE, LORA_FILE, add_lora, has_lora,
-                                load_adapter, save_adapter, target_modules)
+from pipelines.model.adapters import (ADAPTER_NAME, LORA_FILE, PREFIX, add_lora, has_lora, load_adapter,
+                                read_adapter_config, save_adapter, target_modules)
 from pipelines.model.projector import DisentangledProjector
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.core.errors import MedEditError
@@ -78,12 +78,12 @@ def test_a_few_lora_steps_change_the_output(tiny_folder, dataset, tmp_path):
     args = train_args("--model", tiny_folder, "--data", dataset, "--out", out, "--steps", 3,
                       "--batch", 2, "--lr", 1e-2, "--rank", 4)
     args.trainer(args)
-    config = json.loads((out / CONFIG_FILE).read_text())
+    config = read_adapter_config(out)
     assert config["base_model"] == str(tiny_folder) and config["rank"] == 4 and config["projector"]
     assert config["priors"] == {"anatomy": ["effusion", "nodule"], "style": ["support_devices"]}
     assert [a["name"] for a in config["attributes"]] == ["nodule"]  # not in the registry: a slider
     lora = load_file(out / LORA_FILE)
-    assert all(k.startswith("transformer.") for k in lora)
+    assert all(k.startswith(PREFIX) for k in lora)
     assert any(v.abs().sum() > 0 for k, v in lora.items() if "lora_B" in k)  # B starts at zero
     assert (out / "projector" / "diffusion_pytorch_model.safetensors").is_file()
     base = edit_images(load_pixart_model(str(tiny_folder)))

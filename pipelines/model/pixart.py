@@ -4,7 +4,7 @@ LoadedModel that MedEditPipeline drives exactly like the embedded model.
 Disentanglement without a trained projector: the anatomy and the style prompt are encoded apart by
 the checkpoint's own T5 and their token sequences joined (conditioners.branches), so two-scale
 guidance, the swap at t, sliders and series all work on a stock checkpoint. An adapter (LoRA on the
-transformer + an HFFM projector, see pipelines/adapters.py) puts each channel's T5 states through
+transformer + an HFFM projector, see pipelines/model/adapters.py) puts each channel's T5 states through
 its own trained branch, with learned null tokens for an empty channel.
 """
 
@@ -15,11 +15,12 @@ from types import SimpleNamespace
 
 import torch
 
+from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import ATTRIBUTES
 from pipelines.model.conditioners import ChannelTokens
 from pipelines.model.projector import DisentangledProjector
 from pipelines.model.loaded import LoadedModel
-from pipelines.model.adapters import CONFIG_FILE, load_adapter, read_adapter_config
+from pipelines.model.adapters import is_adapter_folder, load_adapter, read_adapter_config
 from pipelines.model.info import ModelInfo
 from pipelines.model.sources import check_pixart_folder, encode_prompts_t5, load_pixart, resolve_source
 
@@ -87,14 +88,10 @@ def folder_revision(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def is_adapter_folder(folder: Path) -> bool:
-    return (folder / CONFIG_FILE).is_file() and not (folder / "model_index.json").exists()
-
-
 def is_pixart_source(folder: Path) -> bool:
     """A Hub repo id (no such folder), a diffusers PixArt pipeline or an adapter: the
     bring-your-own-model path, as opposed to a MedEdit folder."""
-    return not folder.is_dir() or any((folder / f).exists() for f in ("model_index.json", CONFIG_FILE))
+    return not folder.is_dir() or (folder / "model_index.json").exists() or is_adapter_folder(folder)
 
 
 def pixart_info(source: str, kind: str, image_size: int, text_encoder_name: str,
@@ -123,6 +120,9 @@ def load_pixart_model(source: str, revision: str | None = None, adapter: str | N
         # An adapter (folder or Hub repo) names its base model and the revision it was trained on.
         adapter, adapter_revision, adapter_folder = source, None, folder
         config = read_adapter_config(folder)
+        if not config.get("base_model"):
+            raise MedEditError(f"adapter '{source}' names no base model (peft's base_model_name_or_path "
+                               "is empty): give the base model as the model and this folder as the adapter")
         source, revision = config["base_model"], config.get("base_revision")
         folder = resolve_source(source, revision)
     elif adapter is not None:
