@@ -11,7 +11,8 @@ import pytest
 
 from pipelines.data.converters import validate_imagefolder
 from pipelines.core.errors import MedEditError
-from pipelines.export.synthesis import parse_spec, read_spec, schedule, synthesize
+from pipelines.export.synthesis import synthesize
+from pipelines.export.synthesis_spec import parse_spec, read_spec, schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = [{"anatomy": "chest x-ray with pleural effusion", "style": "support devices", "weight": 2,

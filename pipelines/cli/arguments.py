@@ -1,14 +1,28 @@
-"""Arguments and outputs that generate, edit and series share."""
+"""Arguments and outputs the commands share, and the checks every command runs before its work.
+
+The pattern each command follows: `run` first checks every number, prompt and path with the
+`check_*` helpers below (no model, no torch: a bad value is refused within a second, and nothing
+is written), then loads the model, then writes its outputs through a temporary sibling folder.
+This module imports nothing heavy at its top, so argument errors come before torch is loaded.
+"""
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from pipelines.core.errors import MedEditError
-from pipelines.editing.pipeline import MedEditPipeline
-from pipelines.editing.requests import Edit, Sampling
-from pipelines.model.loading import load_model
+from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
+                                   STEPS_RANGE, SWAP_RANGE)
+from pipelines.editing.requests import Edit, Sampling, Series
+
+# Valid stand-ins for the settings a model's mededit.json fills in: checking a request before the
+# model is loaded checks only the values the user gave.
+STAND_IN_DEFAULTS = {"steps": STEPS_RANGE[0], "anatomy_scale": SCALE_RANGE[0], "style_scale": SCALE_RANGE[0],
+                     "swap_at": SWAP_RANGE[0], "locality": LOCALITY_RANGE[0]}
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def add_model_arguments(parser):
@@ -38,19 +52,111 @@ def add_edit_arguments(parser):
                              "(default: the model's)")
 
 
+def add_series_arguments(parser):
+    parser.add_argument("--frames", type=int, default=FRAMES_DEFAULT)
+    parser.add_argument("--mode", default="latent", help="latent (the paper's) or embedding")
+    parser.add_argument("--control-points", type=int, default=CONTROL_POINTS_DEFAULT,
+                        help="latent mode: neutral + swaps from weak to strong")
+    parser.add_argument("--bend", type=float, default=0.0,
+                        help="embedding mode: -1 (edit arrives late) .. 1 (early)")
+
+
+# --- checks before any model loads -------------------------------------------------------------
+
+def check_model_source(args) -> None:
+    """An explicit --model that names a path must be a folder; the loader checks the rest."""
+    source = getattr(args, "model", None)
+    if not source or source == "embedded" or Path(source).expanduser().is_dir():
+        return
+    if Path(source).expanduser().exists():
+        raise MedEditError(f"--model {source} is a file; give a model folder or a Hub repo id like 'owner/name'")
+    if not HUB_REPO_ID.match(source) or ".." in source:
+        raise MedEditError(f"--model {source}: no such folder, and not a Hub repo id like 'owner/name'")
+
+
+def check_sampling(args) -> Sampling:
+    """The prompts, seed, steps and scales as given (the model's defaults stand in for unset ones)."""
+    check_model_source(args)
+    return Sampling.with_defaults(STAND_IN_DEFAULTS, args.anatomy, args.style, args.seed, args.steps,
+                                  args.anatomy_scale, args.style_scale)
+
+
+def parse_attributes(items: list[str]) -> dict[str, float]:
+    sliders = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            sliders[name.strip()] = float(value) if sep else 1.0
+        except ValueError:
+            raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}") from None
+    return sliders
+
+
+def check_edit(args) -> Edit:
+    """The edited prompts, sliders' scales, swap point and locality; names are checked on load."""
+    return Edit.with_defaults(STAND_IN_DEFAULTS, args.to_anatomy, args.to_style,
+                              parse_attributes(args.attribute), args.swap_at, args.locality)
+
+
+def check_series(args) -> Series:
+    return Series(args.frames, args.mode, args.control_points, args.bend)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    return ancestor
+
+
+def _probe_writable(folder: Path, flag: str, path: Path) -> None:
+    """Make and remove an empty temporary folder: the only test that holds for root, read-only
+    mounts and /proc alike (os.access answers yes to root everywhere)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".mededit-probe-", dir=folder))
+    except OSError as error:
+        raise MedEditError(f"{flag} {path}: cannot write in {folder} ({error.strerror})") from None
+
+
+def check_writable_file(path, flag: str = "--out", suffix: str | None = None) -> Path:
+    """A file that can be (re)written: its folder is a folder we can write in, or can be made."""
+    path = Path(path)
+    if suffix and path.suffix.lower() != suffix:
+        raise MedEditError(f"{flag} must be a {suffix} file, got {path}")
+    if path.is_dir():
+        raise MedEditError(f"{flag} {path} is a folder; give a file name")
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise MedEditError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    _probe_writable(ancestor, flag, path)
+    return path
+
+
+def check_writable_folder(path, flag: str = "--out", empty: bool = False) -> Path:
+    """A folder to write into: it exists (and is empty, if asked) or can be made next to it."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise MedEditError(f"{flag} {path} exists and is not a folder")
+        if empty and any(path.iterdir()):
+            raise MedEditError(f"{flag} {path} is not empty; choose a new or empty folder")
+        _probe_writable(path, flag, path)
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise MedEditError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    _probe_writable(ancestor, flag, path)
+    return path
+
+
+# --- model and outputs -------------------------------------------------------------------------
+
 def sampling_from(args, pipeline):
     return Sampling.with_defaults(pipeline.model.info.defaults, args.anatomy, args.style, args.seed,
                                   args.steps, args.anatomy_scale, args.style_scale)
 
 
 def edit_from(args, pipeline):
-    sliders = {}
-    for item in args.attribute:
-        name, sep, value = item.partition("=")
-        try:
-            sliders[name.strip()] = float(value) if sep else 1.0
-        except ValueError:
-            raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}") from None
+    sliders = parse_attributes(args.attribute)
     for name in sliders:
         pipeline.model.info.attribute(name)
     return Edit.with_defaults(pipeline.model.info.defaults, args.to_anatomy, args.to_style, sliders,
@@ -58,19 +164,57 @@ def edit_from(args, pipeline):
 
 
 def load_pipeline(args):
+    # Imported here: torch and the model load only once the arguments have passed their checks.
+    from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.model.loading import load_model
+
     return MedEditPipeline(load_model(args.model))
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A hidden folder next to `target` named for this process, so a later run can tell a killed
+    run's leftovers (process gone) from a live run's folder; stale ones are removed first."""
+    remove_stale_siblings(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    except OSError as error:
+        raise MedEditError(f"cannot write in {target.parent} ({error.strerror}); "
+                           "choose a writable output folder") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    return tmp
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the temporary folders of `target` left by runs whose process no longer exists."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-")
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for item in target.parent.iterdir():
+        match = pattern.match(item.name)
+        if match and item.is_dir() and not _process_alive(int(match.group(1))):
+            shutil.rmtree(item, ignore_errors=True)
+            removed.append(item)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a pid we cannot ask about): leave its folder
+    return True
 
 
 def fresh_output_folder(out: str) -> Path:
     """A temporary sibling folder to write into; `publish` renames it into place at the end."""
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise MedEditError(f"--out {out} exists and is not a folder")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as error:
-        raise MedEditError(f"cannot write to {target.parent}: {error.strerror}") from None
+    target = check_writable_folder(out)
+    return temporary_sibling(target)
 
 
 def publish(tmp: Path, out: str) -> Path:

@@ -1,12 +1,10 @@
 """`generate`: one image from anatomy and style prompts."""
 
-from pathlib import Path
-
 from pipelines.cli import arguments as common
-from pipelines.export.images import save_png
-from pipelines.export.provenance import provenance_from_settings
 from pipelines.core.errors import MedEditError
 from pipelines.editing.requests import Edit
+from pipelines.export.images import save_png
+from pipelines.export.provenance import provenance_from_settings
 
 
 def add_arguments(parser):
@@ -16,9 +14,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise MedEditError("--out must be a .png file (lossless)")
+    common.check_sampling(args)
+    out = common.check_writable_file(args.out, suffix=".png")  # lossless only
     pipeline = common.load_pipeline(args)
     sampling = common.sampling_from(args, pipeline)
     image = pipeline.generate(sampling)

@@ -1,25 +1,27 @@
 """`python -m pipelines phantoms`: write N procedural phantoms as a Hugging Face imagefolder.
 
 Layout: DIR/000000.png ... and DIR/metadata.jsonl with one line per image (file_name, anatomy,
-style, labels, factors, seed). Seeds are S, S+1, ... Everything is written into a temporary folder
-next to DIR and renamed at the end, so a failure leaves nothing half-written behind.
+style, labels, factors, seed). Seeds are S, S+1, ... Everything is written into a hidden temporary
+folder next to DIR, named for this process, and renamed at the end: a failure or SIGTERM removes
+it, and a run killed outright (SIGKILL) leaves one that the next run for DIR removes.
 """
 
 import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 from tqdm import tqdm
 
-from pipelines.data.attributes import MODALITIES
+from pipelines.cli.arguments import check_writable_folder, temporary_sibling
 from pipelines.core.errors import MedEditError
+from pipelines.core.limits import MAX_DATASET_IMAGES, SEED_MAX
+from pipelines.data.attributes import MODALITIES, check_modality
 from pipelines.data.phantoms import SIZE_RANGE, SYNTHETIC_NOTE, phantom
-from pipelines.data.attributes import check_modality
 from pipelines.data.phantoms.factors import check_size
+from pipelines.editing.requests import integer
 
 
 def add_arguments(parser) -> None:
@@ -31,36 +33,25 @@ def add_arguments(parser) -> None:
                         help=f"image side in pixels, {SIZE_RANGE[0]} to {SIZE_RANGE[1]} (default 128)")
 
 
-def _check_out(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise MedEditError(f"output {out} exists and is not a folder; choose a new folder name")
-        if any(out.iterdir()):
-            raise MedEditError(f"output folder {out} is not empty; choose a new or empty folder")
-    parent = out.parent
-    if not parent.is_dir():
-        raise MedEditError(f"parent folder {parent} of the output does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MedEditError(f"cannot write in {parent}; choose a writable output folder")
+def check_request(modality: str, n: int, seed: int, out: Path, size: int) -> None:
+    """Every argument, before anything is rendered or written."""
+    check_modality(modality)
+    check_size(size)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_DATASET_IMAGES:
+        raise MedEditError(f"invalid --n {n!r}; choose a positive number of images, "
+                           f"at most {MAX_DATASET_IMAGES}")
+    integer("--seed", seed, 0, SEED_MAX - (n - 1))  # every image's seed S + i is a valid seed
+    check_writable_folder(out, empty=True)
+    if not out.parent.is_dir():
+        raise MedEditError(f"parent folder {out.parent} of the output does not exist; create it first")
 
 
 def write_phantoms(modality: str, n: int, seed: int, out: Path, size: int = 128, progress: bool = True) -> Path:
     """Render n phantoms into out (imagefolder layout); returns out."""
-    check_modality(modality)
-    check_size(size)
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise MedEditError(f"invalid --n {n!r}; choose a positive number of images")
     out = Path(out)
-    _check_out(out)
+    check_request(modality, n, seed, out, size)
+    tmp = temporary_sibling(out)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    except OSError as error:
-        raise MedEditError(f"cannot write in {out.parent} ({error.strerror}); "
-                           "choose a writable output folder") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
         info = PngImagePlugin.PngInfo()
         info.add_text("Description", SYNTHETIC_NOTE)
         width = max(6, len(str(n - 1)))

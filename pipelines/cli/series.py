@@ -6,32 +6,28 @@ import shutil
 from PIL import Image
 
 from pipelines.cli import arguments as common
-from pipelines.export.images import save_png
-from pipelines.export.provenance import provenance_from_settings
 from pipelines.core.limits import SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
-from pipelines.export.images import animation_gif, animation_webp_lossless
-from pipelines.editing.requests import Series
+from pipelines.export.images import animation_gif, animation_webp_lossless, save_png
+from pipelines.export.provenance import provenance_from_settings
 
 
 def add_arguments(parser):
     common.add_model_arguments(parser)
     common.add_sampling_arguments(parser)
     common.add_edit_arguments(parser)
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--mode", default="latent", help="latent (the paper's) or embedding")
-    parser.add_argument("--control-points", type=int, default=6,
-                        help="latent mode: neutral + swaps from weak to strong")
-    parser.add_argument("--bend", type=float, default=0.0,
-                        help="embedding mode: -1 (edit arrives late) .. 1 (early)")
+    common.add_series_arguments(parser)
     parser.add_argument("--no-dicom", action="store_true", help="leave the DICOM series out of the ZIP")
     parser.add_argument("--out", required=True, help="output folder")
 
 
 def run(args) -> int:
+    common.check_sampling(args)
+    common.check_edit(args)
+    series = common.check_series(args)
+    common.check_writable_folder(args.out)
     pipeline = common.load_pipeline(args)
     sampling, edit = common.sampling_from(args, pipeline), common.edit_from(args, pipeline)
-    series = Series(args.frames, args.mode, args.control_points, args.bend)
     tmp = common.fresh_output_folder(args.out)
     try:
         result = pipeline.series(sampling, edit, series)

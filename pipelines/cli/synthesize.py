@@ -4,6 +4,7 @@ On several GPUs or processes: `accelerate launch -m pipelines synthesize ...` sp
 """
 
 from pipelines.cli import arguments as common
+from pipelines.export.synthesis_spec import check_counts, read_spec
 
 
 def add_arguments(parser):
@@ -19,9 +20,13 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from pipelines.export.synthesis import read_spec, synthesize
-
     spec = read_spec(args.spec)  # checked whole before any model is loaded
+    check_counts(args.n, args.seed)
+    common.check_model_source(args)
+    common.check_writable_folder(args.out)
+    # Imported here: torch, accelerate and the model load only once the arguments have passed.
+    from pipelines.export.synthesis import synthesize
+
     summary = synthesize(spec, args.n, args.out, args.model, args.seed)
     if summary["total"] is not None:  # the main process reports
         common.report(args, summary, f"{summary['total']} images in {args.out} "

@@ -21,6 +21,10 @@ SERIES_MODES = ("latent", "embedding")
 
 MAX_JSON_CHARS = 20_000  # JSON fields of the API (sliders, export settings)
 MAX_JSON_DEPTH = 32  # nesting of those fields: theirs is 3 at most; deeper is an attack on the parser
+MAX_DATASET_IMAGES = 10_000_000  # images one phantoms or synthesize run writes
+
+MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded image or mask file
+MAX_UPLOAD_PIXELS = 40_000_000  # one uploaded frame's width x height, read from its header before decoding
 
 SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes
 SOFTWARE = "MedEdit"
