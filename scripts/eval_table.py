@@ -32,3 +32,16 @@ for r in report["attributes"] + [{"attribute": "**mean**", **report["summary"]}]
           f"{fmt(r.get('phantom_no_non_target_flip'))} | {most_flipped(r)} | {fmt(r['psnr_whole'], 1)} | "
           f"{fmt(r['psnr_outside_edit'], 1)} | {fmt(r['naive_edited_target_rate'])} | "
           f"{fmt(r['naive_psnr_whole'], 1)} | {fmt(r.get('prompts_cut'))} |")  # absent in older reports
+
+distribution = report.get("distribution")  # absent in reports made before it
+if distribution:
+    print("\nFID and KID on the attribute classifier's features (torchmetrics), against independent "
+          "phantoms of the same factor distribution; floor = the renderer's own images against the "
+          "same phantoms, the score of a generator indistinguishable from it at this sample size.\n")
+    print("| modality | images | FID | FID floor | KID | KID floor |")
+    print("|---|---|---|---|---|---|")
+    for modality, kinds in distribution.items():
+        for kind, d in kinds.items():
+            kid = lambda key: "–" if d[key] is None else f"{d[key]:.3f} ± {d[key + '_std']:.3f}"  # noqa: E731
+            print(f"| {modality}, {kind} | {d['images']} | {fmt(d['fid'])} | {fmt(d['fid_floor'])} | "
+                  f"{kid('kid')} | {kid('kid_floor')} |")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from pipelines.data.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, MODALITIES
 from pipelines.evaluation.classifier import (DEFAULT_FOLDER, INPUT_SIZE, OUTPUTS, AttributeClassifier,
-                                  image_features, load_classifier, predict_probs, save_classifier)
+                                  load_classifier, predict_probs, save_classifier)
 from pipelines.core.errors import MedEditError
 from pipelines.data.phantoms import phantom
 from pipelines.training.classifier import augment, targets
@@ -91,8 +91,6 @@ def test_predict_probs_shape_range_determinism_and_resizing():
     np.testing.assert_array_equal(p, predict_probs(clf, big))  # deterministic
     np.testing.assert_array_equal(p, predict_probs(clf, np.stack(small)))  # 128 -> 64 with BOX
     np.testing.assert_allclose(predict_probs(clf, big[:1])[0], p[0], atol=1e-6)  # batch-independent
-    f = image_features(clf, big)
-    assert f.shape == (4, MICRO_WIDTHS[-1]) and np.all(np.isfinite(f))
     assert clf.training  # a fresh module is in train mode; prediction leaves it as it was
 
 

@@ -33,6 +33,11 @@ def test_report_has_every_figure_in_range(micro_model_folder):
         assert (some_flip > 0) == (row["no_non_target_flip"] < 1)
     assert report["locality"] == 0.3  # the model's default
     assert set(report["summary"]) >= {"cfrt", "neutral_accuracy", "attribute_accuracy", "psnr_whole"}
+    distribution = report["distribution"]  # FID / KID per modality, generated and floor
+    assert set(distribution) == {"dermoscopy"} and set(distribution["dermoscopy"]) == {"neutral", "edited"}
+    for figures in distribution["dermoscopy"].values():
+        assert figures["images"] == 6  # both rows' seeds pooled
+        assert figures["fid"] > 0 and figures["fid_floor"] > 0 and figures["kid_std"] >= 0
 
 
 def test_the_report_counts_prompts_the_text_window_cuts(micro_model_folder):

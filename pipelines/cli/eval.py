@@ -1,4 +1,5 @@
-"""`eval`: attribute accuracy, CFRT, non-target flips and preservation per attribute."""
+"""`eval`: attribute accuracy, CFRT, non-target flips and preservation per attribute; FID and KID
+per modality with their phantom-vs-phantom floor."""
 
 import json
 from pathlib import Path
@@ -50,4 +51,12 @@ def run(args) -> int:
         for r in report["attributes"]:
             print(f"{r['attribute']:16} {r['attribute_accuracy']:5.2f} {r['cfrt'] or 0:5.2f} "
                   f"{r['no_non_target_flip']:5.2f} {r['psnr_whole']:6.1f} {r['naive_psnr_whole']:6.1f}")
+        print("FID / KID against independent phantoms (floor: phantoms against the same phantoms)")
+        for modality, kinds in report["distribution"].items():
+            for kind, d in kinds.items():
+                if d["fid"] is None:
+                    print(f"{modality:10} {kind:7} too few images ({d['images']})")
+                    continue
+                print(f"{modality:10} {kind:7} FID {d['fid']:8.2f} (floor {d['fid_floor']:.2f})  "
+                      f"KID {d['kid']:.3f} (floor {d['kid_floor']:.3f})  {d['images']} images")
     return 0

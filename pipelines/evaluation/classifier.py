@@ -1,12 +1,12 @@
 """The attribute classifier that judges generated and edited images.
 
-    from pipelines.evaluation.classifier import load_classifier, predict_probs, image_features, OUTPUTS
+    from pipelines.evaluation.classifier import load_classifier, predict_probs, OUTPUTS
     clf = load_classifier()                 # assets/classifier (safetensors + config.json)
     probs = predict_probs(clf, images)      # [B, 13] sigmoids, columns in OUTPUTS order
-    feats = image_features(clf, images)     # [B, F] penultimate features, for FID / KID
 
 A small CNN on 64 x 64 RGB in [-1, 1]: per stage a 3x3 convolution, a norm and ReLU, then 2x2
-max-pooling (none after the last stage); global average pooling; one linear layer to 13 logits.
+max-pooling (none after the last stage); global average pooling (`features`, also what FID and
+KID compare: distribution.py); one linear layer to 13 logits.
 Outputs are the 12 registry attributes (0 where not applicable to the image's modality) and
 ``modality_cxr``. Trained by ``python -m pipelines train classifier`` (pipelines/training/classifier.py).
 """
@@ -165,7 +165,3 @@ def predict_probs(clf: AttributeClassifier, images) -> np.ndarray:
     """[B, 13] sigmoid probabilities, columns in OUTPUTS order."""
     return _run(clf, images, lambda x: torch.sigmoid(clf(x)))
 
-
-def image_features(clf: AttributeClassifier, images) -> np.ndarray:
-    """[B, F] penultimate (globally pooled) features, for FID / KID."""
-    return _run(clf, images, clf.features)

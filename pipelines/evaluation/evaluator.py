@@ -10,6 +10,10 @@ The phantom renderer's own counterfactual pair (the same seed drawn with the att
 is judged too: its no-flip rate is the ceiling this classifier allows. Seeds are processed in
 batches through the same sampling functions the pipeline uses, edits as local as the model's
 default `locality`.
+
+Distribution (per modality): FID and KID (torchmetrics, on the classifier's features) of the
+neutral images and of the edits against independent phantoms of the same factor distribution,
+each beside its floor, the renderer's own images against the same phantoms (distribution.py).
 """
 
 import time
@@ -22,6 +26,7 @@ from pipelines.model import conditioners
 from pipelines.evaluation import metrics
 from pipelines.data.attributes import MODALITIES, attributes_of
 from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.evaluation.distribution import DistanceToPhantoms
 from pipelines.core.errors import MedEditError
 from pipelines.model.loaded import LoadedModel, decode
 from pipelines.data.phantoms import caption, render, sample_factors
@@ -37,6 +42,31 @@ def prompts_for(modality: str, attribute: str, seed: int) -> tuple[dict, tuple[s
     neutral = caption(modality, factors, seed)
     edited = caption(modality, {**factors, attribute: True}, seed)
     return factors, neutral, edited
+
+
+def phantom_pair(modality: str, attribute: str, factors: list[dict], seeds: list[int]):
+    """The renderer's own counterfactual pairs: each seed's phantom with the attribute off, and
+    the same with it on (two lists of images)."""
+    return tuple([render(modality, {**f, attribute: on}, s).image for f, s in zip(factors, seeds)]
+                 for on in (False, True))
+
+
+def preservation(neutral, edited, naive) -> dict[str, list[float]]:
+    """Per seed: PSNR and SSIM outside the edit's footprint (where more than half the image is
+    left), the footprint's area, and PSNR over the whole image for the edit and the naive way."""
+    out = {"psnr": [], "ssim": [], "area": [], "whole": [], "whole_naive": []}
+    for n_img, e_img, naive_img in zip(neutral, edited, naive):
+        footprint = metrics.edit_footprint(n_img, e_img)  # preservation is measured outside it
+        out["area"].append(footprint.mean())
+        if footprint.mean() < 0.5:  # else too little is left outside to measure
+            out["psnr"].append(metrics.psnr_outside(n_img, e_img, footprint))
+            try:
+                out["ssim"].append(metrics.ssim_outside(n_img, e_img, footprint))
+            except MedEditError:  # the dilated footprint covers every SSIM window
+                pass
+        out["whole"].append(metrics.psnr_outside(n_img, e_img))
+        out["whole_naive"].append(metrics.psnr_outside(n_img, naive_img))
+    return out
 
 
 class Evaluator:
@@ -77,13 +107,18 @@ class Evaluator:
             edited[swap] = decode(self.model, tail.latents).numpy()
         return decode(self.model, run[-1].latents).numpy(), edited
 
-    def attribute(self, modality: str, attribute: str, seeds: list[int], swap_at: float) -> dict:
+    def attribute(self, modality: str, attribute: str, seeds: list[int], swap_at: float,
+                  reference_seeds: list[int], distances: dict) -> dict:
+        """One row of the report. `distances` ({"neutral", "edited"}: DistanceToPhantoms) is fed
+        the generated images, the phantoms of the same factors, and independent phantoms drawn
+        at `reference_seeds`."""
         names = [a.name for a in attributes_of(modality)]
         columns = [OUTPUTS.index(n) for n in names]
         target = names.index(attribute)
         swaps = sorted({NAIVE_SWAP, swap_at, *CFRT_SWAPS})
-        p_neutral, p_edited, intended, p_truth = [], {s: [] for s in swaps}, [], []
-        psnr, ssim, area, whole, whole_naive, cut = [], [], [], [], [], []
+        p_neutral, p_edited, intended = [], {s: [] for s in swaps}, []
+        p_truth = {False: [], True: []}  # the renderer's own pairs: attribute off, on
+        kept, cut = {}, []
         for i in range(0, len(seeds), self.batch):
             chunk = seeds[i:i + self.batch]
             rows = [prompts_for(modality, attribute, s) for s in chunk]
@@ -93,25 +128,23 @@ class Evaluator:
             for s in swaps:
                 p_edited[s].append(predict_probs(self.classifier, list(edited[s]))[:, columns])
             intended += [[int(r[0][n]) for n in names] for r in rows]
-            truth = [render(modality, {**r[0], attribute: on}, s).image
-                     for r, s in zip(rows, chunk) for on in (False, True)]
-            p_truth.append(predict_probs(self.classifier, truth)[:, columns])
-            for n_img, e_img, naive in zip(neutral, edited[swap_at], edited[NAIVE_SWAP]):
-                footprint = metrics.edit_footprint(n_img, e_img)  # preservation is measured outside it
-                area.append(footprint.mean())
-                if footprint.mean() < 0.5:  # else too little is left outside to measure
-                    psnr.append(metrics.psnr_outside(n_img, e_img, footprint))
-                    try:
-                        ssim.append(metrics.ssim_outside(n_img, e_img, footprint))
-                    except MedEditError:  # the dilated footprint covers every SSIM window
-                        pass
-                whole.append(metrics.psnr_outside(n_img, e_img))
-                whole_naive.append(metrics.psnr_outside(n_img, naive))
+            truth_off, truth_on = phantom_pair(modality, attribute, [r[0] for r in rows], chunk)
+            judged = predict_probs(self.classifier, truth_off + truth_on)[:, columns]
+            p_truth[False].append(judged[:len(chunk)])
+            p_truth[True].append(judged[len(chunk):])
+            reference = reference_seeds[i:i + self.batch]
+            reference_off, reference_on = phantom_pair(
+                modality, attribute, [prompts_for(modality, attribute, s)[0] for s in reference], reference)
+            distances["neutral"].update(list(neutral), truth_off, reference_off)
+            distances["edited"].update(list(edited[swap_at]), truth_on, reference_on)
+            for key, values in preservation(neutral, edited[swap_at], edited[NAIVE_SWAP]).items():
+                kept.setdefault(key, []).extend(values)
         p_neutral = np.concatenate(p_neutral)
         p_edited = {s: np.concatenate(v) for s, v in p_edited.items()}
         along = np.stack([p_edited[s] for s in CFRT_SWAPS], 1)  # [S, T, K]
         accuracy = metrics.attribute_accuracy(p_neutral, np.array(intended), names=names)
-        p_truth = np.concatenate(p_truth)  # rows alternate: attribute off, on
+        p_off, p_on = (np.concatenate(p_truth[on]) for on in (False, True))
+        mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
         return {
             "modality": modality, "attribute": attribute, "seeds": len(seeds), "swap_at": swap_at,
             "neutral_accuracy": accuracy["mean"],  # over every attribute of this row's neutral images
@@ -121,16 +154,16 @@ class Evaluator:
             "no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_neutral, p_edited[swap_at][:, None], target)),
             "flips_by_attribute": metrics.flips_by_attribute(p_neutral, p_edited[swap_at], target, names),
-            "psnr_whole": float(np.mean(whole)),
-            "psnr_outside_edit": float(np.mean(psnr)) if psnr else None,
-            "ssim_outside_edit": float(np.mean(ssim)) if ssim else None,
-            "edit_area": float(np.mean(area)),
-            "naive_psnr_whole": float(np.mean(whole_naive)),
+            "psnr_whole": mean(kept["whole"]),
+            "psnr_outside_edit": mean(kept["psnr"]),
+            "ssim_outside_edit": mean(kept["ssim"]),
+            "edit_area": mean(kept["area"]),
+            "naive_psnr_whole": mean(kept["whole_naive"]),
             "naive_edited_target_rate": float((p_edited[NAIVE_SWAP][:, target] >= 0.5).mean()),
             "naive_no_non_target_flip": float(metrics.flip_rate_non_target(
                 p_neutral, p_edited[NAIVE_SWAP][:, None], target)),
             "phantom_no_non_target_flip": float(metrics.flip_rate_non_target(
-                p_truth[0::2], p_truth[1::2, None], target)),
+                p_off, p_on[:, None], target)),
             "prompts_cut": float(np.mean(cut)),  # seeds whose neutral or edited prompts overflow the text window
         }
 
@@ -144,15 +177,21 @@ def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
     rows = []
     jobs = [(m, a.name) for m in modalities for a in attributes_of(m)
             if attributes is None or a.name in attributes]
+    distances = {m: {kind: DistanceToPhantoms(evaluator.classifier) for kind in ("neutral", "edited")}
+                 for m in {m for m, _ in jobs}}
     for modality, attribute in tqdm(jobs, desc="evaluating", disable=not progress):
         base = 20_000_000 + 1000 * len(rows)  # held out from every training seed range
-        rows.append(evaluator.attribute(modality, attribute, list(range(base, base + seeds)), swap_at))
+        reference = 25_000_000 + 1000 * len(rows)  # independent phantoms for FID / KID
+        rows.append(evaluator.attribute(modality, attribute, list(range(base, base + seeds)), swap_at,
+                                        list(range(reference, reference + seeds)), distances[modality]))
     pool_attribute_accuracy(rows)
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
             "scales": evaluator.scales, "seeds_per_attribute": seeds, "swap_at": swap_at,
             "locality": evaluator.locality,
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
-            "summary": summarize(rows)}
+            "summary": summarize(rows),
+            "distribution": {m: {kind: d.compute() for kind, d in by_kind.items()}
+                             for m, by_kind in distances.items()}}
 
 
 def pool_attribute_accuracy(rows: list[dict]) -> None:

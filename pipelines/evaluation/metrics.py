@@ -1,6 +1,6 @@
 """Edit-quality metrics: does an edit change the target, only the target, and keep the rest intact.
 
-Four families, all numpy (scipy for the Gaussian filter, dilation and matrix square root):
+Three families, all numpy (scipy for the Gaussian filter and the dilation):
 
 * Classifier-based: ``cfrt`` / ``cfrt_per_seed`` (classifier flip rate along a trajectory,
   exactly as the latent-trajectory-traversal code defines it), ``apr`` (exact match of the
@@ -8,7 +8,8 @@ Four families, all numpy (scipy for the Gaussian filter, dilation and matrix squ
   other label flipped), with ``flips_by_attribute`` saying which ones did.
 * Preservation outside the edited factor: ``psnr_outside``, ``ssim_outside``.
 * Against the ground-truth counterfactual render of the phantom world: ``counterfactual_error``.
-* Distribution quality on feature arrays: ``fid``, ``kid``.
+
+Distribution quality (FID, KID) is torchmetrics', in ``distribution.py``.
 
 Shapes: S seeds, T swap points (t*), K attributes (classifier columns), N rows, A artifact labels,
 H x W images with 3 channels (or none). Probabilities are classifier sigmoids in [0, 1]. Images are
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import linalg, ndimage
+from scipy import ndimage
 
 from pipelines.core.errors import MedEditError
 
@@ -376,68 +377,3 @@ def counterfactual_error(edited, counterfactual, mask=None, max_db: float = PSNR
     d = (x - y)[keep]
     mse = float((d ** 2).mean())
     return {"mse": mse, "mae": float(np.abs(d).mean()), "psnr": _psnr(mse, max_db)}
-
-
-# ----------------------------------------------------------------------------- distribution metrics
-
-def _features(a, b):
-    x, y = _array(a, "features_a"), _array(b, "features_b")
-    for f, what in ((x, "features_a"), (y, "features_b")):
-        if f.ndim != 2 or f.shape[0] < 2 or f.shape[1] < 1:
-            raise MedEditError(f"{what}: expected [N, D] features with N >= 2, got {f.shape}")
-    if x.shape[1] != y.shape[1]:
-        raise MedEditError(f"features_a has D={x.shape[1]} but features_b has D={y.shape[1]}")
-    return x, y
-
-
-def fid(features_a, features_b, eps: float = 1e-6) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets.
-
-    features_a: [Na, D], features_b: [Nb, D] (e.g. the classifier's penultimate features), N >= 2.
-    FID = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), sample covariances (N - 1).
-    Numeric care as in the reference code: if the matrix square root is not finite (singular
-    covariances), eps * I is added to both covariances and it is retried; the tiny imaginary parts
-    that sqrtm returns from round-off are dropped. The result is clipped at 0.
-    """
-    x, y = _features(features_a, features_b)
-    mu1, mu2 = x.mean(0), y.mean(0)
-    s1, s2 = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.all(np.isfinite(covmean)):
-        off = eps * np.eye(s1.shape[0])
-        covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
-    covmean = np.real(covmean)
-    diff = mu1 - mu2
-    value = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)
-    return float(max(value, 0.0))
-
-
-def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    d = x.shape[1]
-    kxx = (x @ x.T / d + 1.0) ** 3
-    kyy = (y @ y.T / d + 1.0) ** 3
-    kxy = (x @ y.T / d + 1.0) ** 3
-    m, n = len(x), len(y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2.0 * kxy.mean())
-
-
-def kid(features_a, features_b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> dict:
-    """Kernel Inception Distance: unbiased MMD^2 with the cubic polynomial kernel over subsets.
-
-    features_a: [Na, D], features_b: [Nb, D]. Kernel k(x, y) = (x.y / D + 1)^3. Each of ``subsets``
-    draws takes ``min(subset_size, Na, Nb)`` rows from each set without replacement (numpy
-    default_rng(seed)). Returns {"mean", "std"} over the subsets (std with ddof 0); the mean can be
-    slightly negative for identical distributions, since the estimator is unbiased.
-    """
-    x, y = _features(features_a, features_b)
-    if int(subsets) < 1:
-        raise MedEditError(f"subsets: need at least 1, got {subsets}")
-    if int(subset_size) < 2:
-        raise MedEditError(f"subset_size: need at least 2, got {subset_size}")
-    size = min(int(subset_size), len(x), len(y))
-    rng = np.random.default_rng(seed)
-    vals = np.array([_mmd2_unbiased(x[rng.choice(len(x), size, replace=False)],
-                                    y[rng.choice(len(y), size, replace=False)])
-                     for _ in range(int(subsets))])
-    return {"mean": float(vals.mean()), "std": float(vals.std())}
