@@ -1,6 +1,8 @@
 """DICOM Secondary Capture series: valid, one series, exact pixels, marked synthetic."""
 
 import io
+import shutil
+import subprocess
 
 import numpy as np
 import pydicom
@@ -22,6 +24,25 @@ def frames(n, mode, size=(17, 13)):  # odd sizes exercise pixel-data padding
     rng = np.random.default_rng(n)
     shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
     return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
+
+
+@pytest.mark.parametrize("modality, mode", [("cxr", "L"), ("dermoscopy", "RGB")])
+def test_every_file_passes_dicom3tools(tmp_path, modality, mode):
+    """dciodvfy checks each file against the Secondary Capture IOD (types, conditions, defined
+    terms); dcentvfy checks that the series' files agree on patient, study and series."""
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dicom3tools is not installed (apt-get install dicom3tools; .ci/run installs it)")
+    paths = []
+    for name, raw in dicom_series_bytes(frames(2, mode), provenance(modality)):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(raw)
+    for path in paths:
+        report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        lines = (report.stdout + report.stderr).splitlines()
+        assert lines and lines[0].strip() == "SCImage"  # it recognised the IOD it checked
+        assert not [line for line in lines if line.startswith(("Error", "Warning"))], lines
+    report = subprocess.run(["dcentvfy", *map(str, paths)], capture_output=True, text=True)
+    assert "Error" not in report.stdout + report.stderr, report.stdout + report.stderr
 
 
 @pytest.mark.parametrize("modality, mode, photometric, samples",

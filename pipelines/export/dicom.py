@@ -8,7 +8,8 @@ description all say "synthetic image, not a patient", and the provenance (prompt
 model id and revision) travels as JSON in ImageComments, a standard (non-private) attribute.
 
 Chest X-rays are stored as 8-bit MONOCHROME2, dermoscopy as 8-bit RGB (interleaved), both
-uncompressed Explicit VR Little Endian, so pixel_array reads back exactly the input pixels.
+uncompressed Explicit VR Little Endian, so pixel_array reads back exactly the input pixels. Every
+file passes dicom3tools' dciodvfy without an error or a warning (tests/test_dicom.py runs it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ MODALITY = "OT"
 PATIENT_NAME = "SYNTHETIC^PHANTOM"
 PATIENT_ID = "SYNTHETIC"
 SERIES_DESCRIPTION = f"{SOFTWARE} {SYNTHETIC_MARK}"  # LO: at most 64 characters
-BODY_PART = {"cxr": "CHEST", "dermoscopy": "SKIN"}
+# Where the image is: Body Part Examined takes defined terms only (PS3.16 Annex L) and "SKIN" is
+# none, so dermoscopy says it with a code instead (Anatomic Region Sequence, SNOMED CT), as CXR does
+# beside CHEST. The phantom's skin lies at no named site: the region is the skin as a whole, an
+# unpaired structure, so Image Laterality is "U" and Laterality (paired structures, type 2C) is absent.
+BODY_PART = {"cxr": "CHEST"}
+ANATOMIC_REGION = {"cxr": ("51185008", "Chest"), "dermoscopy": ("39937001", "Skin structure")}
+IMAGE_LATERALITY = {"dermoscopy": "U"}
 IMPLEMENTATION_VERSION = "MEDEDIT_1"  # SH: at most 16 characters
 
 
@@ -45,6 +52,12 @@ def _pixels(frame: Image.Image, modality: str) -> tuple[np.ndarray, str]:
     if modality == "cxr":
         return np.asarray(frame.convert("L"), dtype=np.uint8), "MONOCHROME2"
     return np.ascontiguousarray(np.asarray(frame.convert("RGB"), dtype=np.uint8)), "RGB"
+
+
+def _code(value: str, meaning: str, scheme: str = "SCT") -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
 
 
 def _derivation(p: Provenance) -> str:
@@ -88,7 +101,8 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
     ds.SeriesDescription = SERIES_DESCRIPTION
-    ds.BodyPartExamined = BODY_PART[p.modality]
+    if p.modality in BODY_PART:
+        ds.BodyPartExamined = BODY_PART[p.modality]
     # General Equipment + SC Equipment: "SYN" = synthetic image
     ds.Manufacturer = SOFTWARE
     ds.SoftwareVersions = _lo(f"{p.model_id}@{p.model_revision}")
@@ -104,6 +118,9 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.DerivationDescription = _derivation(p)
     ds.ImageComments = f"{SOFTWARE}: {SYNTHETIC_MARK}. " + to_json(provenance_record(p, extra))
     ds.BurnedInAnnotation = "NO"
+    if p.modality in IMAGE_LATERALITY:
+        ds.ImageLaterality = IMAGE_LATERALITY[p.modality]
+    ds.AnatomicRegionSequence = [_code(*ANATOMIC_REGION[p.modality])]
     ds.LossyImageCompression = "00"
     # Image Pixel: sets rows, columns, samples, photometric, bits, planar configuration 0
     ds.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=8)
