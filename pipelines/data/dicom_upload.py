@@ -1,0 +1,167 @@
+"""A DICOM upload through pydicom: the image pixel module and nothing else of the file.
+
+The first frame is decoded (a multi-frame file says so in a note), after its size is checked
+against MAX_UPLOAD_PIXELS and its transfer syntax against the decoders installed. Grey images go
+through the modality LUT (rescale slope and intercept), then the VOI LUT or the first window (or,
+with neither, their own range), and MONOCHROME1 is inverted so that bright means dense, as on
+MONOCHROME2. Colour images (RGB, YBR converted by pydicom, palette colour) are scaled by their bit
+depth. No message quotes pydicom's own, since those may quote element values.
+"""
+
+import io
+
+import numpy as np
+from pydicom import dcmread
+from pydicom import pixels as dicom_pixels
+from pydicom.uid import UID
+
+from pipelines.core.errors import MedEditError
+from pipelines.data.uploads import DECODE_ERRORS, check_pixels, grey_to_rgb
+
+PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+GREY = ("MONOCHROME1", "MONOCHROME2")
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
+
+
+def read_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
+    """[H, W, 3] uint8 of the first frame, with notes on what was done to it."""
+    try:
+        ds = dcmread(io.BytesIO(data), force=False)
+    except Exception as error:  # pydicom raises many kinds on a damaged header
+        raise MedEditError(f"the DICOM file is corrupt or truncated: its header cannot be read "
+                           f"({type(error).__name__})") from None
+    syntax = transfer_syntax(ds)
+    if not any(tag in ds for tag in PIXEL_DATA_TAGS):
+        raise MedEditError("the DICOM file holds no image (no pixel data): a report, a structured "
+                           "document, or a file cut short before its pixels")
+    if "PixelData" not in ds:
+        raise MedEditError("the DICOM file holds floating-point pixel data (a parametric map); "
+                           "only integer images are supported")
+    rows, columns, frames, photometric = pixel_module(ds)
+    check_pixels(columns, rows, "DICOM frame")
+    notes = [f"the DICOM file holds {frames} frames; the first is used"] if frames > 1 else []
+    if syntax.is_compressed:
+        check_decoder(syntax)
+    else:
+        check_length(ds, rows, columns, frames)
+    try:
+        frame = dicom_pixels.pixel_array(ds, index=0)
+        return to_rgb(frame, ds, photometric, notes), notes
+    except MedEditError:
+        raise
+    except DECODE_ERRORS as error:
+        raise MedEditError(f"the DICOM file's pixel data cannot be decoded: it is corrupt or "
+                           f"truncated ({type(error).__name__})") from None
+
+
+def pixel_module(ds) -> tuple[int, int, int, str]:
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = str(ds.PhotometricInterpretation).strip().upper()
+        int(ds.BitsAllocated), int(ds.BitsStored), int(ds.SamplesPerPixel)
+    except Exception as error:  # a damaged pixel module raises many kinds
+        raise MedEditError(f"the DICOM file's image description is missing or damaged (rows, "
+                           f"columns, bits or photometric interpretation; {type(error).__name__})") from None
+    if frames < 1:
+        raise MedEditError(f"the DICOM file says it holds {frames} frames")
+    if photometric not in GREY + COLOUR + ("PALETTE COLOR",):
+        raise MedEditError(f"DICOM photometric interpretation {photometric!r} is not supported; "
+                           f"supported: {', '.join(GREY + COLOUR)}, PALETTE COLOR")
+    return rows, columns, frames, photometric
+
+
+def transfer_syntax(ds) -> UID:
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None:
+        raise MedEditError("the DICOM file is corrupt or truncated: its file meta information names "
+                           "no transfer syntax")
+    return UID(syntax)
+
+
+def check_decoder(syntax: UID) -> None:
+    """A compressed transfer syntax needs a decoder that is installed (pylibjpeg, GDCM, ...)."""
+    name = syntax.name if syntax.is_transfer_syntax else "an unknown transfer syntax"
+    try:
+        available = dicom_pixels.get_decoder(syntax).is_available
+    except (NotImplementedError, ValueError, KeyError):
+        available = False
+    if not available:
+        raise MedEditError(f"the DICOM image is compressed as {name}, and no decoder for it is "
+                           "installed (pylibjpeg or GDCM); export it uncompressed, or as PNG")
+
+
+def check_length(ds, rows: int, columns: int, frames: int) -> None:
+    """Uncompressed pixel data must be as long as the header says, or the file is truncated."""
+    bits = int(ds.BitsAllocated) * int(ds.SamplesPerPixel)
+    needed = (rows * columns * frames * bits + 7) // 8
+    held = len(ds.PixelData)
+    if held < needed:
+        raise MedEditError(f"the DICOM file is truncated: its pixel data holds {held} of the "
+                           f"{needed} bytes its header describes")
+
+
+def to_rgb(frame: np.ndarray, ds, photometric: str, notes: list[str]) -> np.ndarray:
+    if photometric == "PALETTE COLOR":
+        rgb = dicom_pixels.apply_color_lut(frame, ds)
+        depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        notes.append("palette colour turned to RGB")
+        return np.round(np.clip(rgb / (2**depth - 1), 0, 1) * 255).astype(np.uint8)
+    if photometric in COLOUR:
+        scale = 2 ** int(ds.BitsStored) - 1
+        if scale != 255:
+            notes.append(f"{int(ds.BitsStored)}-bit colour scaled to 8 bits")
+        return np.round(np.clip(frame.astype(np.float64) / scale, 0, 1) * 255).astype(np.uint8)
+    unit = grey_to_unit(frame, ds, notes)
+    if photometric == "MONOCHROME1":
+        unit = 1.0 - unit
+        notes.append("MONOCHROME1 inverted so that bright means dense")
+    return grey_to_rgb(unit)
+
+
+def grey_to_unit(frame: np.ndarray, ds, notes: list[str]) -> np.ndarray:
+    """Stored values -> modality values (rescale or modality LUT) -> [0, 1] by the VOI LUT, the
+    first window, or the image's own range."""
+    values = dicom_pixels.apply_modality_lut(frame, ds).astype(np.float64)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if "ModalityLUTSequence" in ds:
+        notes.append("modality LUT applied")
+    elif (slope, intercept) != (1.0, 0.0):
+        notes.append(f"rescale slope {slope:g} and intercept {intercept:g} applied")
+    if "VOILUTSequence" in ds:
+        lut = ds.VOILUTSequence[0]
+        values = dicom_pixels.apply_voi(values, ds, index=0)
+        notes.append("the file's VOI LUT applied")
+        return np.clip(values / (2 ** int(lut.LUTDescriptor[2]) - 1), 0, 1)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        low, high = window_output_range(ds)
+        values = dicom_pixels.apply_windowing(values, ds, index=0)
+        center, width = first(ds["WindowCenter"]), first(ds["WindowWidth"])
+        count = ds["WindowCenter"].VM
+        notes.append(f"window centre {center:g}, width {width:g} applied"
+                     + (f" (the first of {count})" if count > 1 else ""))
+        return np.clip((values - low) / (high - low), 0, 1)
+    low, high = float(values.min()), float(values.max())
+    notes.append(f"no window in the file: grey scaled from its own range {low:g}..{high:g}")
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def first(element) -> float:
+    return float(element.value[0] if element.VM > 1 else element.value)
+
+
+def window_output_range(ds) -> tuple[float, float]:
+    """The range pydicom's apply_windowing maps a window onto (PS3.3 C.11.2.1.2)."""
+    bits = int(ds.BitsStored)
+    if ds.get("ModalityLUTSequence"):
+        low, high = 0.0, 2.0 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1
+    elif int(ds.PixelRepresentation) == 0:
+        low, high = 0.0, 2.0**bits - 1
+    else:
+        low, high = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    if ds.get("RescaleSlope") is not None and ds.get("RescaleIntercept") is not None:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        low, high = low * slope + intercept, high * slope + intercept
+    if high == low:
+        raise MedEditError("the DICOM window maps onto an empty range")
+    return low, high

@@ -1,0 +1,100 @@
+"""Files a user might upload, made with the real writers (Pillow, pydicom): good ones and hostile ones."""
+
+import io
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import (ExplicitVRLittleEndian, JPEGLSLossless, SecondaryCaptureImageStorage,
+                         generate_uid)
+
+# Identifiers a test DICOM carries: none may reach an output, a log or a file name.
+PATIENT_NAME = "Doe^Jane^Secretname"
+PATIENT_ID = "PID-77341-SECRET"
+ACCESSION = "ACC-99120-SECRET"
+INSTITUTION = "Hidden Valley Hospital"
+BIRTH_DATE = "19610423"
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(array: np.ndarray, quality: int = 95, exif=None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return buffer.getvalue()
+
+
+def dicom_dataset(stored: np.ndarray, photometric: str = "MONOCHROME2", bits: int = 12,
+                  frames: int = 1, **elements) -> FileDataset:
+    """A Secondary Capture holding `stored` ([H, W] or [F, H, W] unsigned ints), uncompressed, with
+    patient and study identifiers that must never come out."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT_NAME, PATIENT_ID, BIRTH_DATE
+    ds.AccessionNumber, ds.InstitutionName, ds.Modality = ACCESSION, INSTITUTION, "OT"
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
+    ds.PixelData = stored.astype("<u2").tobytes()
+    for key, value in elements.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def dicom_bytes(ds: FileDataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def identifiers(ds: FileDataset) -> list[str]:
+    """Every identifying value the dataset holds, as text to search outputs for."""
+    return [PATIENT_NAME, "Secretname", PATIENT_ID, ACCESSION, INSTITUTION, BIRTH_DATE,
+            str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)]
+
+
+def jpeg_ls_dicom(stored: np.ndarray) -> bytes:
+    """A DICOM that says its pixel data is JPEG-LS (no decoder for it is installed here)."""
+    ds = dicom_dataset(stored)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    from pydicom.encaps import encapsulate
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + b"\0" * 64])
+    ds["PixelData"].VR = "OB"
+    return dicom_bytes(ds)
+
+
+def report_dicom() -> bytes:
+    """A DICOM without pixel data (a structured report, say)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
+    return dicom_bytes(ds)
+
+
+def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A tiny PNG whose header claims a huge image (the body is a few zero rows: it would expand
+    to width x height bytes if decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    rows = zlib.compress(b"\0" * (width + 1) * 16, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
