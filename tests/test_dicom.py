@@ -1,5 +1,6 @@
 """DICOM Secondary Capture series: valid, one series, exact pixels, marked synthetic."""
 
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -26,14 +27,16 @@ def frames(n, mode, size=(17, 13)):  # odd sizes exercise pixel-data padding
     return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
 
 
+@pytest.mark.parametrize("source", ["generated", "upload"])
 @pytest.mark.parametrize("modality, mode", [("cxr", "L"), ("dermoscopy", "RGB")])
-def test_every_file_passes_dicom3tools(tmp_path, modality, mode):
+def test_every_file_passes_dicom3tools(tmp_path, modality, mode, source):
     """dciodvfy checks each file against the Secondary Capture IOD (types, conditions, defined
     terms); dcentvfy checks that the series' files agree on patient, study and series."""
     if shutil.which("dciodvfy") is None:
         pytest.skip("dicom3tools is not installed (apt-get install dicom3tools; .ci/run installs it)")
     paths = []
-    for name, raw in dicom_series_bytes(frames(2, mode), provenance(modality)):
+    marked = dataclasses.replace(provenance(modality), source=source)
+    for name, raw in dicom_series_bytes(frames(2, mode), marked):
         paths.append(tmp_path / name)
         paths[-1].write_bytes(raw)
     for path in paths:
@@ -71,6 +74,16 @@ def test_series_reads_back_whole(tmp_path, modality, mode, photometric, samples)
         if samples == 3:
             assert ds.PlanarConfiguration == 0
         assert np.array_equal(ds.pixel_array, np.asarray(frame))
+
+
+@pytest.mark.parametrize("source, kind", [("generated", "trainedAlgorithmicMedia"),
+                                          ("upload", "compositeWithTrainedAlgorithmicMedia")])
+def test_the_iptc_digital_source_type_is_in_the_header(source, kind):
+    marked = dataclasses.replace(provenance("dermoscopy"), source=source)
+    ds = pydicom.dcmread(io.BytesIO(dicom_series_bytes(frames(1, "RGB"), marked)[0][1]))
+    uri = "http://cv.iptc.org/newscodes/digitalsourcetype/" + kind
+    assert ds.ConversionType == "SYN"  # DICOM's own term: a synthetic image
+    assert uri in ds.DerivationDescription and f'"digital_source_type": "{uri}"' in ds.ImageComments
 
 
 def test_bytes_match_files_and_bad_input_leaves_nothing(tmp_path):

@@ -1,8 +1,10 @@
 """PNG/animation/ZIP export: lossless, self-describing, marked synthetic, atomic."""
 
+import dataclasses
 import hashlib
 import io
 import json
+import xml.etree.ElementTree as ElementTree
 import zipfile
 
 import numpy as np
@@ -14,7 +16,10 @@ from pipelines.core.limits import SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
 from pipelines.export.images import (animation_gif, animation_webp_lossless, difference_map, png_bytes,
                                      read_png_provenance, side_by_side)
-from pipelines.export.provenance import Provenance
+from pipelines.export.provenance import Provenance, provenance_from_settings
+
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+IPTC_EXT = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}"
 
 
 def provenance(modality="dermoscopy"):
@@ -50,6 +55,52 @@ def test_png_round_trip_is_lossless_and_carries_provenance():
 def test_png_without_provenance_is_still_marked():
     record = read_png_provenance(png_bytes(frames(1)[0], None))
     assert record["synthetic"] == SYNTHETIC_MARK
+
+
+def xmp_description(data: bytes) -> dict:
+    """The XMP packet as Pillow's own reader returns it (it needs defusedxml), and its namespaces
+    checked with the standard library's XML parser."""
+    with Image.open(io.BytesIO(data)) as image:
+        described = image.getxmp()["xmpmeta"]["RDF"]["Description"]
+        raw = image.info["xmp"]
+    root = ElementTree.fromstring(raw.split(b"?>", 1)[1].rsplit(b"<?xpacket", 1)[0])
+    rdf = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+    attributes = root.find(f"{rdf}RDF/{rdf}Description").attrib
+    assert attributes[IPTC_EXT + "DigitalSourceType"] == described["DigitalSourceType"]
+    return described
+
+
+@pytest.mark.parametrize("source, kind", [("generated", "trainedAlgorithmicMedia"),
+                                          ("upload", "compositeWithTrainedAlgorithmicMedia")])
+def test_png_and_webp_carry_the_iptc_digital_source_type_in_xmp(source, kind):
+    marked = dataclasses.replace(provenance(), source=source)
+    image = frames(1)[0]
+    png = png_bytes(image, marked)
+    webp = animation_webp_lossless(frames(2), provenance=marked)
+    for data in (png, webp):
+        described = xmp_description(data)
+        assert described["DigitalSourceType"] == IPTC + kind
+        assert described["AISystemUsed"] == "MedEdit (mededit/tiny-dit)"
+        assert described["AISystemVersionUsed"] == "0123abc"
+        assert SYNTHETIC_MARK in described["description"]["Alt"]["li"]["text"]
+    with Image.open(io.BytesIO(png)) as back:  # still lossless, still the tEXt record
+        assert np.array_equal(np.asarray(back), np.asarray(image))
+    record = read_png_provenance(png)
+    assert record["digital_source_type"] == IPTC + kind and record["source"] == source
+    assert xmp_description(png_bytes(image, None))["DigitalSourceType"] == IPTC + "trainedAlgorithmicMedia"
+
+
+def test_an_edit_of_an_upload_is_marked_composite():
+    settings = {"model_id": "m", "model_revision": "r", "anatomy": "a chest x-ray", "style": "",
+                "to_anatomy": "a chest x-ray with pleural effusion", "to_style": "", "seed": 1,
+                "swap_at": 0.2, "steps": 10, "sliders": {}, "anatomy_scale": 3.0, "style_scale": 3.0,
+                "swap_step": 2, "locality": 0.3}
+    assert provenance_from_settings(settings).digital_source_type == IPTC + "trainedAlgorithmicMedia"
+    upload = provenance_from_settings({**settings, "source": "upload", "image_sha256": "ab12"})
+    assert upload.digital_source_type == IPTC + "compositeWithTrainedAlgorithmicMedia"
+    assert upload.extra["image_sha256"] == "ab12"
+    with pytest.raises(MedEditError, match="source must be one of"):
+        dataclasses.replace(upload, source="camera").validate()
 
 
 def test_difference_map_is_bright_only_where_changed():

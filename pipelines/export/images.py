@@ -1,7 +1,9 @@
 """Images as files a person can keep: PNG, a comparison figure, animations.
 
 Every file says what produced it (Provenance) and that it is synthetic (SYNTHETIC_MARK): PNGs in
-tEXt chunks, the GIF in its comment, the WebP in EXIF. Images stay lossless: PNG, lossless WebP;
+tEXt chunks, the GIF in its comment, the WebP in EXIF. PNGs (iTXt XML:com.adobe.xmp) and the WebP
+(XMP chunk) also carry an XMP packet with IPTC's digital source type (export/xmp.py), the mark other
+software reads. Images stay lossless: PNG, lossless WebP;
 only the GIF (256 colours) may lose colour detail, which is why the WebP exists beside it.
 """
 
@@ -18,6 +20,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.core.files import write_atomic
 from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
 from pipelines.export.provenance import Provenance, provenance_record, to_json
+from pipelines.export import xmp
 
 PNG_KEY = "mededit"  # tEXt keyword holding the provenance JSON
 DEFAULT_DURATION_MS = 120
@@ -59,10 +62,12 @@ def check_frames(frames, what: str = "frames") -> list[Image.Image]:
 
 
 def png_bytes(image: Image.Image, provenance: Provenance | None, extra: dict | None = None) -> bytes:
-    """Lossless PNG carrying provenance (tEXt 'mededit', JSON) and the synthetic mark."""
+    """Lossless PNG carrying provenance (tEXt 'mededit', JSON), the synthetic mark and XMP."""
     image = as_8bit(image)
+    record = provenance_record(provenance, extra)
     info = PngImagePlugin.PngInfo()
-    info.add_text(PNG_KEY, to_json(provenance_record(provenance, extra)))
+    info.add_text(PNG_KEY, to_json(record))
+    info.add_itxt(xmp.PNG_KEY, xmp.xmp_packet(record))  # uncompressed, as XMP readers expect
     info.add_text("Comment", SYNTHETIC_MARK)
     info.add_text("Disclaimer", SYNTHETIC_MARK)
     info.add_text("Software", SOFTWARE)
@@ -184,10 +189,13 @@ def animation_webp_lossless(frames, duration_ms=DEFAULT_DURATION_MS, ping_pong: 
     exif = Image.Exif()
     exif[EXIF_IMAGE_DESCRIPTION] = _mark_text(provenance)
     exif[EXIF_SOFTWARE] = SOFTWARE
+    packet = xmp.xmp_packet(provenance_record(provenance)).encode("utf-8")
     buffer = io.BytesIO()
     frames[0].save(buffer, format="WEBP", save_all=True, append_images=frames[1:], loop=0,
                    duration=_durations(duration_ms, len(frames)), lossless=True, quality=100,
-                   method=4, exact=True, allow_mixed=False, minimize_size=False, exif=exif.tobytes())
+                   method=4, exact=True, allow_mixed=False, minimize_size=False,
+                   exif=exif.tobytes().removeprefix(b"Exif\x00\x00"),  # WebP's EXIF chunk is bare TIFF
+                   xmp=packet)
     return buffer.getvalue()
 
 

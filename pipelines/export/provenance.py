@@ -1,5 +1,7 @@
 """What produced an image, in a form every exported file carries (PNG tEXt, GIF comment, WebP
-EXIF, DICOM header, the ZIP's manifest), with the mark that it is synthetic."""
+EXIF, DICOM header, the ZIP's manifest), with the mark that it is synthetic and IPTC's digital
+source type (PNG and WebP XMP, the DICOM derivation description): a model's image, or an image
+the user brought that a model edited."""
 
 from __future__ import annotations
 
@@ -12,6 +14,13 @@ import numpy as np
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
 from pipelines.data.attributes import check_modality, modality_of
+
+IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+# Provenance.source -> IPTC digital source type (NewsCodes URI)
+DIGITAL_SOURCE_TYPES = {
+    "generated": IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia",  # made by the model from prompts and noise
+    "upload": IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia",  # a brought image, edited
+}
 
 
 @dataclass
@@ -28,6 +37,7 @@ class Provenance:
     swap_at: float  # fraction of the denoising steps after which the target prompts take over
     steps: int
     extra: dict = field(default_factory=dict)  # sliders, guidance, frame index/t...
+    source: str = "generated"  # or "upload": an image the user brought, edited (DIGITAL_SOURCE_TYPES)
 
     def validate(self) -> "Provenance":
         check_modality(self.modality)
@@ -41,6 +51,9 @@ class Provenance:
             raise MedEditError(f"swap_at must be a number in [0, 1], got {self.swap_at!r}") from None
         if not 0.0 <= swap <= 1.0:
             raise MedEditError(f"swap_at must be in [0, 1], got {self.swap_at!r}")
+        if not isinstance(self.source, str) or self.source not in DIGITAL_SOURCE_TYPES:
+            raise MedEditError(f"provenance source must be one of {', '.join(DIGITAL_SOURCE_TYPES)}, "
+                               f"got {self.source!r}")
         if not isinstance(self.extra, dict):
             raise MedEditError(f"provenance extra must be a dict, got {type(self.extra).__name__}")
         to_json(self.extra)  # fails early on values JSON cannot hold
@@ -49,6 +62,9 @@ class Provenance:
     def as_dict(self) -> dict:
         return json.loads(to_json(asdict(self)))  # plain JSON types (numpy scalars become Python)
 
+    @property
+    def digital_source_type(self) -> str:
+        return DIGITAL_SOURCE_TYPES[self.source]
 
 
 def _plain(value):
@@ -75,16 +91,22 @@ def provenance_record(provenance: Provenance | None, extra: dict | None = None) 
     record = provenance.validate().as_dict() if provenance is not None else {"extra": {}}
     if extra:
         record["extra"] = {**record["extra"], **json.loads(to_json(extra))}
+    record["digital_source_type"] = DIGITAL_SOURCE_TYPES[record.get("source", "generated")]
     record["synthetic"] = SYNTHETIC_MARK
     record["software"] = SOFTWARE
     return record
 
 
+# What an edit of a brought image adds to its settings (editing/uploaded.py): which image, how inverted.
+UPLOAD_KEYS = ("image_sha256", "inversion", "inversion_seed", "terms", "regions")
+
+
 def provenance_from_settings(settings: dict) -> Provenance:
     """The provenance of an edit or series from the settings MedEditPipeline reports."""
     extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step", "locality")}
+    extra.update({k: settings[k] for k in UPLOAD_KEYS if k in settings})
     return Provenance(settings["model_id"], settings["model_revision"],
                       modality_of(settings["anatomy"], settings["style"], settings["to_anatomy"]),
                       settings["anatomy"], settings["style"], settings["to_anatomy"],
                       settings["to_style"], settings["seed"], settings["swap_at"], settings["steps"],
-                      extra)
+                      extra, source="upload" if settings.get("source") == "upload" else "generated")
