@@ -1,1 +1,3 @@
-"""The Gradio app of MedEdit: layout (ui.py), input/result handling (handlers.py), ready edits (examples.py)."""
+"""MedEdit's Gradio app: layout and events (ui.py, wiring.py), UI events (handlers.py), the named API
+(api.py), client values to requests (inputs.py), what is held across requests (state.py), results as
+shown and downloaded (outputs.py), errors as messages (errors.py), ready edits (examples.py)."""

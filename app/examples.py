@@ -40,7 +40,8 @@ EXAMPLES = (
 )
 
 
-def example_rows(slider_names: list[str]) -> list[list]:
-    """One row per example in the order of the UI's example inputs (prompts, swap, seed, sliders)."""
-    return [[x.anatomy, x.style, x.to_anatomy, x.to_style, x.swap_at, x.seed]
-            + [float(x.sliders.get(name, 0.0)) for name in slider_names] for x in EXAMPLES]
+def example_values(slider_names: list[str]) -> list[dict]:
+    """Each example as the values of the UI's controls, by name (every slider: 0 unless it moves)."""
+    return [{"anatomy": x.anatomy, "style": x.style, "to_anatomy": x.to_anatomy, "to_style": x.to_style,
+             "swap_at": x.swap_at, "seed": x.seed,
+             "sliders": {name: float(x.sliders.get(name, 0.0)) for name in slider_names}} for x in EXAMPLES]

@@ -63,6 +63,23 @@ def test_series_returns_png_frames_and_a_gif(client):
     assert settings["mode"] == "embedding" and settings["frames"] == 4
 
 
+def test_a_latent_series_through_the_api_is_the_pipelines_own(client, micro_pipeline):
+    """Bitwise: the PNG frames /series returns are the frames MedEditPipeline.series makes for the
+    same request (the API adds nothing and loses nothing on the way)."""
+    from pipelines.editing.requests import Edit, Sampling, Series
+    request = dict(EDIT, sliders='{"hair": 1.5, "ruler": -1}', seed=11, swap_at=0.3, locality=0.2,
+                   anatomy_scale=4.0, style_scale=2.5)
+    frames, _, settings = client.predict(**request, mode="latent", frames=5, control_points=4,
+                                         api_name="/series")
+    s = Sampling(request["anatomy"], request["style"], seed=11, steps=4, anatomy_scale=4.0, style_scale=2.5)
+    e = Edit(to_style=request["to_style"], sliders={"hair": 1.5, "ruler": -1.0}, swap_at=0.3, locality=0.2)
+    direct = micro_pipeline.series(s, e, Series(frames=5, mode="latent", control_points=4))
+    assert settings["mode"] == "latent" and len(frames) == len(direct.frames) == 5
+    for served, made in zip(frames, direct.frames):
+        assert np.array_equal(pixels(served["image"]), made)
+    assert not np.array_equal(direct.frames[0], direct.frames[-1])  # a series, not one image five times
+
+
 def check_zip(path, frame_count: int):
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
@@ -89,7 +106,7 @@ def test_export_of_an_edit_and_of_a_series(client):
 @pytest.mark.parametrize("bad, message", [
     (dict(swap_at=7), "swap point must be between 0 and 1"),
     (dict(locality=2), "locality must be between 0 and 0.9"),
-    (dict(sliders='{"hair": NaN}'), "must be finite"),
+    (dict(sliders='{"hair": NaN}'), "sliders JSON contains NaN; give finite numbers"),
     (dict(anatomy_scale="nan"), "anatomy strength must be a number"),
     (dict(sliders='{"hair": 99}'), "slider hair must be between -3 and 3"),
     (dict(sliders='{"wings": 1}'), "unknown attribute 'wings'"),
@@ -124,7 +141,7 @@ def test_nan_sent_as_a_raw_number_is_refused(app_url, client):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ("not json", "settings must be the JSON object"),
+    ("not json", "settings is not valid JSON: Expecting value: line 1 column 1 (char 0) (settings must be the JSON object"),
     ('{"anatomy": "a nevus", "wings": 1}', "unknown settings 'wings'"),
     ('{"anatomy": "a nevus", "steps": 4, "frames": 500}', "frames must be between"),
 ])
@@ -135,18 +152,18 @@ def test_bad_export_settings(client, settings, message):
 
 
 def test_a_model_that_cannot_load_is_reported_clearly(app_url, micro_model_folder, tmp_path, monkeypatch):
-    from app import handlers
+    from app import api, handlers
     missing = str(tmp_path / "missing-model")
     monkeypatch.setenv("MEDEDIT_MODEL", f"{micro_model_folder},{missing}")
-    status, info = handlers.ui_load_model(missing)
+    status, info = handlers.load_model(missing)
     assert info is None and "Model not loaded" in status and "missing-model" in status
     with pytest.raises(Exception, match="cannot load model"):
-        handlers.api_generate("a nevus", "", 0, 4, 3, 3, missing)
+        api.api_generate("a nevus", "", 0, 4, 3, 3, missing)
 
 
 def test_a_missing_embedded_model_is_explained(monkeypatch, tmp_path):
-    from app import handlers
-    monkeypatch.setattr(handlers, "EMBEDDED_FOLDER", tmp_path / "not-yet-trained")
+    from app import handlers, state
+    monkeypatch.setattr(state, "EMBEDDED_FOLDER", tmp_path / "not-yet-trained")
     monkeypatch.setenv("MEDEDIT_MODEL", "embedded")
-    status, info = handlers.ui_load_model("embedded")
+    status, info = handlers.load_model("embedded")
     assert info is None and "embedded model is not installed" in status and "MEDEDIT_MODEL" in status

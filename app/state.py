@@ -1,0 +1,129 @@
+"""What the app holds across requests: the models it offers (loaded once each), the results it has
+computed (returned at once when asked again), and the GPU wrapper a ZeroGPU Space needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from pipelines.core.errors import MedEditError
+from pipelines.core.lru import LRU
+from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
+from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
+from pipelines.model.loading import load_model
+
+log = logging.getLogger("mededit.app")
+
+try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU to the decorated call.
+    import spaces
+
+    gpu, ON_ZERO_GPU = spaces.GPU, True
+except ImportError:
+    def gpu(fn):
+        return fn
+
+    ON_ZERO_GPU = False
+
+
+# ---------------------------------------------------------------- the model registry
+
+def model_choices() -> list[str]:
+    """The models the picker offers: $MEDEDIT_MODEL (comma-separated), else the embedded one."""
+    listed = [s.strip() for s in os.environ.get("MEDEDIT_MODEL", "").split(",") if s.strip()]
+    return list(dict.fromkeys(listed)) or [EMBEDDED]
+
+
+def check_model_choice(source) -> str:
+    """Only the listed models may be loaded: an API client must not point at arbitrary paths."""
+    if source is None or source == "":
+        return model_choices()[0]
+    choices = model_choices()
+    if not isinstance(source, str) or source not in choices:
+        raise MedEditError(f"unknown model {source!r}; this server offers: {', '.join(choices)}")
+    return source
+
+
+def model_folder(source: str) -> Path:
+    return EMBEDDED_FOLDER if source == EMBEDDED else Path(source)
+
+
+def model_info(source: str) -> ModelInfo:
+    """What a model offers, read without loading weights (for building the sliders)."""
+    try:
+        return read_model_info(model_folder(source))
+    except MedEditError:
+        return ModelInfo.embedded_default()  # not loadable yet (or a Hub model): the registry
+
+
+def all_attributes() -> list[dict]:
+    """The attributes of every offered model, first occurrence wins (one slider per name)."""
+    seen = {}
+    for source in model_choices():
+        for attribute in model_info(source).attributes:
+            seen.setdefault(attribute["name"], attribute)
+    return list(seen.values())
+
+
+_pipelines: dict[str, MedEditPipeline] = {}
+_load_lock = threading.Lock()
+
+
+def get_pipeline(source=None) -> MedEditPipeline:
+    """One MedEditPipeline per model per process, loaded on first use."""
+    source = check_model_choice(source)
+    pipeline = _pipelines.get(source)
+    if pipeline is not None:
+        return pipeline
+    if source == EMBEDDED and not (model_folder(source) / INFO_FILE).exists():
+        raise MedEditError(f"the embedded model is not installed ({model_folder(source)} is missing or "
+                           "incomplete); set MEDEDIT_MODEL to a MedEdit model folder")
+    with _load_lock:
+        if source not in _pipelines:
+            try:
+                _pipelines[source] = MedEditPipeline(load_model(source))
+            except MedEditError as error:
+                raise MedEditError(f"cannot load model {source!r}: {error}") from None
+            except Exception as error:  # noqa: BLE001 - corrupt files, missing packages...
+                log.exception("loading %s failed", source)
+                raise MedEditError(f"cannot load model {source!r}: {type(error).__name__}: {error}") from None
+        return _pipelines[source]
+
+
+# ---------------------------------------------------------------- the result cache
+
+_results = LRU(64)  # whole results by request: examples and repeated requests return at once
+
+
+@gpu
+def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series | None, callback):
+    """The GPU work. Arguments are plain picklable requests (ZeroGPU runs this in another process)."""
+    pipeline = get_pipeline(source)
+    if kind == "generate":
+        return pipeline.generate(s, callback)
+    if kind == "edit":
+        return pipeline.edit(s, e, callback)
+    return pipeline.series(s, e, series, callback)
+
+
+def step_progress(progress, steps: int, what: str):
+    """A per-step callback that moves a progress bar (gr.Progress); None when there is no bar."""
+    if progress is None:
+        return None
+    return lambda step: progress((min(step, steps), steps), desc=what, unit="steps")
+
+
+def compute(kind: str, source: str, s: Sampling, e: Edit | None = None, series: Series | None = None,
+            progress=None):
+    """A generate, edit or series result, from the cache when the same request was answered before."""
+    key = (kind, source, get_pipeline(source).model.revision, repr(s), repr(e), repr(series))
+    cached = _results.get(key)
+    if cached is not None:
+        return cached
+    # A callback cannot cross into ZeroGPU's worker process.
+    callback = None if ON_ZERO_GPU else step_progress(progress, s.steps, kind)
+    return _results.put(key, _compute(kind, source, s, e, series, callback))
