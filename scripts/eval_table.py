@@ -18,7 +18,8 @@ def most_flipped(row) -> str:
 
 
 report = json.load(open(sys.argv[1]))
-print(f"{report['seeds_per_attribute']} seeds per attribute, {report['steps']} steps, guidance "
+seed_range = report.get("seed_range", "tuning")  # reports made before the ranges drew tuning seeds
+print(f"{report['seeds_per_attribute']} {seed_range} seeds per attribute, {report['steps']} steps, guidance "
       f"{report['scales'][0]:g}/{report['scales'][1]:g}, swap at {report['swap_at']}, locality "
       f"{report.get('locality', 0.0):g}; naive = the edited prompts from step 0 (regenerating); "
       f"phantom = the renderer's own pair (the ceiling).\n")

@@ -1,6 +1,8 @@
 """The attribute classifier: a micro model learns, round-trips through safetensors, predicts
 deterministically at any input size; the shipped one is accurate on fresh held-out phantoms."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -28,14 +30,23 @@ def tiny_set():
     return build_phantom_set(8, 0, INPUT_SIZE, progress=False)
 
 
-def test_outputs_follow_the_registry():
-    assert OUTPUTS == ATTRIBUTE_NAMES + ("modality_cxr",) and len(OUTPUTS) == 13
-    assert INPUT_SIZE == 64
+def test_a_classifier_for_other_outputs_or_another_input_size_is_refused(tmp_path):
+    """Its columns are read by name (the registry's order, then the modality): a classifier saved
+    for other columns, or trained at another size, must not load silently."""
+    clf = micro()
+    assert clf(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)).shape == (1, len(ATTRIBUTE_NAMES) + 1)
+    for name, config in (("reordered", {"outputs": OUTPUTS[1::-1] + OUTPUTS[2:]}),
+                         ("larger", {"input_size": 2 * INPUT_SIZE})):
+        save_classifier(clf, tmp_path / name)
+        path = tmp_path / name / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
+        with pytest.raises(MedEditError, match="does not match this code"):
+            load_classifier(tmp_path / name)
 
 
 def test_targets_are_zero_for_the_other_modality(tiny_set):
     y = targets(tiny_set)
-    assert y.shape == (8, 13)
+    assert y.shape == (8, len(OUTPUTS))
     for row, m in zip(y, tiny_set.modality):
         assert row[-1] == float(m == "cxr")
         other = [j for j, a in enumerate(ATTRIBUTES) if a.modality != m]
@@ -87,7 +98,7 @@ def test_predict_probs_shape_range_determinism_and_resizing():
     from pipelines.training.data import to_model_size
     small = [to_model_size(im, INPUT_SIZE) for im in small]
     p = predict_probs(clf, big)
-    assert p.shape == (4, 13) and np.all((p >= 0) & (p <= 1))
+    assert p.shape == (4, len(OUTPUTS)) and np.all((p >= 0) & (p <= 1))
     np.testing.assert_array_equal(p, predict_probs(clf, big))  # deterministic
     np.testing.assert_array_equal(p, predict_probs(clf, np.stack(small)))  # 128 -> 64 with BOX
     np.testing.assert_allclose(predict_probs(clf, big[:1])[0], p[0], atol=1e-6)  # batch-independent

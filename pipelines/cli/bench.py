@@ -3,21 +3,27 @@
 import json
 
 from pipelines.cli import arguments as common
+from pipelines.editing.requests import integer
+
+REPEATS = 3
+REPEATS_RANGE = (1, 100)
 
 
 def add_arguments(parser):
     common.add_model_arguments(parser)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help=f"timed rounds after the warm-up (default {REPEATS})")
 
 
 def run(args) -> int:
+    common.check_model_source(args)
+    repeats = integer("--repeats", args.repeats, *REPEATS_RANGE)
+    # Imported here: torch and the model load only once the arguments have passed their checks.
     import time
 
     from pipelines.evaluation.benchmark import bench
     from pipelines.model.loading import load_model
-    from pipelines.editing.requests import integer
 
-    repeats = integer("repeats", args.repeats, 1, 100)
     began = time.perf_counter()
     model = load_model(args.model)
     load_s = time.perf_counter() - began

@@ -37,7 +37,7 @@ class NaivePipeline:
                                          transformer=model.transformer, scheduler=model.scheduler)
         self.stock.set_progress_bar_config(disable=True)
 
-    def image(self, s: Sampling, anatomy: str, style: str):
+    def image(self, s: Sampling, anatomy: str, style: str, output_type: str = "np"):
         cond = conditioners.prompt_branches(self.model.conditioner.encode, anatomy, style,
                                             joined=self.model.info.joined)
         size = self.model.info.image_size
@@ -46,7 +46,7 @@ class NaivePipeline:
                           negative_prompt_embeds=cond.tokens[:, 0],
                           negative_prompt_attention_mask=cond.mask[:, 0],
                           guidance_scale=s.style_scale, num_inference_steps=s.steps, height=size,
-                          width=size, use_resolution_binning=False, output_type="np",
+                          width=size, use_resolution_binning=False, output_type=output_type,
                           generator=torch.Generator().manual_seed(s.seed)).images[0]
 
 

@@ -11,6 +11,9 @@ is judged too: its no-flip rate is the ceiling this classifier allows. Seeds are
 batches through the same sampling functions the pipeline uses, edits as local as the model's
 default `locality`.
 
+Seeds come from the reporting range unless the tuning range is asked for; each attribute has its
+own block in each (plan.py).
+
 Distribution (per modality): FID and KID (torchmetrics, on the classifier's features) of the
 neutral images and of the edits against independent phantoms of the same factor distribution,
 each beside its floor, the renderer's own images against the same phantoms (distribution.py).
@@ -24,9 +27,13 @@ from tqdm import tqdm
 
 from pipelines.model import conditioners
 from pipelines.evaluation import metrics
+from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES, attributes_of
 from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
 from pipelines.evaluation.distribution import DistanceToPhantoms
+from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs,
+                                      reference_seeds, row_seeds)
+from pipelines.editing.requests import integer, number
 from pipelines.core.errors import MedEditError
 from pipelines.model.loaded import LoadedModel, decode
 from pipelines.data.phantoms import caption, render, sample_factors
@@ -71,13 +78,15 @@ def preservation(neutral, edited, naive) -> dict[str, list[float]]:
 
 class Evaluator:
     def __init__(self, model: LoadedModel, steps: int | None = None, anatomy_scale=None,
-                 style_scale=None, batch: int = 25, locality=None):
+                 style_scale=None, batch: int = BATCH, locality=None):
         defaults = model.info.defaults
-        self.model, self.batch = model, batch
-        self.locality = defaults["locality"] if locality is None else locality
-        self.steps = steps or defaults["steps"]
-        self.scales = (anatomy_scale if anatomy_scale is not None else defaults["anatomy_scale"],
-                       style_scale if style_scale is not None else defaults["style_scale"])
+        pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
+        self.model = model
+        self.batch = integer("batch", batch, *BATCH_RANGE)
+        self.locality = number("locality", pick(locality, "locality"), *LOCALITY_RANGE)
+        self.steps = integer("steps", pick(steps, "steps"), *STEPS_RANGE)
+        self.scales = (number("anatomy scale", pick(anatomy_scale, "anatomy_scale"), *SCALE_RANGE),
+                       number("style scale", pick(style_scale, "style_scale"), *SCALE_RANGE))
         self.classifier = load_classifier()
         self.encode = conditioners.cached(model.conditioner.encode, 256)  # a batch's prompts, read twice
 
@@ -108,10 +117,10 @@ class Evaluator:
         return decode(self.model, run[-1].latents).numpy(), edited
 
     def attribute(self, modality: str, attribute: str, seeds: list[int], swap_at: float,
-                  reference_seeds: list[int], distances: dict) -> dict:
+                  reference: list[int], distances: dict) -> dict:
         """One row of the report. `distances` ({"neutral", "edited"}: DistanceToPhantoms) is fed
         the generated images, the phantoms of the same factors, and independent phantoms drawn
-        at `reference_seeds`."""
+        at the `reference` seeds."""
         names = [a.name for a in attributes_of(modality)]
         columns = [OUTPUTS.index(n) for n in names]
         target = names.index(attribute)
@@ -132,9 +141,9 @@ class Evaluator:
             judged = predict_probs(self.classifier, truth_off + truth_on)[:, columns]
             p_truth[False].append(judged[:len(chunk)])
             p_truth[True].append(judged[len(chunk):])
-            reference = reference_seeds[i:i + self.batch]
+            others = reference[i:i + self.batch]
             reference_off, reference_on = phantom_pair(
-                modality, attribute, [prompts_for(modality, attribute, s)[0] for s in reference], reference)
+                modality, attribute, [prompts_for(modality, attribute, s)[0] for s in others], others)
             distances["neutral"].update(list(neutral), truth_off, reference_off)
             distances["edited"].update(list(edited[swap_at]), truth_on, reference_on)
             for key, values in preservation(neutral, edited[swap_at], edited[NAIVE_SWAP]).items():
@@ -146,12 +155,13 @@ class Evaluator:
         p_off, p_on = (np.concatenate(p_truth[on]) for on in (False, True))
         mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
         return {
-            "modality": modality, "attribute": attribute, "seeds": len(seeds), "swap_at": swap_at,
+            "modality": modality, "attribute": attribute, "seeds": len(seeds), "first_seed": seeds[0],
+            "swap_at": swap_at,
             "neutral_accuracy": accuracy["mean"],  # over every attribute of this row's neutral images
             "neutral_accuracy_by_attribute": accuracy["by_name"],
             "edited_target_rate": float((p_edited[swap_at][:, target] >= 0.5).mean()),
             "cfrt": float(metrics.cfrt(p_neutral, along, target)) if len(names) > 1 else None,
-            "no_non_target_flip": float(metrics.flip_rate_non_target(
+            "no_non_target_flip": float(metrics.no_non_target_flip_rate(
                 p_neutral, p_edited[swap_at][:, None], target)),
             "flips_by_attribute": metrics.flips_by_attribute(p_neutral, p_edited[swap_at], target, names),
             "psnr_whole": mean(kept["whole"]),
@@ -160,34 +170,35 @@ class Evaluator:
             "edit_area": mean(kept["area"]),
             "naive_psnr_whole": mean(kept["whole_naive"]),
             "naive_edited_target_rate": float((p_edited[NAIVE_SWAP][:, target] >= 0.5).mean()),
-            "naive_no_non_target_flip": float(metrics.flip_rate_non_target(
+            "naive_no_non_target_flip": float(metrics.no_non_target_flip_rate(
                 p_neutral, p_edited[NAIVE_SWAP][:, None], target)),
-            "phantom_no_non_target_flip": float(metrics.flip_rate_non_target(
+            "phantom_no_non_target_flip": float(metrics.no_non_target_flip_rate(
                 p_off, p_on[:, None], target)),
             "prompts_cut": float(np.mean(cut)),  # seeds whose neutral or edited prompts overflow the text window
         }
 
 
-def evaluate(model: LoadedModel, seeds: int = 200, swap_at: float | None = None,
-             modalities=MODALITIES, attributes=None, steps=None, batch: int = 25, progress=True,
-             anatomy_scale=None, style_scale=None, locality=None) -> dict:
+def evaluate(model: LoadedModel, seeds: int = DEFAULT_SEEDS, swap_at: float | None = None,
+             modalities=MODALITIES, attributes=None, steps=None, batch: int = BATCH, progress=True,
+             anatomy_scale=None, style_scale=None, locality=None, seed_range: str = DEFAULT_RANGE) -> dict:
+    """The report: one row per attribute on `seeds` seeds of `seed_range` (plan.py), FID / KID per
+    modality, and the mean of every row figure."""
+    jobs = evaluation_jobs(modalities, attributes)
+    row_seeds(seed_range, jobs[0][1], seeds)  # checks the range and the count before any sampling
     evaluator = Evaluator(model, steps, anatomy_scale, style_scale, batch, locality)
-    swap_at = model.info.defaults["swap_at"] if swap_at is None else swap_at
+    swap_at = number("swap point", model.info.defaults["swap_at"] if swap_at is None else swap_at,
+                     *SWAP_RANGE)
     began = time.perf_counter()
     rows = []
-    jobs = [(m, a.name) for m in modalities for a in attributes_of(m)
-            if attributes is None or a.name in attributes]
     distances = {m: {kind: DistanceToPhantoms(evaluator.classifier) for kind in ("neutral", "edited")}
-                 for m in {m for m, _ in jobs}}
+                 for m in dict.fromkeys(m for m, _ in jobs)}
     for modality, attribute in tqdm(jobs, desc="evaluating", disable=not progress):
-        base = 20_000_000 + 1000 * len(rows)  # held out from every training seed range
-        reference = 25_000_000 + 1000 * len(rows)  # independent phantoms for FID / KID
-        rows.append(evaluator.attribute(modality, attribute, list(range(base, base + seeds)), swap_at,
-                                        list(range(reference, reference + seeds)), distances[modality]))
+        rows.append(evaluator.attribute(modality, attribute, row_seeds(seed_range, attribute, seeds), swap_at,
+                                        reference_seeds(seed_range, attribute, seeds), distances[modality]))
     pool_attribute_accuracy(rows)
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
-            "scales": evaluator.scales, "seeds_per_attribute": seeds, "swap_at": swap_at,
-            "locality": evaluator.locality,
+            "scales": evaluator.scales, "seeds_per_attribute": seeds, "seed_range": seed_range,
+            "swap_at": swap_at, "locality": evaluator.locality,
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
             "summary": summarize(rows),
             "distribution": {m: {kind: d.compute() for kind, d in by_kind.items()}

@@ -1,18 +1,16 @@
 """Edit-quality metrics: does an edit change the target, only the target, and keep the rest intact.
 
-Three families, all numpy (scipy for the Gaussian filter and the dilation):
+Two families, all numpy (scipy for the Gaussian filter and the dilation):
 
 * Classifier-based: ``cfrt`` / ``cfrt_per_seed`` (classifier flip rate along a trajectory,
-  exactly as the latent-trajectory-traversal code defines it), ``apr`` (exact match of the
-  artifact labels), ``attribute_accuracy`` and ``flip_rate_non_target`` (edits in which no
-  other label flipped), with ``flips_by_attribute`` saying which ones did.
-* Preservation outside the edited factor: ``psnr_outside``, ``ssim_outside``.
-* Against the ground-truth counterfactual render of the phantom world: ``counterfactual_error``.
+  exactly as the latent-trajectory-traversal code defines it), ``attribute_accuracy`` and
+  ``no_non_target_flip_rate`` (edits in which no other label flipped), with
+  ``non_target_flips`` and ``flips_by_attribute`` saying which ones did.
+* Preservation outside the edited factor: ``edit_footprint``, ``psnr_outside``, ``ssim_outside``.
 
 Distribution quality (FID, KID) is torchmetrics', in ``distribution.py``.
 
-Shapes: S seeds, T swap points (t*), K attributes (classifier columns), N rows, A artifact labels,
-H x W images with 3 channels (or none). Probabilities are classifier sigmoids in [0, 1]. Images are
+Shapes: S seeds, T swap points (t*), K attributes (classifier columns), N rows, H x W images with 3 channels (or none). Probabilities are classifier sigmoids in [0, 1]. Images are
 uint8 (0..255) or float in [0, 1]; both are compared on the [0, 1] scale (data range 1).
 Every bad input raises ``MedEditError`` with a message saying what was expected.
 """
@@ -153,19 +151,6 @@ def cfrt(p_neutral, p_edited, target, attribute_indices=None, direction: int = 1
                                names).mean())
 
 
-def apr(pred_labels, intended_labels) -> float:
-    """Artifact prompt recall as exact match: the share of rows whose every label matches.
-
-    pred_labels, intended_labels: [N, A] of 0/1 (or bool): the classifier's thresholded artifact
-    (style) labels and the labels the prompt asked for. Returns a float in [0, 1].
-    """
-    p = _binary(pred_labels, "pred_labels")
-    q = _binary(intended_labels, "intended_labels")
-    if p.shape != q.shape:
-        raise MedEditError(f"pred_labels {p.shape} and intended_labels {q.shape} differ in shape")
-    return float(np.all(p == q, axis=1).mean())
-
-
 def attribute_accuracy(probs, labels, threshold: float = 0.5,
                        names: Sequence[str] | None = None) -> dict:
     """Per-attribute accuracy of thresholded probabilities against 0/1 labels.
@@ -218,13 +203,13 @@ def non_target_flips(p_neutral, p_edited, target, threshold: float = 0.5, attrib
     return (after[:, :, others] != before[:, :, others]).any(axis=2)
 
 
-def flip_rate_non_target(p_neutral, p_edited, target, threshold: float = 0.5,
-                         attribute_indices=None, names: Sequence[str] | None = None) -> float:
+def no_non_target_flip_rate(p_neutral, p_edited, target, threshold: float = 0.5,
+                            attribute_indices=None, names: Sequence[str] | None = None) -> float:
     """The share of edits in which NO non-target attribute's thresholded label changed.
 
-    Despite the name this is the "no non-target attribute flips" criterion: 1.0 is best (every edit
-    left the other labels alone); 1 - this is the rate of edits with a collateral flip. Each
-    (seed, swap point) pair counts as one edit. Shapes as in ``non_target_flips``.
+    1.0 is best (every edit left the other labels alone); 1 - this is the rate of edits with a
+    collateral flip. Each (seed, swap point) pair counts as one edit. Shapes as in
+    ``non_target_flips``.
     """
     return float(1.0 - non_target_flips(p_neutral, p_edited, target, threshold,
                                         attribute_indices, names).mean())
@@ -360,20 +345,3 @@ def ssim_outside(neutral, edited, mask=None, on: str = "channels") -> float:
         raise MedEditError(f"no pixel left for SSIM: the image ({h}x{w}) is too small or the mask, "
                            f"dilated by {r} px, covers all of it")
     return float(smap[keep].mean())
-
-
-def counterfactual_error(edited, counterfactual, mask=None, max_db: float = PSNR_MAX_DB) -> dict:
-    """How far an edit lies from the phantom world's ground-truth counterfactual render.
-
-    edited, counterfactual: HxWx3 (or HxW) uint8 or float in [0, 1], same shape.
-    mask: optional HxW bool of the pixels to INCLUDE (e.g. the target's region); None = all.
-    Returns {"mse", "mae", "psnr"} on the [0, 1] scale, PSNR in dB capped at ``max_db``.
-    """
-    x, y = _pair(edited, counterfactual, "edited", "counterfactual")
-    m = _mask(mask, x.shape[:2])
-    keep = np.ones(x.shape[:2], bool) if m is None else m
-    if not keep.any():
-        raise MedEditError("mask: selects no pixel to compare")
-    d = (x - y)[keep]
-    mse = float((d ** 2).mean())
-    return {"mse": mse, "mae": float(np.abs(d).mean()), "psnr": _psnr(mse, max_db)}

@@ -1,0 +1,89 @@
+"""`eval` and `bench` refuse bad values with one line and exit 2 before torch or a model loads.
+
+All cases run in one fresh interpreter, so "torch was never imported" is a fact about that process.
+--model names an empty folder: had a case got as far as loading, it would fail there with another
+message.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_MODEL = ["--model", "{tmp}/empty"]
+
+CASES = [  # (arguments after the command, text the one-line message must hold)
+    ("eval --seeds 0", "--seeds must be between 1 and 100000, got 0"),
+    ("eval --seeds 100001", "--seeds must be between 1 and 100000"),
+    ("eval --seeds many", "argument --seeds: invalid int value: 'many'"),
+    ("eval --steps 0", "--steps must be between 1 and 100, got 0"),
+    ("eval --steps 101", "--steps must be between 1 and 100"),
+    ("eval --batch 0", "--batch must be between 1 and 1024"),
+    ("eval --swap-at 1.5", "--swap-at must be between 0 and 1"),
+    ("eval --locality 0.95", "--locality must be between 0 and 0.9"),
+    ("eval --style-scale nan", "--style-scale must be finite"),
+    ("eval --anatomy-scale -1", "--anatomy-scale must be between 0 and 15"),
+    ("eval --seed-range all", "argument --seed-range: invalid choice: 'all'"),
+    ("eval --attribute pneumothorax", "unknown attribute 'pneumothorax'"),
+    ("eval --modality cxr --attribute ink", "'ink' belongs to dermoscopy, which is not evaluated"),
+    ("eval --out {tmp}/FILE/eval.json", "FILE is a file, not a folder"),
+    ("eval --out {tmp}", "is a folder; give a file name"),
+    ("bench --repeats 0", "--repeats must be between 1 and 100, got 0"),
+    ("bench --repeats x", "argument --repeats: invalid int value: 'x'"),
+    ("bench --model {tmp}/FILE", "is a file"),
+]
+
+DRIVER = r"""
+import contextlib, io, json, sys, traceback
+from pipelines.cli import main
+results = []
+for argv in json.load(sys.stdin):
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+    except BaseException:
+        code, err = "raised", io.StringIO(traceback.format_exc())
+    results.append({"code": code, "stderr": err.getvalue(), "torch": "torch" in sys.modules})
+json.dump(results, sys.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval_bench_cli")
+    (folder / "FILE").write_text("a file where a folder is expected\n")
+    (folder / "empty").mkdir()
+    argvs = []
+    for case, _ in CASES:
+        command, *rest = case.split()
+        argvs.append([w.replace("{tmp}", str(folder)) for w in [command, *NO_MODEL, *rest]])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDEDIT_MODEL": ""}
+    done = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(argvs), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in folder.rglob("*")) == ["FILE", "empty"]  # nothing written
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c for c, _ in CASES])
+def test_bad_values_are_refused_in_one_line_before_torch_loads(outcomes, index):
+    result, (_, message) = outcomes[index], CASES[index]
+    assert result["code"] == 2, result["stderr"]
+    assert result["stderr"].startswith("error: ") and result["stderr"].count("\n") == 1, result["stderr"]
+    assert message in result["stderr"]
+    assert not result["torch"], "torch was imported before the value was refused"
+
+
+def test_good_values_get_as_far_as_loading_the_model(tmp_path, capsys):
+    """The control for the cases above: with every value valid, the empty folder is what fails."""
+    from pipelines.cli import main
+
+    for argv in (["eval", "--seeds", "1", "--steps", "1", "--seed-range", "tuning"], ["bench", "--repeats", "1"]):
+        assert main([*argv, "--model", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path) in err and "must be" not in err, err
