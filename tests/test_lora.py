@@ -3,7 +3,6 @@ mismatched base is refused before it is touched, HLDF's gradient reaches the LoR
 
 import argparse
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -11,12 +10,15 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from pipelines.model.adapters import (ADAPTER_NAME, LORA_FILE, PREFIX, add_lora, has_lora, load_adapter,
-                                read_adapter_config, save_adapter, target_modules)
+from pipelines.cli import main
+from pipelines.model.adapters import (LORA_FILE, PREFIX, add_lora, has_lora, load_adapter, read_adapter_config,
+                                      save_adapter, target_modules)
 from pipelines.model.projector import DisentangledProjector
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.core.errors import MedEditError
 from pipelines.training.hldf import colour_loss, dpm_solver_sample, hldf_loss
+from pipelines.training.lora import train_lora
+from pipelines.training.options import add_lora_arguments
 from pipelines.model.loading import LoadedModel
 from pipelines.model.pixart import T5Conditioner, load_pixart_model
 from pipelines.editing.requests import Edit, Sampling
@@ -44,14 +46,9 @@ def dataset(tmp_path_factory):
 
 
 def train_args(*argv):
-    from pipelines.cli import train
     parser = argparse.ArgumentParser()
-    old, sys.argv = sys.argv, ["pipelines", "train", "lora"]
-    try:
-        train.add_arguments(parser)
-    finally:
-        sys.argv = old
-    return parser.parse_args(["lora", *map(str, argv)])
+    add_lora_arguments(parser)
+    return parser.parse_args([str(a) for a in argv])
 
 
 def edit_images(model):
@@ -77,7 +74,7 @@ def test_a_few_lora_steps_change_the_output(tiny_folder, dataset, tmp_path):
     out = tmp_path / "adapter"
     args = train_args("--model", tiny_folder, "--data", dataset, "--out", out, "--steps", 3,
                       "--batch", 2, "--lr", 1e-2, "--rank", 4)
-    args.trainer(args)
+    train_lora(args)
     config = read_adapter_config(out)
     assert config["base_model"] == str(tiny_folder) and config["rank"] == 4 and config["projector"]
     assert config["priors"] == {"anatomy": ["effusion", "nodule"], "style": ["support_devices"]}
@@ -97,11 +94,11 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_folder, dataset, tmp_path):
     common = ["--model", tiny_folder, "--data", dataset, "--batch", 2, "--lr", 1e-2, "--rank", 2,
               "--no-projector", "--checkpoint-every", 1]
     straight = train_args(*common, "--steps", 3, "--out", tmp_path / "straight")
-    straight.trainer(straight)
+    train_lora(straight)
     first = train_args(*common, "--steps", 2, "--out", tmp_path / "resumed")
-    first.trainer(first)
+    train_lora(first)
     second = train_args(*common, "--steps", 3, "--out", tmp_path / "resumed", "--resume")
-    second.trainer(second)
+    train_lora(second)
     a, b = load_file(tmp_path / "straight" / LORA_FILE), load_file(tmp_path / "resumed" / LORA_FILE)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "resumed" / "projector").exists()
@@ -202,8 +199,10 @@ def test_differentiable_sampler_matches_without_checkpointing(tiny_folder):
     assert torch.allclose(plain, checked.detach()) and torch.isfinite(plain).all()
 
 
-def test_bad_training_data_fails_before_loading(tiny_folder, tmp_path):
-    args = train_args("--model", tiny_folder, "--data", tmp_path, "--out", tmp_path / "a", "--steps", 1)
-    with pytest.raises(MedEditError, match="metadata.jsonl is missing"):
-        args.trainer(args)
-    assert ADAPTER_NAME == "mededit"
+def test_bad_training_data_fails_before_loading(tiny_folder, tmp_path, capsys):
+    argv = ["train", "lora", "--model", str(tiny_folder), "--data", str(tmp_path), "--out", str(tmp_path / "a"),
+            "--steps", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "metadata.jsonl is missing" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

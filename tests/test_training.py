@@ -1,7 +1,7 @@
-"""The embedded model's trainers on micro presets: they run, save loadable weights, and resume."""
+"""The embedded model's trainers on micro presets: they run, save loadable weights, resume bitwise,
+and refuse bad input in one line before anything is loaded or written."""
 
 import json
-import subprocess
 import sys
 from argparse import Namespace
 
@@ -11,16 +11,18 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.cli import main
 from pipelines.core.errors import MedEditError
-from pipelines.model.loading import load_model
 from pipelines.data.phantoms import phantom, render
+from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling
-from pipelines.training import checkpoints
-from pipelines.training.checkpoints import META_FILE, RunClock, load_training_state, save_training_state
+from pipelines.model.loading import load_model
+from pipelines.training.checkpoints import META_FILE, latest_checkpoint
+from pipelines.training.classifier import train_classifier
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
-from pipelines.training.dit import loss_weights, outside_change, pair_keep_mask, train_dit
-from pipelines.training.hardware import training_device
+from pipelines.training.dit import train_dit
+from pipelines.training.dit_data import loss_weights, outside_change, pair_keep_mask
+from pipelines.training.hardware import check_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 
 
@@ -39,18 +41,41 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                time_limit=None, text_tokens=64), **changes})
 
 
-def test_vae_resume_continues_exactly(tmp_path):
-    train_vae(vae_args(tmp_path, 2))
-    straight = load_file(tmp_path / "model" / "vae" / "diffusion_pytorch_model.safetensors")
-    # A second run stopped at step 1 and resumed must end where the uninterrupted one did.
+def classifier_args(tmp_path, steps, resume=False, **changes):
+    return Namespace(**{**dict(n=8, steps=steps, batch=4, lr=3e-3, widths="4,8", norm="batch", seed=0,
+                               eval_n=4, workdir=str(tmp_path / "clf-run"), out=str(tmp_path / "classifier"),
+                               resume=resume), **changes})
+
+
+def same_tensors(a_file, b_file) -> bool:
+    a, b = load_file(a_file), load_file(b_file)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+VAE_FILE = "vae/diffusion_pytorch_model.safetensors"
+
+
+def test_vae_resume_continues_bitwise(tmp_path):
+    train_vae(vae_args(tmp_path, 3))
+    # A second run stopped after step 1 and resumed must end bitwise where the uninterrupted one did,
+    # also when a later save was killed half-way (a step folder without its state file). Stopped
+    # after the first step: the cosine schedule's later rates depend on --steps.
     other = tmp_path / "other"
     train_vae(vae_args(other, 1))
-    train_vae(vae_args(other, 2, resume=True))
-    resumed = load_file(other / "model" / "vae" / "diffusion_pytorch_model.safetensors")
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        assert torch.allclose(straight[key], resumed[key], atol=1e-6), key
+    killed = other / "vae-run" / "step-000000009"
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    assert latest_checkpoint(other / "vae-run").name == "step-000000001"
+    train_vae(vae_args(other, 3, resume=True))
+    assert same_tensors(tmp_path / "model" / VAE_FILE, other / "model" / VAE_FILE)
+    assert [p.name for p in (other / "vae-run").iterdir()] == ["step-000000003"]
     assert AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").config.scaling_factor > 0
+
+
+def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
+    train_vae(vae_args(tmp_path, 1))
+    with pytest.raises(MedEditError, match="from a run with other settings"):
+        train_vae(vae_args(tmp_path, 2, resume=True, preset="cpu"))
 
 
 def test_a_vae_fine_tunes_from_another_with_the_thin_marks_weighted(tmp_path):
@@ -74,27 +99,13 @@ def test_detail_coverage_is_the_union_of_the_named_masks_at_the_model_size():
     assert (both >= ink).all() and (both > ink).any()
 
 
-def test_the_training_state_carries_the_run_time_across_calls(tmp_path, monkeypatch):
-    now = [0.0]
-    monkeypatch.setattr(checkpoints.time, "time", lambda: now[0])
-    module = torch.nn.Linear(2, 2)
-    first = RunClock()
-    now[0] = 1000.0  # the first call trains for 1000 s, then stops
-    save_training_state(tmp_path, {"m": module}, torch.optim.AdamW(module.parameters()), 1, first)
-    now[0] = 5000.0  # an hour later a second call resumes
-    second = RunClock()
-    assert load_training_state(tmp_path, {"m": module}, torch.optim.AdamW(module.parameters()), second)
-    now[0] = 5010.0
-    assert second.seconds() == 1010.0  # both calls' training, not the pause between them
-
-
 def test_dit_trains_and_the_result_loads_into_the_pipeline(tmp_path):
     train_vae(vae_args(tmp_path, 1))
     train_dit(dit_args(tmp_path, 3))
     # The first call's time lives in the training state; say it took 1000 s to see it carried over.
-    meta_file = tmp_path / "dit-run-separate" / META_FILE
+    meta_file = tmp_path / "dit-run-separate" / "step-000000003" / META_FILE
     meta = json.loads(meta_file.read_text())
-    meta_file.write_text(json.dumps({**meta, "extra": {"seconds": 1000.0}}))
+    meta_file.write_text(json.dumps({**meta, "seconds": 1000.0}))
     train_dit(dit_args(tmp_path, 4, resume=True))
     pipeline = MedEditPipeline(load_model(str(tmp_path / "model")))
     result = pipeline.edit(Sampling("a dermoscopic image with melanoma (MEL)", "fair skin", 1, 3),
@@ -110,15 +121,6 @@ def test_joined_ablation_trains_without_alignment_and_with_partners(tmp_path):
     assert load_model(str(tmp_path / "model")).info.conditioning == "joined"
 
 
-def test_train_cli_lists_trainers_and_rejects_unknown_preset(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pipelines", *a], capture_output=True, text=True)  # noqa: E731
-    assert "classifier" in run("train", "--help").stdout
-    bad = run("train", "vae", "--preset", "huge", "--steps", "1", "--n", "2",
-              "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o"))
-    assert bad.returncode == 2 and "unknown vae preset 'huge'" in bad.stderr
-    assert not (tmp_path / "o").exists()
-
-
 def test_phantom_sets_do_not_depend_on_how_many_processes_render_them():
     one = build_phantom_set(6, 3, 32, progress=False, detail_masks=("ink",), workers=1)
     two = build_phantom_set(6, 3, 32, progress=False, detail_masks=("ink",), workers=2)
@@ -130,9 +132,9 @@ def test_phantom_sets_do_not_depend_on_how_many_processes_render_them():
 def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert training_device("auto").type == "cpu"
+    check_device("auto")
     with pytest.raises(MedEditError, match="no CUDA GPU"):
-        training_device("cuda")
+        check_device("cuda")
 
 
 def test_dit_training_continues_from_a_saved_model(tmp_path):
@@ -226,3 +228,85 @@ def test_dit_pair_weight_trains_and_a_time_limit_records_the_steps_done(tmp_path
     train_dit(dit_args(tmp_path, 1, out=str(once), workdir=str(tmp_path / "w3")))
     assert any(not torch.equal(a, b) for a, b in zip(load_file(once / name).values(),
                                                      load_file(paired / name).values()))
+
+
+def test_dit_resume_continues_bitwise_with_every_loss_term(tmp_path):
+    """Straight to 3 steps, or 2 then 1 resumed: the same EMA weights, the same raw weights."""
+    train_vae(vae_args(tmp_path, 1))
+    terms = dict(detail_weight=2.0, detail_masks="opacity,hair,ruler", pair_weight=1.0)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_dit(dit_args(tmp_path, 3, out=str(straight), workdir=str(tmp_path / "w1"), **terms))
+    train_dit(dit_args(tmp_path, 2, out=str(resumed), workdir=str(tmp_path / "w2"), **terms))
+    train_dit(dit_args(tmp_path, 3, out=str(resumed), workdir=str(tmp_path / "w2"), resume=True, **terms))
+    for part in ("transformer", "projector"):
+        name = f"{part}/diffusion_pytorch_model.safetensors"
+        assert same_tensors(straight / name, resumed / name), part
+    for state in ("model.safetensors", "model_1.safetensors"):  # the trained weights and their EMA
+        assert same_tensors(tmp_path / "w1" / "step-000000003" / state, tmp_path / "w2" / "step-000000003" / state)
+
+
+def test_classifier_resume_continues_bitwise(tmp_path):
+    train_classifier(classifier_args(tmp_path, 3))
+    other = tmp_path / "other"
+    train_classifier(classifier_args(other, 1))  # the first step's rate does not depend on --steps
+    train_classifier(classifier_args(other, 3, resume=True))
+    # BatchNorm's running statistics are part of the state, not only the weights.
+    assert same_tensors(tmp_path / "classifier" / "model.safetensors", other / "classifier" / "model.safetensors")
+    config = json.loads((tmp_path / "classifier" / "config.json").read_text())
+    assert config["widths"] == [4, 8] and config["command"].startswith("python -m pipelines train classifier --n 8 ")
+
+
+def test_train_runs_from_the_argv_given_to_main(tmp_path, capsys):
+    argv = ["train", "vae", "--preset", "micro", "--steps", "1", "--batch", "2", "--n", "2", "--device", "cpu",
+            "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "vae")]
+    assert sys.argv[1:] != argv  # the process's own arguments are pytest's
+    assert main(argv) == 0
+    assert AutoencoderKL.from_pretrained(tmp_path / "vae").config.block_out_channels == [8, 16, 16]
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    listed = capsys.readouterr().out.split("WHAT", 2)[-1]
+    assert exit_.value.code == 0 and all(name in listed for name in ("vae", "dit", "classifier", "lora"))
+
+
+BAD_INPUT = [
+    (["vae", "--batch", "0"], "--batch must be a whole number >= 1, got 0"),
+    (["vae", "--steps", "-1"], "--steps must be a whole number >= 1, got -1"),
+    (["vae", "--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
+    (["vae", "--seed", "-5"], "--seed must be a whole number from 0 to"),
+    (["vae", "--crop", "30", "--preset", "micro"], "--crop must be a multiple of 4 from 4 to 64, got 30"),
+    (["vae", "--preset", "huge"], "--preset 'huge': choose one of micro, cpu"),
+    (["vae", "--init", "{tmp}/missing"], "--init {tmp}/missing: no such folder"),
+    (["vae", "--out", "{tmp}/a-file/vae"], "--out {tmp}/a-file/vae: {tmp}/a-file is a file, not a folder"),
+    (["classifier", "--widths", "a,b"], "--widths takes whole numbers >= 1 separated by commas, got 'a,b'"),
+    (["classifier", "--seed", "9999999", "--n", "10"], "training seeds reach 10000009, into the held-out range"),
+    (["dit", "--preset", "nope", "--vae", "{vae}"], "--preset 'nope': choose one of micro, cpu, gpu"),
+    (["dit", "--vae", "{tmp}/missing"], "--vae {tmp}/missing: no such folder"),
+    (["dit", "--vae", "{tmp}"], "--vae {tmp} is not a saved model folder: it has no config.json"),
+    (["dit", "--ema", "1.5", "--vae", "{vae}"], "--ema must be a finite number from 0 to 1, got 1.5"),
+    (["dit", "--text-tokens", "2", "--vae", "{vae}"], "--text-tokens must be a whole number from 3 to 512, got 2"),
+    (["dit", "--detail-masks", "opacty", "--vae", "{vae}"], "--detail-masks 'opacty': name attributes among"),
+    (["lora", "--model", "{tmp}", "--data", "{tmp}", "--rank", "0"], "--rank must be a whole number >= 1, got 0"),
+    (["lora", "--model", "{tmp}", "--data", "{tmp}", "--alpha", "0"], "--alpha must be above 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_train_input_is_one_line_and_exit_2_with_nothing_written(argv, message, tmp_path, capsys,
+                                                                     micro_model_folder):
+    (tmp_path / "a-file").write_text("not a folder")
+    before = sorted(tmp_path.rglob("*"))
+    fill = dict(tmp=tmp_path, vae=micro_model_folder / "vae")
+    outputs = [] if argv[0] == "lora" else ["--workdir", str(tmp_path / "run")]
+    if "--out" not in argv:
+        outputs += ["--out", str(tmp_path / "out")]
+    assert main(["train", *[a.format(**fill) for a in argv], *outputs]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message.format(**fill) in err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_an_argument_that_is_not_a_number_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "dit", "--steps", "many"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == "error: argument --steps: invalid int value: 'many'\n"

@@ -1,7 +1,14 @@
-"""`python -m pipelines train vae|dit|classifier|lora ...`: only the chosen trainer is imported."""
+"""`python -m pipelines train vae|dit|classifier|lora ...`.
 
+The options and the checks of their values come from training/options.py, which needs no torch:
+`--help` and bad input answer at once. The chosen trainer (torch, diffusers, ...) is imported only
+once its arguments have passed.
+"""
+
+import argparse
 import importlib
-import sys
+
+from pipelines.training.options import OPTIONS
 
 TRAINERS = {
     "vae": ("pipelines.training.vae", "train_vae", "a small AutoencoderKL on phantoms"),
@@ -12,17 +19,24 @@ TRAINERS = {
 }
 
 
+class TrainerParser(argparse.ArgumentParser):
+    """A trainer's parser: an argument error is one line, like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
-    chosen = next((a for a in sys.argv[1:] if a in TRAINERS), None)
-    for name, (module_name, function, help_text) in TRAINERS.items():
-        trainer = sub.add_parser(name, help=help_text, description=f"Train {help_text}.")
-        if name == chosen:
-            module = importlib.import_module(module_name)
-            module.add_arguments(trainer)
-            trainer.set_defaults(trainer=getattr(module, function))
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT", parser_class=TrainerParser)
+    for name, (_, _, help_text) in TRAINERS.items():
+        add_options, _ = OPTIONS[name]
+        add_options(sub.add_parser(name, help=help_text, description=f"Train {help_text}."))
 
 
 def run(args) -> int:
-    args.trainer(args)
+    _, check = OPTIONS[args.what]
+    check(args)
+    module_name, function, _ = TRAINERS[args.what]
+    # Imported here, not at the top, so that `--help` and bad input need no torch.
+    getattr(importlib.import_module(module_name), function)(args)
     return 0

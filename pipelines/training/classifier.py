@@ -1,4 +1,4 @@
-"""`train classifier`: the attribute classifier (pipelines/classifier.py) on augmented phantoms.
+"""`train classifier`: the attribute classifier (evaluation/classifier.py) on augmented phantoms.
 
 Phantoms of both modalities are rendered at 128 px and box-filtered to 64, as the diffusion model
 sees them. Labels: the 12 registry attributes (0 where not applicable) and the modality. Training
@@ -9,40 +9,29 @@ evaluation uses phantoms from a disjoint seed range, clean and augmented.
 
 import hashlib
 import json
-import shlex
-import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from accelerate.utils import set_seed
 
-from pipelines.data.attributes import ATTRIBUTES, MODALITIES
+from pipelines.data.attributes import ATTRIBUTES
 from pipelines.evaluation.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
-                                  save_classifier)
-from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
+                                             save_classifier)
+from pipelines.training import schedules
+from pipelines.training.checkpoints import fingerprint
 from pipelines.training.data import PhantomSet, build_phantom_set, to_unit_range
+from pipelines.training.hardware import make_accelerator
+from pipelines.training.loop import LoopSettings, run_loop, trained_tensors
+from pipelines.training.options import HELD_OUT_SEED, check_classifier_arguments, classifier_widths
+from pipelines.training.records import command_line
 
-HELD_OUT_SEED = 10_000_000  # training uses seeds [seed, seed + n); evaluation starts here
 BLUR_SIGMA = (0.0, 1.2)  # pixels at 64 px
 NOISE_STD = (0.0, 0.06)  # on the [0, 1] scale
 MAX_SHIFT = 3  # pixels
 CHECKPOINT_EVERY = 200
-
-
-def add_arguments(parser):
-    parser.add_argument("--n", type=int, default=12000, help="training phantoms (both modalities)")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--widths", default="32,64,128,128", help="channels per conv stage")
-    parser.add_argument("--norm", default="batch", choices=("batch", "group"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-n", type=int, default=2000, help="held-out phantoms for evaluation")
-    parser.add_argument("--workdir", default="runs/classifier", help="checkpoints for --resume")
-    parser.add_argument("--out", default="assets/classifier")
-    parser.add_argument("--resume", action="store_true")
 
 
 # ----------------------------------------------------------------------------- data and labels
@@ -131,24 +120,6 @@ def evaluate(clf: AttributeClassifier, data: PhantomSet, augmented: bool = False
     return result
 
 
-@torch.no_grad()
-def misclassified(clf: AttributeClassifier, n: int, seed: int) -> list[dict]:
-    """The clean held-out phantoms the classifier gets wrong, with their factors (for the report)."""
-    from pipelines.data.phantoms import phantom
-    from pipelines.evaluation.classifier import predict_probs
-    from pipelines.training.data import RENDER_SIZE
-    wrong = []
-    for i in range(n):
-        m = MODALITIES[i % len(MODALITIES)]
-        p = phantom(m, seed + i, size=RENDER_SIZE)
-        probs = predict_probs(clf, [p.image])[0]
-        for j, a in enumerate(ATTRIBUTES):
-            if a.modality == m and int(probs[j] > 0.5) != p.labels[a.name]:
-                wrong.append({"seed": seed + i, "attribute": a.name, "label": p.labels[a.name],
-                              "prob": round(float(probs[j]), 3), "factors": p.factors})
-    return wrong
-
-
 def phantom_fingerprint() -> str:
     """sha256 over the phantom renderer's source: a shipped classifier whose fingerprint differs
     from the code's was trained on a different phantom world and should be retrained."""
@@ -161,54 +132,18 @@ def phantom_fingerprint() -> str:
 
 # ----------------------------------------------------------------------------- training
 
-def lr_factor(step: int, steps: int) -> float:
-    """Linear warm-up over the first 5% of steps, then cosine decay to zero."""
-    warm = max(1, steps // 20)
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warm) / max(1, steps - warm))))
+def classification_loss(clf, data: PhantomSet, y: torch.Tensor, batch: int, generator: torch.Generator):
+    index = torch.randint(0, len(data), (batch,), generator=generator)
+    return F.binary_cross_entropy_with_logits(clf(augment(data.images[index], generator)), y[index]), {}
 
 
-def train_classifier(args) -> Path:
-    torch.set_num_threads(1)  # the machine is shared; a second thread gains little here
-    clock = RunClock()
-    torch.manual_seed(args.seed)
-    widths = tuple(int(w) for w in str(args.widths).split(","))
-    clf = AttributeClassifier(ClassifierConfig(widths=widths, norm=args.norm))
-    data = build_phantom_set(args.n, args.seed, INPUT_SIZE)
-    if args.seed + args.n > HELD_OUT_SEED:
-        raise SystemExit(f"training seeds reach {args.seed + args.n}, into the held-out range "
-                         f"starting at {HELD_OUT_SEED}")
-    y = targets(data)
-    optimizer = torch.optim.AdamW(clf.parameters(), lr=args.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps))
-    generator = torch.Generator().manual_seed(args.seed)
-    start = 0
-    if args.resume and (meta := load_training_state(args.workdir, {"classifier": clf}, optimizer, clock)):
-        start = meta["step"]
-        generator.set_state(torch.tensor(meta["extra"]["generator"], dtype=torch.uint8))
-        for _ in range(start):
-            schedule.step()
-    clf.train()
-    bar = tqdm(range(start, args.steps), desc="train classifier", initial=start, total=args.steps)
-    for step in bar:
-        index = torch.randint(0, len(data), (args.batch,), generator=generator)
-        loss = F.binary_cross_entropy_with_logits(clf(augment(data.images[index], generator)), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == args.steps:
-            save_training_state(args.workdir, {"classifier": clf}, optimizer, step + 1, clock,
-                                {"generator": generator.get_state().tolist()})
-
+def report(clf, args, seconds: float) -> None:
+    """Held-out accuracy, clean and augmented, saved with the classifier and printed."""
     held_out = build_phantom_set(args.eval_n, HELD_OUT_SEED, INPUT_SIZE)
     clean = evaluate(clf, held_out)
     augmented = evaluate(clf, held_out, augmented=True, seed=1)
-    seconds = round(clock.seconds(), 1)
-    command = "python -m pipelines " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    extra = {"command": command, "seconds": seconds, "steps": args.steps, "batch": args.batch,
+    extra = {"command": command_line("classifier", args), "seconds": round(seconds, 1),
+             "steps": args.steps, "batch": args.batch,
              "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
              "phantom_source_sha256": phantom_fingerprint(),
              "held_out": {"phantoms": args.eval_n, "first_seed": HELD_OUT_SEED,
@@ -219,4 +154,25 @@ def train_classifier(args) -> Path:
     for name in OUTPUTS:
         print(f"{name:<16} {clean[name]:7.4f} {augmented[name]:9.4f}")
     print(json.dumps({"min_clean": min(clean.values()), "min_augmented": min(augmented.values())}))
+
+
+def train_classifier(args) -> Path:
+    check_classifier_arguments(args)
+    widths = classifier_widths(args.widths)
+    torch.set_num_threads(1)  # the machine is shared; a second thread gains little here
+    accelerator = make_accelerator("cpu")  # a small CNN: the GPU would wait on the augmentations
+    set_seed(args.seed)
+    clf = AttributeClassifier(ClassifierConfig(widths=widths, norm=args.norm))
+    data = build_phantom_set(args.n, args.seed, INPUT_SIZE)
+    y = targets(data)
+    settings = LoopSettings(
+        name="classifier", steps=args.steps, seed=args.seed, checkpoints=Path(args.workdir),
+        learning_rate=partial(schedules.warm_up_cosine, args.lr, steps=args.steps),
+        checkpoint_every=CHECKPOINT_EVERY, resume=args.resume, weight_decay=1e-4,
+        fingerprint=fingerprint("classifier", widths=widths, norm=args.norm))
+    clf.train()
+    result = run_loop(accelerator, trained_tensors({"classifier": clf}), settings,
+                      lambda step, generator: classification_loss(clf, data, y, args.batch, generator))
+    if accelerator.is_main_process:
+        report(clf, args, result.clock.seconds())
     return Path(args.out)

@@ -5,43 +5,43 @@ stored as `scaling_factor`, so the DiT sees unit-variance latents.
 
 `--detail-weight w` weighs the reconstruction error (1 + w) times on what tells attributes apart:
 the thin marks that a small autoencoder blurs away first (hair, ink, rulers, bubbles, devices,
-markers) and the lesion, whose pattern tells melanoma from a naevus. Without it the first shipped
-VAE turned 1-2 px ink strokes into faint grey. `--init` fine-tunes an existing VAE instead of
-starting from scratch.
+markers) and the lesion, whose pattern tells melanoma from a naevus; without it 1-2 px ink
+strokes come out faint grey. `--init` fine-tunes an existing VAE instead of starting from scratch.
 """
 
-import math
+import json
+from functools import partial
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
-
+from accelerate.utils import set_seed
 from diffusers import AutoencoderKL
 
-from pipelines.model.presets import IMAGE_SIZE, make_vae
-from pipelines.training.checkpoints import RunClock, load_training_state, save_training_state
+from pipelines.core.errors import MedEditError
+from pipelines.model.presets import IMAGE_SIZE, VAE_PRESETS, make_vae
+from pipelines.training import checks, schedules
 from pipelines.training.data import build_phantom_set, to_unit_range
-from pipelines.training.hardware import add_device_argument, describe, training_device
+from pipelines.training.checkpoints import fingerprint
+from pipelines.training.hardware import check_device, describe, make_accelerator
+from pipelines.training.loop import LoopSettings, run_loop, trained_tensors
+from pipelines.training.options import check_vae_arguments
 
 KL_WEIGHT = 1e-6
 DETAIL_MASKS = ("hair", "gel_bubbles", "ruler", "ink", "support_devices", "pacemaker", "marker", "lesion")
+CHECKPOINT_EVERY = 250
 
 
-def add_arguments(parser):
-    parser.add_argument("--preset", default="cpu", help="size preset: micro or cpu")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=32, help="training crop in pixels")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--n", type=int, default=4000, help="phantoms to train on")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="runs/vae", help="checkpoints for --resume")
-    parser.add_argument("--out", default="assets/mededit-default/vae")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--init", help="a VAE folder to fine-tune (default: a fresh one of --preset)")
-    parser.add_argument("--detail-weight", type=float, default=0.0,
-                        help="extra weight of the error on thin marks (0: off)")
-    add_device_argument(parser)
+def check_arguments(args) -> None:
+    """Every number and path (training/options.py), then the crop against the VAE's depth."""
+    check_vae_arguments(args)
+    if args.init:
+        blocks = len(json.loads((Path(args.init) / "config.json").read_text()).get("block_out_channels", ()))
+    else:
+        blocks = len(VAE_PRESETS[checks.choice("--preset", args.preset, VAE_PRESETS)]["block_out_channels"])
+    factor = 2 ** max(0, blocks - 1)  # each encoder block but the last halves the size
+    if not (factor <= args.crop <= IMAGE_SIZE and args.crop % factor == 0):
+        raise MedEditError(f"--crop must be a multiple of {factor} from {factor} to {IMAGE_SIZE}, got {args.crop}")
+    check_device(args.device)
 
 
 def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -51,49 +51,53 @@ def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) ->
     return torch.stack([img[:, y:y + size, x:x + size] for img, y, x in zip(images, ys, xs)])
 
 
+def reconstruction_loss(vae, data, args, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """One step's loss: a batch of crops (the image and its detail coverage cut alike), encoded,
+    sampled, decoded."""
+    index = torch.randint(0, len(data), (args.batch,), generator=generator)
+    stacked = data.images[index]
+    if data.detail is not None:
+        stacked = torch.cat([stacked, data.detail[index]], 1)
+    crops = random_crops(stacked, args.crop, generator).to(vae.device)
+    batch = to_unit_range(crops[:, :3])
+    weight = 1.0 if data.detail is None else 1.0 + args.detail_weight * crops[:, 3:].float() / 255
+    posterior = vae.encode(batch).latent_dist
+    reconstruction = vae.decode(posterior.sample(generator)).sample
+    error = reconstruction - batch
+    return (weight * (error.abs() + error.pow(2))).mean() + KL_WEIGHT * posterior.kl().mean(), {}
+
+
+def save_vae(vae, data, out: Path) -> None:
+    """Measure the latent spread, record it as `scaling_factor`, save in float16 (each file stays
+    under 10 MB; it loads as float32)."""
+    vae.eval()
+    with torch.no_grad():
+        latents = vae.encode(to_unit_range(data.images[:256].to(vae.device))).latent_dist.mean
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+    vae.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
+
+
 def train_vae(args) -> Path:
-    torch.manual_seed(args.seed)
-    device = training_device(args.device)
+    check_arguments(args)
+    accelerator = make_accelerator(args.device)
+    set_seed(args.seed)
     data = build_phantom_set(args.n, args.seed, IMAGE_SIZE,
                              detail_masks=DETAIL_MASKS if args.detail_weight else ())
     if args.init:
         vae = AutoencoderKL.from_pretrained(args.init, use_safetensors=True, torch_dtype=torch.float32)
     else:
         vae = make_vae(args.preset)
-    vae.to(device)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
-    start, clock = 0, RunClock()
-    if args.resume and (meta := load_training_state(args.workdir, {"vae": vae}, optimizer, clock)):
-        start = meta["step"]
-    bar = tqdm(range(start, args.steps), desc="train vae", initial=start, total=args.steps)
-    for step in bar:
-        # Everything a step draws comes from (seed, step): a resumed run repeats the same steps.
-        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        for group in optimizer.param_groups:  # cosine decay
-            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        index = torch.randint(0, len(data), (args.batch,), generator=generator)
-        stacked = data.images[index]
-        if data.detail is not None:
-            stacked = torch.cat([stacked, data.detail[index]], 1)
-        crops = random_crops(stacked, args.crop, generator).to(device)  # one crop for the image and its detail
-        batch = to_unit_range(crops[:, :3])
-        weight = 1.0 if data.detail is None else 1.0 + args.detail_weight * crops[:, 3:].float() / 255
-        posterior = vae.encode(batch).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator)).sample
-        error = reconstruction - batch
-        loss = (weight * (error.abs() + error.pow(2))).mean() + KL_WEIGHT * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % 250 == 0 or step + 1 == args.steps:
-            save_training_state(args.workdir, {"vae": vae}, optimizer, step + 1, clock)
-    vae.eval()
-    with torch.no_grad():
-        latents = vae.encode(to_unit_range(data.images[:256].to(device))).latent_dist.mean
-    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
-    # Stored in float16 so each file stays under 10 MB (a Space needs no LFS); loads as float32.
-    vae.to("cpu", torch.float16).save_pretrained(args.out, safe_serialization=True)
-    print(f"vae saved to {args.out} after {clock.seconds():.0f} s on {describe(device)}; "
-          f"scaling_factor {vae.config.scaling_factor:.4f}")
+    vae.to(accelerator.device)
+    settings = LoopSettings(
+        name="vae", steps=args.steps, seed=args.seed, checkpoints=Path(args.workdir),
+        learning_rate=partial(schedules.cosine, args.lr, steps=args.steps),
+        checkpoint_every=CHECKPOINT_EVERY, resume=args.resume,
+        fingerprint=fingerprint("vae", init=args.init, preset=args.preset))
+    result = run_loop(accelerator, trained_tensors({"vae": vae}), settings,
+                      lambda step, generator: reconstruction_loss(vae, data, args, generator))
+    if accelerator.is_main_process:
+        save_vae(vae, data, Path(args.out))
+        print(f"vae saved to {args.out} after {result.clock.seconds():.0f} s on {describe(accelerator)}; "
+              f"scaling_factor {vae.config.scaling_factor:.4f}")
+    accelerator.wait_for_everyone()
     return Path(args.out)
