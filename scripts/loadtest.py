@@ -1,0 +1,384 @@
+"""Load test: N clients x M mixed requests against a running MedEdit app, through gradio_client.
+
+    python scripts/loadtest.py --clients 8 --requests 25            # starts `python app.py` itself
+    python scripts/loadtest.py --url http://127.0.0.1:7860/ --pid PID  # an app already running
+
+Each client runs its own sequence of /generate, /edit, /series and /export requests, drawn from a
+small pool of seeds and prompts so that identical requests meet (the case where a shared result
+file could be rewritten while another client downloads it). Every file a response names is read
+back whole: a PNG must decode, a GIF must hold its frames, a ZIP must pass its own CRCs and the
+manifest's sha256 list. Afterwards every distinct request is replayed sequentially by one client,
+on a fresh server when the load test started its own (so no cached result is reused), and each
+concurrent answer must be bitwise equal (decoded pixels) to its replay.
+
+Reported (JSON on stdout, a summary on stderr): errors, empty or truncated files, mismatches,
+latency percentiles per endpoint, and the server's resident memory (VmRSS from /proc) before the
+load, at every fifth of it, at its peak and at the end. Exit code 1 when anything failed.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gradio_client import Client
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("generate", "edit", "series", "export")
+SOURCES = (  # (source prompts, the edit) pairs every model understands
+    ({"anatomy": "a dermoscopic image with melanocytic nevus (NV)", "style": "light skin, no artifacts"},
+     {"to_anatomy": "", "to_style": "light skin, with hairs visible on skin", "sliders": '{"hair": 1.5}'}),
+    ({"anatomy": "a frontal chest x-ray, normal lungs", "style": "PA view"},
+     {"to_anatomy": "a frontal chest x-ray with pleural effusion", "to_style": "", "sliders": ""}),
+)
+
+
+class BadFile(Exception):
+    """A file a response names that is missing, empty, truncated or corrupt."""
+
+
+# --- reading responses back -------------------------------------------------------------------
+
+def image_digest(image: Image.Image) -> str:
+    return hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+
+
+def png_digest(path) -> str:
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadFile(f"{path.name}: missing or empty")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.format != "PNG":
+                raise BadFile(f"{path.name}: {image.format}, not PNG")
+            return image_digest(image)
+    except (OSError, SyntaxError) as error:
+        raise BadFile(f"{path.name}: {error}") from None
+
+
+def gif_digest(path) -> str:
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadFile(f"{path.name}: missing or empty")
+    digest = hashlib.sha256()
+    try:
+        with Image.open(path) as gif:
+            for index in range(gif.n_frames):
+                gif.seek(index)
+                digest.update(image_digest(gif.convert("RGB")).encode())
+    except (OSError, SyntaxError, EOFError) as error:
+        raise BadFile(f"{path.name}: {error}") from None
+    return digest.hexdigest()
+
+
+def zip_digest(path) -> str:
+    """The decoded pixels of every PNG in the ZIP, after its CRCs and manifest hashes check out."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadFile(f"{path.name}: missing or empty")
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.testzip() is not None:
+                raise BadFile(f"{path.name}: a member fails its CRC")
+            manifest = json.loads(archive.read("manifest.json"))
+            for entry in manifest["files"]:
+                if hashlib.sha256(archive.read(entry["path"])).hexdigest() != entry["sha256"]:
+                    raise BadFile(f"{path.name}: {entry['path']} differs from its manifest hash")
+            for name in sorted(n for n in archive.namelist() if n.endswith(".png")):
+                with Image.open(archive.open(name)) as image:
+                    image.load()
+                    digest.update(f"{name}:{image_digest(image)}".encode())
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
+        raise BadFile(f"{path.name}: {error}") from None
+    return digest.hexdigest()
+
+
+def digest_response(kind: str, response) -> str:
+    if kind == "generate":
+        return png_digest(response[0])
+    if kind == "edit":
+        return "|".join(png_digest(p) for p in response[:4])
+    if kind == "series":
+        frames, gif, _ = response
+        if not frames:
+            raise BadFile("series: no frames")
+        return "|".join([png_digest(f["image"]) for f in frames] + [gif_digest(gif)])
+    return zip_digest(response)
+
+
+# --- the workload -----------------------------------------------------------------------------
+
+def workload(clients: int, requests: int, steps: int, frames: int, seeds: int, templates: list) -> list:
+    """Per client, its list of (kind, kwargs). Clients go in pairs that send the same sequence at
+    the same time (identical requests finishing together); pairs are offset by one step, so the
+    kinds mix at every moment and each request recurs later; seeds come from a small pool."""
+    plan = []
+    for client in range(clients):
+        group, mine = client // 2, []
+        for j in range(requests):
+            kind = KINDS[(j + group) % len(KINDS)]
+            seed = (j + group) % seeds
+            pair = (j // len(KINDS) + group) % len(SOURCES)
+            source, edit = SOURCES[pair]
+            if kind == "export":
+                settings = {**templates[pair % len(templates)], "seed": seed}
+                mine.append((kind, {"settings": json.dumps(settings, sort_keys=True)}))
+                continue
+            kwargs = {**source, "seed": seed, "steps": steps}
+            if kind != "generate":
+                kwargs.update(edit)
+            if kind == "series":
+                kwargs.update(mode="latent", frames=frames)
+            mine.append((kind, kwargs))
+        plan.append(mine)
+    return plan
+
+
+def request_key(kind: str, kwargs: dict) -> str:
+    return kind + json.dumps(kwargs, sort_keys=True)
+
+
+def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
+    began = time.perf_counter()
+    record = {"kind": kind, "key": request_key(kind, kwargs)}
+    try:
+        response = client.submit(**kwargs, api_name=f"/{kind}").result(timeout=timeout)
+        record["digest"] = digest_response(kind, response)
+    except BadFile as error:
+        record["bad_file"] = str(error)
+    except Exception as error:  # noqa: BLE001  # every failure is counted and shown, none stops the run
+        record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    record["seconds"] = time.perf_counter() - began
+    return record
+
+
+def export_templates(url: str, steps: int, frames: int, folder: Path) -> list[dict]:
+    """Settings that /edit and /series return, for /export to rebuild (one per prompt pair)."""
+    client = Client(url, verbose=False, download_files=str(folder))
+    templates = []
+    for index, (source, edit) in enumerate(SOURCES):
+        kwargs = {**source, **edit, "seed": 0, "steps": steps}
+        if index % 2:
+            *_, settings = client.predict(**kwargs, mode="latent", frames=frames, api_name="/series")
+        else:
+            *_, settings = client.predict(**kwargs, api_name="/edit")
+        templates.append(settings)
+    return templates
+
+
+# --- the server -------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def start_server(model: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free loopback port (not waited for: see wait_until_serving)."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    if model:
+        env["MEDEDIT_MODEL"] = model
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    return server, f"http://127.0.0.1:{port}/"
+
+
+def wait_until_serving(server: subprocess.Popen, url: str, log_path: Path, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"the app exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            Client(url, verbose=False, download_files=False)
+            return
+        except Exception:  # noqa: BLE001  # not listening yet
+            if time.monotonic() > deadline:
+                server.kill()
+                raise SystemExit(f"the app did not answer within {wait_s:.0f} s") from None
+            time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+class MemorySampler(threading.Thread):
+    """The server's RSS every `period` seconds, with how many requests had finished by then."""
+
+    def __init__(self, pid: int | None, done: list, period: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.done, self.period = pid, done, period
+        self.samples: list[tuple[int, float]] = []
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(self.period):
+            value = rss_mb(self.pid)
+            if value is not None:
+                self.samples.append((len(self.done), value))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]  # noqa: E731
+    return {"n": len(ordered), "p50": round(pick(0.5), 3), "p90": round(pick(0.9), 3),
+            "p99": round(pick(0.99), 3), "max": round(ordered[-1], 3)}
+
+
+def memory_report(before: float | None, sampler: MemorySampler, total: int, after: float | None) -> dict:
+    report = {"before_load": before, "peak": max((v for _, v in sampler.samples), default=None),
+              "end": after}
+    for fifth in range(1, 6):  # the level once each fifth of the requests had finished
+        reached = [v for done, v in sampler.samples if done >= total * fifth / 5]
+        report[f"after_{fifth * 20}pct"] = reached[0] if reached else after
+    return report
+
+
+def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: float) -> tuple[list, dict, float]:
+    """Every client's requests at once; returns the records, the memory report and the wall time."""
+    done: list[dict] = []
+    before = rss_mb(pid)
+    sampler = MemorySampler(pid, done)
+    sampler.start()
+
+    def client_run(index: int) -> None:
+        client = Client(url, verbose=False, download_files=str(scratch / f"client{index}"))
+        for kind, kwargs in plan[index]:
+            done.append(call(client, kind, kwargs, timeout))
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(len(plan)) as pool:
+        list(pool.map(client_run, range(len(plan))))
+    wall = time.perf_counter() - began
+    sampler.stopped.set()
+    sampler.join()
+    return done, memory_report(before, sampler, len(done), rss_mb(pid)), wall
+
+
+def replay_phase(url: str, plan: list, scratch: Path, timeout: float) -> dict:
+    """Each distinct request once, in order, by one client: the sequential reference."""
+    client = Client(url, verbose=False, download_files=str(scratch / "replay"))
+    replayed = {}
+    for kind, kwargs in (item for mine in plan for item in mine):
+        key = request_key(kind, kwargs)
+        if key not in replayed:
+            replayed[key] = call(client, kind, kwargs, timeout)
+    return replayed
+
+
+def run(args) -> dict:
+    scratch = Path(tempfile.mkdtemp(prefix="mededit-loadtest-"))
+    own_server = args.url is None
+    servers, url, pid = [], args.url, args.pid
+    log_text = ""
+    try:
+        if own_server:
+            # Two apps start together (their imports take most of the time): one takes the load,
+            # the other, idle until then, gives the sequential reference with nothing cached.
+            servers = [start_server(args.model, scratch / f"{name}.log") for name in ("load", "replay")]
+            for (server, server_url), name in zip(servers, ("load", "replay")):
+                wait_until_serving(server, server_url, scratch / f"{name}.log", args.start_timeout)
+            url, pid = servers[0][1], servers[0][0].pid
+        templates = export_templates(url, args.steps, args.frames, scratch / "warmup")
+        plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates)
+        done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout)
+        if own_server:
+            stop_server(servers[0][0])
+            log_text = (scratch / "load.log").read_text(errors="replace")
+            url = servers[1][1]
+        replayed = replay_phase(url, plan, scratch, args.timeout)
+    finally:
+        for server, _ in servers:
+            stop_server(server)
+    mismatches = [r["key"][:160] for r in done if "digest" in r
+                  and replayed[r["key"]].get("digest") not in (None, r["digest"])]
+    errors = [r for r in done if "error" in r] + [r for r in replayed.values() if "error" in r]
+    bad = [r for r in done if "bad_file" in r] + [r for r in replayed.values() if "bad_file" in r]
+    return {
+        "config": {"clients": args.clients, "requests_per_client": args.requests, "steps": args.steps,
+                   "frames": args.frames, "seed_pool": args.seeds, "model": args.model or "the app's default",
+                   "server": "started by the load test" if own_server else url,
+                   "replay": "a fresh server" if own_server else "the same server (its caches warm)"},
+        "requests": len(done), "distinct_requests": len(replayed), "wall_s": round(wall, 2),
+        "throughput_per_s": round(len(done) / wall, 3) if wall else None,
+        "errors": len(errors), "error_samples": [r["error"] for r in errors[:5]],
+        "bad_files": len(bad), "bad_file_samples": [r["bad_file"] for r in bad[:5]],
+        "mismatches": len(mismatches), "mismatch_samples": mismatches[:5],
+        "latency_s": {"all": percentiles([r["seconds"] for r in done]),
+                      **{k: percentiles([r["seconds"] for r in done if r["kind"] == k]) for k in KINDS}},
+        "server_rss_mb": memory,
+        "server_content_length_warnings": log_text.count("Content-Length"),
+    }
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=25, help="requests per client")
+    parser.add_argument("--steps", type=int, default=8, help="sampling steps of every request")
+    parser.add_argument("--frames", type=int, default=4, help="frames of every series")
+    parser.add_argument("--seeds", type=int, default=3, help="size of the seed pool (small: repeats)")
+    parser.add_argument("--model", default=None, help="MEDEDIT_MODEL for the started app")
+    parser.add_argument("--url", default=None, help="test an app already running here instead")
+    parser.add_argument("--pid", type=int, default=None, help="with --url: the server's pid, for memory")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds one request may take")
+    parser.add_argument("--start-timeout", type=float, default=300, help="seconds the app may take to start")
+    args = parser.parse_args(argv)
+    for name in ("clients", "requests", "steps", "frames", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    report = run(parse_args(argv))
+    print(json.dumps(report, indent=2))
+    latency, memory = report["latency_s"]["all"], report["server_rss_mb"]
+    print(f"{report['requests']} requests ({report['distinct_requests']} distinct) in {report['wall_s']} s: "
+          f"{report['errors']} errors, {report['bad_files']} bad files, {report['mismatches']} mismatches; "
+          f"latency p50 {latency.get('p50')} s, p90 {latency.get('p90')} s, max {latency.get('max')} s; "
+          f"server RSS {memory['before_load']} -> {memory['end']} MB (peak {memory['peak']})", file=sys.stderr)
+    return 0 if not (report["errors"] or report["bad_files"] or report["mismatches"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

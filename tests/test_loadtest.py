@@ -1,0 +1,89 @@
+"""scripts/loadtest.py: its file checks catch empty and truncated downloads, and a small run
+against a started app (2 clients x 3 requests, micro model) ends with no error and no mismatch."""
+
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("loadtest", ROOT / "scripts" / "loadtest.py")
+loadtest = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(loadtest)
+
+
+def png_bytes(seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_png_check_tells_whole_from_empty_and_truncated(tmp_path):
+    whole, empty, cut = tmp_path / "whole.png", tmp_path / "empty.png", tmp_path / "cut.png"
+    whole.write_bytes(png_bytes())
+    empty.write_bytes(b"")
+    cut.write_bytes(png_bytes()[:-40])  # what a download cut short by a rewrite looks like
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(whole.read_bytes())
+    assert loadtest.png_digest(whole) == loadtest.png_digest(copy)
+    for bad in (empty, cut, tmp_path / "missing.png"):
+        with pytest.raises(loadtest.BadFile):
+            loadtest.png_digest(bad)
+    other = tmp_path / "other.png"
+    other.write_bytes(png_bytes(1))
+    assert loadtest.png_digest(other) != loadtest.png_digest(whole)  # pixels decide, bitwise
+
+
+def test_zip_check_needs_its_crcs_and_manifest_hashes(tmp_path):
+    import hashlib
+
+    frame = png_bytes()
+    manifest = {"files": [{"path": "frames/frame_000.png", "sha256": hashlib.sha256(frame).hexdigest()}]}
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("frames/frame_000.png", frame)
+        archive.writestr("manifest.json", json.dumps(manifest))
+    assert loadtest.zip_digest(good)
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    lying = tmp_path / "lying.zip"
+    with zipfile.ZipFile(lying, "w") as archive:
+        archive.writestr("frames/frame_000.png", png_bytes(2))
+        archive.writestr("manifest.json", json.dumps(manifest))
+    for bad in (truncated, lying):
+        with pytest.raises(loadtest.BadFile):
+            loadtest.zip_digest(bad)
+
+
+def test_workload_mixes_kinds_and_repeats_requests():
+    templates = [{"anatomy": "a", "seed": 0}, {"anatomy": "b", "seed": 0}]
+    plan = loadtest.workload(8, 25, steps=4, frames=3, seeds=3, templates=templates)
+    items = [item for mine in plan for item in mine]
+    assert len(items) == 200 and {kind for kind, _ in items} == set(loadtest.KINDS)
+    keys = [loadtest.request_key(*item) for item in items]
+    assert len(set(keys)) < len(keys) / 2  # identical requests recur, across clients and in time
+    at_once = [{loadtest.request_key(*plan[c][j]) for c in range(8)} for j in range(25)]
+    assert all(1 < len(step) < 8 for step in at_once)  # some identical, some different, at once
+
+
+def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
+                           "--requests", "3", "--steps", "2", "--frames", "2",
+                           "--model", str(micro_model_folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["requests"] == 6 and report["distinct_requests"] >= 2
+    assert report["errors"] == report["bad_files"] == report["mismatches"] == 0
+    assert report["config"]["replay"] == "a fresh server"
+    assert report["latency_s"]["all"]["n"] == 6 and report["latency_s"]["all"]["max"] > 0
+    memory = report["server_rss_mb"]
+    assert memory["before_load"] > 50 and memory["peak"] >= memory["before_load"]
