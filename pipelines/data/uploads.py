@@ -218,12 +218,15 @@ def fit_pixels(pixels: np.ndarray, size: int) -> tuple[np.ndarray, list[str]]:
     if (height, width) == (size, size):
         return pixels, []
     (w, h), (left, top) = fit_geometry(width, height, size)
-    # Box filter when shrinking (area average: thin strokes stay, no aliasing), bicubic to enlarge.
-    resample = Image.Resampling.BOX if w <= width else Image.Resampling.BICUBIC
-    resized = np.asarray(Image.fromarray(pixels).resize((w, h), resample))
-    note = f"resized from {width}x{height} to {w}x{h}"
-    if (w, h) != (size, size):
-        note += f" and centre-cropped to {size}x{size}"
+    if (w, h) == (width, height):
+        note, resized = f"centre-cropped from {width}x{height} to {size}x{size}", pixels
+    else:
+        # Box filter when shrinking (area average: thin strokes stay, no aliasing), bicubic to enlarge.
+        resample = Image.Resampling.BOX if w <= width else Image.Resampling.BICUBIC
+        resized = np.asarray(Image.fromarray(pixels).resize((w, h), resample))
+        note = f"resized from {width}x{height} to {w}x{h}"
+        if (w, h) != (size, size):
+            note += f" and centre-cropped to {size}x{size}"
     return np.ascontiguousarray(resized[top:top + size, left:left + size]), [note]
 
 
@@ -235,8 +238,8 @@ def fit_mask(mask: np.ndarray, size: int) -> np.ndarray:
         return mask.copy()
     (w, h), (left, top) = fit_geometry(width, height, size)
     resample = Image.Resampling.BOX if w <= width else Image.Resampling.BILINEAR
-    grey = Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), resample)
-    return np.asarray(grey)[top:top + size, left:left + size] >= 128
+    grey = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), resample))
+    return grey[top:top + size, left:left + size] >= 128
 
 
 def read_mask(source, what: str = "mask") -> np.ndarray:

@@ -4,10 +4,14 @@ The neutral run and every edit share the noise and the steps before the swap. Th
 (kept after every step) and the encoded prompts are held in small LRU caches keyed by everything
 they depend on, so moving a slider, or the swap point, recomputes only the edit's tail and one
 decode. A local edit (`Edit.locality` > 0) changes only where the edited prompts act.
+
+An image the user brings (`edit_image`, `series_image`: [H, W, 3] uint8 arrays) is inverted
+under its source prompts (editing/inversion.py) instead of sampled from noise; the inversion is
+cached like the neutral run, and its edits are one guidance term per edit (editing/terms.py),
+bounded by an edit mask and a keep mask (editing/regions.py).
 """
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,26 +22,9 @@ from pipelines.editing.interpolation import bezier, bezier_keep_norm
 from pipelines.model.loaded import LoadedModel, decode
 from pipelines.core.lru import LRU
 from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.editing.results import EditResult, SeriesResult
 from pipelines.editing.sampling import Branches, Prefix, edit_tail, trajectory
-
-
-@dataclass
-class EditResult:
-    neutral: np.ndarray  # [H, W, 3] uint8
-    edited: np.ndarray
-    settings: dict
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    prefix_cached: bool = False
-
-
-@dataclass
-class SeriesResult:
-    frames: list[np.ndarray]
-    times: list[float]
-    settings: dict
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+from pipelines.editing.uploaded import UploadedImages
 
 
 def edited_prompts(s: Sampling, e: Edit) -> tuple[str, str]:
@@ -45,12 +32,13 @@ def edited_prompts(s: Sampling, e: Edit) -> tuple[str, str]:
     return e.to_anatomy or s.anatomy, e.to_style or s.style
 
 
-class MedEditPipeline:
+class MedEditPipeline(UploadedImages):
     def __init__(self, model: LoadedModel, cache_size: int = 8):
         self.model = model
         self.channel = conditioners.cached(model.conditioner.encode, 256)
         self.runs = LRU(cache_size)  # a run holds steps + 1 states: ~1 MB here, ~16 MB for PixArt-1024
         self.neutral_images = LRU(cache_size)  # decoded once per run: a re-edit decodes only its edit
+        self.inversions = LRU(cache_size)  # uploaded images inverted, with their decoded reconstruction
 
     # Conditioning ------------------------------------------------------------------------------
     def neutral_branches(self, s: Sampling) -> Branches:

@@ -79,9 +79,12 @@ class Keep:
 
 def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy_scale: float,
             style_scale: float, callback=None, keep: Keep | None = None,
-            first_eps: torch.Tensor | None = None) -> Prefix:
+            first_eps: torch.Tensor | None = None, noises: list[torch.Tensor] | None = None,
+            predict=None) -> Prefix:
     """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched.
-    `first_eps`: the first step's guided noise prediction, when the caller already made it."""
+    `first_eps`: the first step's guided noise prediction, when the caller already made it.
+    `noises`: the noise each step of a stochastic solver adds (an inverted image's, by step).
+    `predict(model_input, t)`: the noise prediction, when it is not one two-scale guidance."""
     scheduler = copy.deepcopy(prefix.scheduler)
     latents, eps = prefix.latents, prefix.eps
     if branches.tokens.shape[0] != latents.shape[0]:
@@ -92,8 +95,10 @@ def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy
             eps = first_eps
         else:
             model_input = scheduler.scale_model_input(latents, t)
-            eps = guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
-        latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+            eps = (guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
+                   if predict is None else predict(model_input, t))
+        noise = None if noises is None else noises[i]
+        latents = scheduler.step(eps, t, latents, variance_noise=noise, return_dict=False)[0]
         if keep is not None:
             latents = torch.lerp(keep.neutral[i + 1], latents, keep.mask)
         if callback is not None:
@@ -127,10 +132,15 @@ def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, 
     edited_eps = guided_noise(transformer, x, t, edited.repeat(b), anatomy_scale, style_scale)
     if neutral_eps is None:
         neutral_eps = guided_noise(transformer, x, t, neutral.repeat(b), anatomy_scale, style_scale)
-    change = F.avg_pool2d((edited_eps - neutral_eps).abs().mean(1, keepdim=True), 3, 1, 1,
-                          count_include_pad=False)
+    return change_mask(edited_eps - neutral_eps, locality), edited_eps
+
+
+def change_mask(difference: torch.Tensor, locality: float) -> torch.Tensor:
+    """[B, 1, h, w] 0/1: where |difference| [B, C, h, w] (channel mean, 3x3 smoothed) is above
+    `locality` of its largest value, grown by one pixel."""
+    change = F.avg_pool2d(difference.abs().mean(1, keepdim=True), 3, 1, 1, count_include_pad=False)
     change = change / change.amax((2, 3), keepdim=True).clamp_min(1e-12)
-    return F.max_pool2d((change > locality).to(x.dtype), 3, 1, 1), edited_eps
+    return F.max_pool2d((change > locality).to(difference.dtype), 3, 1, 1)
 
 
 def edit_tail(transformer, run: list[Prefix], swap: int, neutral: Branches, edited: Branches,
