@@ -31,7 +31,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for key, value in report["ours"].items():
-            print(f"{key:24} ours {value:7.3f} s   naive x{report['speedup_vs_naive'][key[:-2]]:.2f}")
-        print(f"peak memory {report['peak_memory_mb']:.0f} MB, load {load_s:.2f} s")
+        print_table(report)
     return 0
+
+
+def print_table(report: dict) -> None:
+    print(f"{'operation':20} {'ours s (min-max)':>22} {'stock s (min-max)':>22} {'speedup (min-max)':>20}")
+    for name, op in report["operations"].items():
+        cell = lambda d, digits: f"{d['median']:.{digits}f} ({d['min']:.{digits}f}-{d['max']:.{digits}f})"  # noqa: E731
+        print(f"{name:20} {cell(op['ours_s'], 3):>22} {cell(op['stock_s'], 3):>22} {cell(op['speedup'], 2):>20}")
+    print(f"medians of {report['repeats']} interleaved rounds after a warm-up; peak memory "
+          f"{report['peak_memory_mb']:.0f} MB, load {report['load_s']:.2f} s")
