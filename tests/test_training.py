@@ -261,7 +261,9 @@ def test_train_runs_from_the_argv_given_to_main(tmp_path, capsys):
             "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "vae")]
     assert sys.argv[1:] != argv  # the process's own arguments are pytest's
     assert main(argv) == 0
-    assert AutoencoderKL.from_pretrained(tmp_path / "vae").config.block_out_channels == [8, 16, 16]
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    with torch.no_grad():
+        assert vae.decode(vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean).sample.shape == (1, 3, 64, 64)
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--help"])
     listed = capsys.readouterr().out.split("WHAT", 2)[-1]
@@ -310,3 +312,23 @@ def test_an_argument_that_is_not_a_number_is_one_line_and_exit_2(capsys):
         main(["train", "dit", "--steps", "many"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err == "error: argument --steps: invalid int value: 'many'\n"
+
+
+def test_vae_trains_on_two_processes(tmp_path):
+    """Two processes (torchrun; `accelerate launch` on GPUs): each draws its own batches, the
+    gradients are averaged, every process saves its random state, the main one the model."""
+    import os
+    import subprocess
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pipelines", "--",
+         "train", "vae", "--preset", "micro", "--steps", "2", "--batch", "2", "--n", "4",
+         "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "vae")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "on 2 processes" in run.stdout
+    saved = sorted(p.name for p in (tmp_path / "run" / "step-000000002").iterdir())
+    assert saved == ["mededit_state.json", "model.safetensors", "optimizer.bin", "random_states_0.pkl",
+                     "random_states_1.pkl"]
+    one = tmp_path / "one"
+    train_vae(vae_args(one, 2))  # one process draws half the batches: another model
+    assert not same_tensors(tmp_path / VAE_FILE, one / "model" / VAE_FILE)

@@ -41,8 +41,7 @@ class RunClock:
 
 class TensorView(torch.nn.Module):
     """Named tensors as one module's buffers, the very objects the models train (no copies): accelerate
-    saves the view with safetensors and `load_state` fills it, and so the models, in place. It has
-    no parameters of its own, so accelerate never wraps it for distributed training."""
+    saves the view with safetensors and `load_state` fills it, and so the models, in place."""
 
     def __init__(self, tensors: dict[str, torch.Tensor]):
         super().__init__()
@@ -67,11 +66,13 @@ class Checkpoints:
     def __init__(self, accelerator, folder, trained: dict[str, torch.Tensor], ema=None,
                  fingerprint: str = ""):
         self.accelerator, self.folder, self.ema, self.fingerprint = accelerator, Path(folder), ema, fingerprint
-        # Registered in this order, saved as model.safetensors and model_1.safetensors.
-        accelerator.prepare_model(TensorView(trained), device_placement=False)
+        # Registered in this order, saved as model.safetensors and model_1.safetensors. In
+        # "evaluation mode" accelerate leaves a view unwrapped: it is saved and loaded, never run.
+        views = [TensorView(trained)]
         if ema is not None:
-            shadow = {str(i): tensor for i, tensor in enumerate(ema.shadow_params)}
-            accelerator.prepare_model(TensorView(shadow), device_placement=False)
+            views.append(TensorView({str(i): tensor for i, tensor in enumerate(ema.shadow_params)}))
+        for view in views:
+            accelerator.prepare_model(view, device_placement=False, evaluation_mode=True)
 
     def save(self, step: int, clock: RunClock) -> None:
         """Called by every process: each writes its own random states."""

@@ -97,7 +97,7 @@ def add_dit_arguments(parser):
                         help="where the partner term asks for the true noise (see training/dit.py)")
     parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
     parser.add_argument("--text-tokens", type=int, default=None,
-                        help="tokens read per caption channel (default: the text encoder's window, 64; "
+                        help="tokens read per caption channel (default: the text encoder's window; "
                              "phantom captions take up to 50)")
     add_device_argument(parser)
 
