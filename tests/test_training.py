@@ -72,10 +72,15 @@ def test_vae_resume_continues_bitwise(tmp_path):
     assert AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").config.scaling_factor > 0
 
 
-def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
+def test_a_checkpoint_from_other_settings_or_an_earlier_format_is_refused(tmp_path):
     train_vae(vae_args(tmp_path, 1))
     with pytest.raises(MedEditError, match="from a run with other settings"):
         train_vae(vae_args(tmp_path, 2, resume=True, preset="cpu"))
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "training_state.safetensors").write_bytes(b"")
+    with pytest.raises(MedEditError, match="in an earlier MedEdit format; rerun without --resume"):
+        train_vae(vae_args(tmp_path, 2, resume=True, workdir=str(earlier)))
 
 
 def test_a_vae_fine_tunes_from_another_with_the_thin_marks_weighted(tmp_path):

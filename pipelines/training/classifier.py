@@ -21,7 +21,7 @@ from pipelines.data.attributes import ATTRIBUTES
 from pipelines.evaluation.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
                                              save_classifier)
 from pipelines.training import schedules
-from pipelines.training.checkpoints import fingerprint
+from pipelines.training.checkpoints import RunClock, fingerprint
 from pipelines.training.data import PhantomSet, build_phantom_set, to_unit_range
 from pipelines.training.hardware import make_accelerator
 from pipelines.training.loop import LoopSettings, run_loop, trained_tensors
@@ -137,11 +137,12 @@ def classification_loss(clf, data: PhantomSet, y: torch.Tensor, batch: int, gene
     return F.binary_cross_entropy_with_logits(clf(augment(data.images[index], generator)), y[index]), {}
 
 
-def report(clf, args, seconds: float) -> None:
+def report(clf, args, clock: RunClock) -> None:
     """Held-out accuracy, clean and augmented, saved with the classifier and printed."""
     held_out = build_phantom_set(args.eval_n, HELD_OUT_SEED, INPUT_SIZE)
     clean = evaluate(clf, held_out)
     augmented = evaluate(clf, held_out, augmented=True, seed=1)
+    seconds = clock.seconds()
     extra = {"command": command_line("classifier", args), "seconds": round(seconds, 1),
              "steps": args.steps, "batch": args.batch,
              "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
@@ -159,8 +160,9 @@ def report(clf, args, seconds: float) -> None:
 def train_classifier(args) -> Path:
     check_classifier_arguments(args)
     widths = classifier_widths(args.widths)
+    clock = RunClock()  # the recorded time covers rendering and the held-out evaluation too
     torch.set_num_threads(1)  # the machine is shared; a second thread gains little here
-    accelerator = make_accelerator("cpu")  # a small CNN: the GPU would wait on the augmentations
+    accelerator = make_accelerator("cpu")  # this trainer has no --device: it runs on the CPU
     set_seed(args.seed)
     clf = AttributeClassifier(ClassifierConfig(widths=widths, norm=args.norm))
     data = build_phantom_set(args.n, args.seed, INPUT_SIZE)
@@ -172,7 +174,7 @@ def train_classifier(args) -> Path:
         fingerprint=fingerprint("classifier", widths=widths, norm=args.norm))
     clf.train()
     result = run_loop(accelerator, trained_tensors({"classifier": clf}), settings,
-                      lambda step, generator: classification_loss(clf, data, y, args.batch, generator))
+                      lambda step, generator: classification_loss(clf, data, y, args.batch, generator), clock)
     if accelerator.is_main_process:
-        report(clf, args, result.clock.seconds())
+        report(clf, args, result.clock)
     return Path(args.out)

@@ -92,16 +92,18 @@ def agreed(accelerator, flag: bool) -> bool:
 
 
 def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettings,
-             step_loss: Callable[[int, torch.Generator], tuple[torch.Tensor, dict]]) -> LoopResult:
+             step_loss: Callable[[int, torch.Generator], tuple[torch.Tensor, dict]],
+             clock: RunClock | None = None) -> LoopResult:
     """Train the parameters among `trained` (those that require a gradient) from the last checkpoint
-    (with `settings.resume`) or from where they are, to `settings.steps`."""
+    (with `settings.resume`) or from where they are, to `settings.steps`. The run's time counts from
+    `clock`'s start when one is given (a trainer that counts its data too), else from here."""
     parameters = [t for t in trained.values() if isinstance(t, torch.nn.Parameter) and t.requires_grad]
     same_start(accelerator, parameters)
     optimizer = accelerator.prepare(torch.optim.AdamW(parameters, lr=settings.learning_rate(0),
                                                       weight_decay=settings.weight_decay))
     ema = None if settings.ema_decay is None else EMAModel(parameters, decay=settings.ema_decay, foreach=True)
     checkpoints = Checkpoints(accelerator, settings.checkpoints, trained, ema, settings.fingerprint)
-    clock = RunClock()
+    clock = clock or RunClock()
     start = checkpoints.resume(clock) if settings.resume else 0
     bar = tqdm(range(start, settings.steps), desc=f"train {settings.name}", initial=start,
                total=settings.steps, disable=not accelerator.is_local_main_process)
@@ -121,8 +123,7 @@ def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettin
             ema.step(parameters)
         bar.set_postfix({k: f"{v:.4f}" for k, v in {"loss": loss.item(), **logs}.items()})
         done = step + 1
-        out_of_time = agreed(accelerator, settings.time_limit is not None
-                             and clock.seconds() >= settings.time_limit)
+        out_of_time = settings.time_limit is not None and agreed(accelerator, clock.seconds() >= settings.time_limit)
         if done % settings.checkpoint_every == 0 or done == settings.steps or out_of_time:
             checkpoints.save(done, clock)
         if out_of_time:
