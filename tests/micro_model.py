@@ -8,7 +8,7 @@ from diffusers import DPMSolverMultistepScheduler
 from pipelines.model.info import ModelInfo, write_model_info
 from pipelines.model.presets import make_projector, make_transformer, make_vae
 from pipelines.training.priors import PRIOR_DIMS
-from pipelines.model.presets import NOISE_SCHEDULE
+from pipelines.model.sizes import NOISE_SCHEDULE
 
 
 def save_micro_model(folder: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.data.attributes import ATTRIBUTES
 from pipelines.core.errors import MedEditError
-from pipelines.model.presets import IMAGE_SIZE
+from pipelines.model.sizes import IMAGE_SIZE
 from pipelines.model.text_encoder import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
 
 INFO_FILE = "mededit.json"

@@ -7,28 +7,9 @@ in minutes. All work in the latent space of a small f4 AutoencoderKL: 64 px imag
 
 from diffusers import AutoencoderKL, PixArtTransformer2DModel
 
-from pipelines.model.projector import DisentangledProjector
 from pipelines.core.errors import MedEditError
-
-IMAGE_SIZE = 64
-# 8 latent channels at f4 (16x16x8): 4 channels lost thin strokes (hair, ruler ticks, ink, leads).
-LATENT_CHANNELS = 8
-TEXT_DIM = 384  # all-MiniLM-L6-v2
-# Stable Diffusion's betas: alpha_bar ends near 5e-3, unlike squaredcos_cap_v2's 1e-8, which
-# turns DPM-Solver++'s first x0 estimate into noise (DESIGN.md, traps found by measuring).
-NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
-                      beta_start=0.00085, beta_end=0.012)
-
-VAE_PRESETS = {
-    "micro": dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8),
-    "cpu": dict(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16),
-}
-
-DIT_PRESETS = {
-    "micro": dict(num_layers=2, num_attention_heads=2, attention_head_dim=16),
-    "cpu": dict(num_layers=6, num_attention_heads=6, attention_head_dim=32),
-    "gpu": dict(num_layers=8, num_attention_heads=6, attention_head_dim=64),
-}
+from pipelines.model.projector import DisentangledProjector
+from pipelines.model.sizes import DIT_PRESETS, IMAGE_SIZE, LATENT_CHANNELS, TEXT_DIM, VAE_PRESETS
 
 
 def _check(preset, table, what):

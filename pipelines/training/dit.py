@@ -37,7 +37,8 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, PixArtTransfor
 
 from pipelines.core.limits import CAPTION_DROPOUT
 from pipelines.model.info import ModelInfo, check_text_tokens, write_model_info
-from pipelines.model.presets import DIT_PRESETS, NOISE_SCHEDULE, make_projector, make_transformer
+from pipelines.model.presets import make_projector, make_transformer
+from pipelines.model.sizes import DIT_PRESETS, NOISE_SCHEDULE
 from pipelines.model.projector import DisentangledProjector, join
 from pipelines.model.text_encoder import MAX_LENGTH
 from pipelines.training import checks, schedules

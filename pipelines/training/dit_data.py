@@ -9,7 +9,7 @@ from diffusers import AutoencoderKL
 from tqdm import tqdm
 
 from pipelines.model.conditioners import join_prompts
-from pipelines.model.presets import IMAGE_SIZE
+from pipelines.model.sizes import IMAGE_SIZE
 from pipelines.model.text_encoder import TextEncoder
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.options import detail_mask_names

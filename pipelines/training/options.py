@@ -7,6 +7,7 @@ is called directly, then checks what needs its libraries (size presets, LoRA tar
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import ATTRIBUTE_NAMES
+from pipelines.model.sizes import DIT_PRESETS, VAE_PRESETS
 from pipelines.training import checks
 from pipelines.training.checks import SAFETENSORS_MODEL
 
@@ -44,7 +45,7 @@ def check_common(args, whole_flags: tuple[str, ...], number_flags: tuple[str, ..
 # ----------------------------------------------------------------------------------------- vae
 
 def add_vae_arguments(parser):
-    parser.add_argument("--preset", default="cpu", help="size preset: micro or cpu")
+    parser.add_argument("--preset", default="cpu", choices=VAE_PRESETS, help="size preset")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=32, help="training crop in pixels")
@@ -71,7 +72,7 @@ def check_vae_arguments(args) -> None:
 # ----------------------------------------------------------------------------------------- dit
 
 def add_dit_arguments(parser):
-    parser.add_argument("--preset", default="cpu", help="size preset: micro, cpu or gpu")
+    parser.add_argument("--preset", default="cpu", choices=DIT_PRESETS, help="size preset")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-4)

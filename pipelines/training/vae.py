@@ -18,7 +18,8 @@ from accelerate.utils import set_seed
 from diffusers import AutoencoderKL
 
 from pipelines.core.errors import MedEditError
-from pipelines.model.presets import IMAGE_SIZE, VAE_PRESETS, make_vae
+from pipelines.model.presets import make_vae
+from pipelines.model.sizes import IMAGE_SIZE, VAE_PRESETS
 from pipelines.training import checks, schedules
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.checkpoints import fingerprint
