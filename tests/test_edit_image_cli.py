@@ -49,6 +49,8 @@ def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_
     record = read_png_provenance((out / "edited.png").read_bytes())
     assert record["extra"]["digital_source"] == "an image edited by a generative model"
     assert record["extra"]["source_sha256"] == meta["source_sha256"]
+    assert record["digital_source_type"].endswith("/compositeWithTrainedAlgorithmicMedia")
+    assert record["extra"]["image_sha256"] == meta["image_sha256"] and record["extra"]["regions"]
     everything = terminal.out + terminal.err + "".join(p.name for p in out.rglob("*"))
     blobs = [p.read_bytes() for p in out.rglob("*") if p.is_file()]
     for value in identifiers(ds):

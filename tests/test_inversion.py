@@ -92,7 +92,9 @@ def test_masks_at_the_uploads_own_size_follow_its_resize_and_crop(micro_pipeline
 def test_several_edits_are_one_guidance_term_each_adding_and_removing(micro_pipeline):
     e = Edit(sliders={"hair": 1.5, "ruler": -1.0}, to_style="fair skin, showing ink", swap_at=0.0)
     terms = micro_pipeline.edit_terms(S, e)
-    assert [(t.name, t.weight) for t in terms] == [("prompts", 1.0), ("hair", 1.5), ("ruler", 1.0)]
+    assert [t.name for t in terms] == ["prompts", "hair", "ruler"]
+    slid = micro_pipeline.edited_branches(S, Edit(sliders={"hair": 1.5}))  # the slider alone, as ever
+    assert torch.equal(terms[1].branches.tokens, slid.tokens)
     result = micro_pipeline.edit_image(IMAGE, S, e)
     assert [t["name"] for t in result.settings["terms"]] == ["prompts", "hair", "ruler"]
     # Removing is the other direction: its own image, not the adding one.
@@ -158,3 +160,16 @@ def test_the_shipped_model_inverts_a_phantom_exactly():
     round_trip = decode(model, clean)[0].numpy()
     differ = reconstruction != round_trip
     assert np.abs(reconstruction.astype(int) - round_trip).max() <= 1 and differ.mean() < 1e-3
+
+
+@pytest.mark.parametrize("locality", [0.0, 0.9])
+def test_one_term_at_weight_one_runs_only_its_own_branches_for_the_same_image(micro_pipeline, locality):
+    inversion, _, _ = micro_pipeline.inverted(IMAGE, S)
+    model, source = micro_pipeline.model, micro_pipeline.neutral_branches(S)
+    (term,) = micro_pipeline.edit_terms(S, Edit(sliders={"hair": 1.0}))
+    run = lambda weight: edit_inverted(model.transformer, inversion, 2, source,  # noqa: E731
+                                       [Term("hair", term.branches, weight)], S.anatomy_scale, S.style_scale,
+                                       locality).latents
+    assert TermGuidance(model.transformer, source, [term], S.anatomy_scale, S.style_scale).single
+    fast, full = run(1.0), run(torch.ones(1))  # a tensor weight takes the general path
+    assert torch.allclose(fast, full, atol=1e-4) and not torch.equal(fast, inversion.states[-1].latents)

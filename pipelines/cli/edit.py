@@ -117,7 +117,6 @@ def write_outputs(tmp, result, uploaded: bool, notes: list[str]) -> dict:
 
 
 def upload_provenance(settings: dict) -> dict:
-    """What an edited upload's files say of their source: the file's sha256, the pixels', the
-    masks and how it was inverted; nothing else of the file."""
-    keys = ("source", "source_sha256", "image_sha256", "inversion", "inversion_seed", "terms", "regions")
-    return {"digital_source": EDITED_UPLOAD, **{k: settings[k] for k in keys}}
+    """What an edited upload's files add to the pipeline's provenance (which records the pixels'
+    sha256, the inversion, the terms and the masks): the file's sha256, nothing else of it."""
+    return {"digital_source": EDITED_UPLOAD, "source_sha256": settings["source_sha256"]}

@@ -5,7 +5,8 @@ An uploaded image's tail is guided by its source prompts plus one term per edit:
 eps_src and eps_k are two-scale guided predictions (sampling.guided_noise's formula) of the
 source prompts and of edit k's prompts (the source with one slider applied, or the typed edited
 prompts), all made in one forward pass that shares the null branch. w_k is the edit's own scale
-(a slider's size; its sign chose adding or removing) and M_k its own implicit mask: where that
+(1 for a slider, whose size and sign already moved its tokens, as for a generated image;
+a series' frames rise from 0 to 1) and M_k its own implicit mask: where that
 term changes the prediction at the swap step (sampling.change_mask), so an edit stays where it
 acts and two edits do not spread into each other. Outside the union of the implicit masks and
 the caller's region the latents are the inversion's own (sampling.Keep). With no term the tail is
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from pipelines.editing.inversion import Inversion
-from pipelines.editing.sampling import Keep, Prefix, added_conditions, advance, change_mask
+from pipelines.editing.sampling import Keep, Prefix, added_conditions, advance, change_mask, guided_noise
 from pipelines.model.conditioners import Branches
 
 
@@ -75,7 +76,19 @@ class TermGuidance:
             eps = eps + (change if self.masks is None else self.masks[k] * change)
         return eps
 
+    @property
+    def single(self) -> bool:
+        """One term at weight 1: eps = eps_src + M (eps_1 - eps_src) is eps_1 inside its mask, and
+        outside it the tail puts the inversion's latents back after every step (edit_inverted), so
+        eps_1 alone gives the same image for two thirds of the work."""
+        return len(self.terms) == 1 and not isinstance(self.terms[0].weight, torch.Tensor) \
+            and self.terms[0].weight == 1.0
+
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        if self.single:
+            edited = self.terms[0].branches
+            return guided_noise(self.transformer, x, t, edited if edited.tokens.shape[0] == x.shape[0]
+                                else edited.repeat(x.shape[0]), *self.scales)
         return self.combine(*self.predictions(x, t))
 
 

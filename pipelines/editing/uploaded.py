@@ -10,7 +10,8 @@ evaluation.describe), its seed draws the inversion's noise, its steps and scales
 inversion's. The inversion (one pass of guided steps) is cached by the image's pixels and those
 settings, so a slider, the swap point or a mask recomputes only the edit's tail and one decode.
 Edits are one guidance term each (editing/terms.py): the typed edited prompts one term, every
-slider another with its own scale, adding (> 0) or removing (< 0).
+slider another, its tokens moved by its own scale as for a generated image: adding (> 0) or
+removing (< 0).
 """
 
 import hashlib
@@ -76,7 +77,8 @@ class UploadedImages:
         return (*self.inversions.put(key, (inversion, reconstruction)), False)
 
     def edit_terms(self, s: Sampling, e: Edit) -> list[Term]:
-        """The typed edited prompts as one term; each slider as its own, weighted by its size."""
+        """The typed edited prompts as one term; each slider as its own (the source prompts with
+        that slider alone applied)."""
         terms = []
         if e.to_anatomy or e.to_style:
             terms.append(Term("prompts", self.edited_branches(s, Edit(e.to_anatomy, e.to_style))))
@@ -84,10 +86,10 @@ class UploadedImages:
             attribute = self.model.info.attribute(name)
             if scale == 0:
                 continue
-            sliders = {attribute["channel"]: [(attribute["phrase"], 1.0 if scale > 0 else -1.0)]}
+            sliders = {attribute["channel"]: [(attribute["phrase"], scale)]}
             branches = conditioners.prompt_branches(self.channel, s.anatomy, s.style, sliders,
                                                     self.model.info.joined)
-            terms.append(Term(name, branches, abs(scale)))
+            terms.append(Term(name, branches))
         return terms
 
     def region(self, regions: Regions | None) -> torch.Tensor | None:
