@@ -5,7 +5,6 @@ The options and the checks of their values come from training/options.py, which 
 once its arguments have passed.
 """
 
-import argparse
 import importlib
 
 from pipelines.training.options import OPTIONS
@@ -19,15 +18,9 @@ TRAINERS = {
 }
 
 
-class TrainerParser(argparse.ArgumentParser):
-    """A trainer's parser: an argument error is one line, like every other bad input."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
-
-
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT", parser_class=TrainerParser)
+    # Sub-parsers are of the command line's own class: an argument error is one line, exit 2.
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT", parser_class=type(parser))
     for name, (_, _, help_text) in TRAINERS.items():
         add_options, _ = OPTIONS[name]
         add_options(sub.add_parser(name, help=help_text, description=f"Train {help_text}."))
