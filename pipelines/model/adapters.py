@@ -36,7 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.files import write_atomic
+from pipelines.core.files import content_hash, write_atomic
 from pipelines.model.adapter_card import adapter_card, is_hub_id
 from pipelines.model.projector import DisentangledProjector
 
@@ -330,11 +330,8 @@ def check_adapter(files: AdapterFiles, transformer, text_dim: int) -> None:
 
 
 def _files_sha256(files: AdapterFiles) -> str:
-    digest = hashlib.sha256()
-    for path in [files.weights, *sorted((files.folder / PROJECTOR_DIR).glob("*.safetensors"))]:
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    paths = [files.weights, *sorted((files.folder / PROJECTOR_DIR).glob("*.safetensors"))]
+    return content_hash([path for path in paths if path.is_file()], length=64)
 
 
 def load_adapter(folder, transformer, text_dim: int) -> tuple[DisentangledProjector | None, dict]:
