@@ -1,0 +1,44 @@
+"""The upload evaluation and bench (evaluation/uploads.py) on the micro model: every figure is
+there and in range, the inversion is exact, the naive way is measured beside it."""
+
+import numpy as np
+import torch
+
+from pipelines.data.phantoms import phantom
+from pipelines.editing.inversion import encode
+from pipelines.editing.requests import Sampling
+from pipelines.evaluation.uploads import bench_uploads, evaluate_uploads, sdedit
+from pipelines.model.loading import load_model
+
+
+def test_the_report_has_every_figure_for_both_directions(micro_model_folder):
+    model = load_model(str(micro_model_folder))
+    report = evaluate_uploads(model, seeds=2, attributes=["ruler"], steps=4, batch=2, seed_range="tuning",
+                              progress=False)
+    add, remove = report["rows"]
+    assert (add["direction"], remove["direction"]) == ("add", "remove") and add["seeds"] == 2
+    assert add["first_seed"] + 2 == remove["first_seed"]  # removing draws the next seeds of the block
+    for row in report["rows"]:
+        assert row["reconstruction_max_diff"] <= 1 and row["latent_error_max"] < 1e-5  # float tolerance
+        assert row["truth_lands"] == 1.0 and row["source_lands"] == 0.0  # the renderer's pair
+        for key in ("edit_lands", "naive_edit_lands", "no_non_target_flip"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["round_trip_psnr_vs_truth"] > 0 and row["naive_psnr_vs_truth"] > 0
+    assert set(report["summary"]) == {"add", "remove", "reconstruction_max_diff", "latent_error_max"}
+
+
+def test_sdedit_regenerates_from_the_swap_point_and_keeps_the_image_at_the_end(micro_pipeline):
+    model = micro_pipeline.model
+    image = phantom("cxr", 2, size=64).image
+    clean = encode(model.vae, torch.from_numpy(image.copy())[None])
+    s = Sampling("Normal chest X-ray", "PA view", steps=5)
+    branches = micro_pipeline.neutral_branches(s)
+    assert torch.equal(sdedit(model.transformer, model.scheduler, clean, 5, 5, branches, 3.0, 3.0, 0), clean)
+    early = sdedit(model.transformer, model.scheduler, clean, 5, 1, branches, 3.0, 3.0, 0)
+    late = sdedit(model.transformer, model.scheduler, clean, 5, 4, branches, 3.0, 3.0, 0)
+    assert (early - clean).abs().mean() > (late - clean).abs().mean() > 0  # earlier: further away
+
+
+def test_the_bench_times_a_first_edit_and_a_re_edit(micro_model_folder):
+    result = bench_uploads(load_model(str(micro_model_folder)), repeats=1, source_size=96)
+    assert 0 < result["reedit_s"] and 0 < result["upload_to_first_edit_s"] and np.isfinite(result["reedit_s"])
