@@ -120,7 +120,7 @@ def digest_response(kind: str, response) -> str:
 
 # --- the workload -----------------------------------------------------------------------------
 
-def workload(clients: int, requests: int, steps: int, frames: int, seeds: int, templates: list) -> list:
+def workload(clients: int, requests: int, steps: int | None, frames: int, seeds: int, templates: list) -> list:
     """Per client, its list of (kind, kwargs). Clients go in pairs that send the same sequence at
     the same time (identical requests finishing together); pairs are offset by one step, so the
     kinds mix at every moment and each request recurs later; seeds come from a small pool."""
@@ -129,14 +129,14 @@ def workload(clients: int, requests: int, steps: int, frames: int, seeds: int, t
         group, mine = client // 2, []
         for j in range(requests):
             kind = KINDS[(j + group) % len(KINDS)]
-            seed = (j + group) % seeds
+            seed = (3 * j + group) % seeds
             pair = (j // len(KINDS) + group) % len(SOURCES)
             source, edit = SOURCES[pair]
             if kind == "export":
                 settings = {**templates[pair % len(templates)], "seed": seed}
                 mine.append((kind, {"settings": json.dumps(settings, sort_keys=True)}))
                 continue
-            kwargs = {**source, "seed": seed, "steps": steps}
+            kwargs = {**source, "seed": seed, **({} if steps is None else {"steps": steps})}
             if kind != "generate":
                 kwargs.update(edit)
             if kind == "series":
@@ -164,12 +164,12 @@ def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
     return record
 
 
-def export_templates(url: str, steps: int, frames: int, folder: Path) -> list[dict]:
+def export_templates(url: str, steps: int | None, frames: int, folder: Path) -> list[dict]:
     """Settings that /edit and /series return, for /export to rebuild (one per prompt pair)."""
     client = Client(url, verbose=False, download_files=str(folder))
     templates = []
     for index, (source, edit) in enumerate(SOURCES):
-        kwargs = {**source, **edit, "seed": 0, "steps": steps}
+        kwargs = {**source, **edit, "seed": 0, **({} if steps is None else {"steps": steps})}
         if index % 2:
             *_, settings = client.predict(**kwargs, mode="latent", frames=frames, api_name="/series")
         else:
@@ -334,7 +334,8 @@ def run(args) -> dict:
     errors = [r for r in done if "error" in r] + [r for r in replayed.values() if "error" in r]
     bad = [r for r in done if "bad_file" in r] + [r for r in replayed.values() if "bad_file" in r]
     return {
-        "config": {"clients": args.clients, "requests_per_client": args.requests, "steps": args.steps,
+        "config": {"clients": args.clients, "requests_per_client": args.requests,
+                   "steps": args.steps or "the model's default",
                    "frames": args.frames, "seed_pool": args.seeds, "model": args.model or "the app's default",
                    "server": "started by the load test" if own_server else url,
                    "replay": "a fresh server" if own_server else "the same server (its caches warm)"},
@@ -354,9 +355,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=25, help="requests per client")
-    parser.add_argument("--steps", type=int, default=8, help="sampling steps of every request")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps of every request "
+                                                                  "(default: the app's, its model's own)")
     parser.add_argument("--frames", type=int, default=4, help="frames of every series")
-    parser.add_argument("--seeds", type=int, default=3, help="size of the seed pool (small: repeats)")
+    parser.add_argument("--seeds", type=int, default=20, help="size of the seed pool (smaller: more repeats)")
     parser.add_argument("--model", default=None, help="MEDEDIT_MODEL for the started app")
     parser.add_argument("--url", default=None, help="test an app already running here instead")
     parser.add_argument("--pid", type=int, default=None, help="with --url: the server's pid, for memory")
@@ -364,7 +366,7 @@ def parse_args(argv=None):
     parser.add_argument("--start-timeout", type=float, default=300, help="seconds the app may take to start")
     args = parser.parse_args(argv)
     for name in ("clients", "requests", "steps", "frames", "seeds"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     return args
 
