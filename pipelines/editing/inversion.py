@@ -29,12 +29,13 @@ from pipelines.editing.sampling import Prefix, guided_noise
 @dataclass
 class Inversion:
     """An image inverted into the sampler's noise space: the source prompts' run, kept after every
-    step (states[i]: after i steps; states[-1].latents is the clean latent up to rounding), and the
-    noise each step adds (noises[i], for step i)."""
+    step (states[i]: after i steps; states[-1].latents is the clean latent, which replaying the
+    steps reaches up to rounding), and the noise each step adds (noises[i], for step i)."""
 
     states: list[Prefix]
     noises: list[torch.Tensor]
     clean: torch.Tensor  # [B, C, h, w] the encoded image x0
+    landed: torch.Tensor | None = None  # where the last step itself lands: x0 up to rounding
 
     @property
     def steps(self) -> int:
@@ -92,7 +93,10 @@ def invert(transformer, scheduler, clean: torch.Tensor, steps: int, source: Bran
         noises.append(noise)
         if callback is not None:
             callback(i + 1)
-    return Inversion(states, noises, clean)
+    # The last step lands on x0 up to rounding; the run ends on x0 itself, so an image with nothing
+    # to edit (and an edit's region blending) gives back the round trip bit for bit.
+    states[-1].latents = clean
+    return Inversion(states, noises, clean, latents)
 
 
 @torch.no_grad()
