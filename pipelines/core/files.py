@@ -35,7 +35,7 @@ def write_atomic(path, data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,7 +51,7 @@ def atomic_folder(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; the result is an ordinary folder
         yield tmp
         if target.exists():
             for item in tmp.iterdir():
@@ -64,7 +64,12 @@ def atomic_folder(target):
         raise
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not safe while other
+# threads create files.
+UMASK = _read_umask()
