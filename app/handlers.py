@@ -16,9 +16,9 @@ from pipelines.core.errors import MedEditError
 from pipelines.evaluation.metrics import EDIT_FOOTPRINT, edit_footprint
 from pipelines.export.images import difference_map, side_by_side
 
-from app import inputs, state
+from app import inputs, jobs, state
 from app.errors import user_errors
-from app.outputs import enlarge, gif_file, notes_markdown, report, zip_file
+from app.outputs import enlarge, folders, notes_markdown, report
 
 SAMPLING_SETTINGS = ("swap_at", "locality", "anatomy_scale", "style_scale", "steps")  # a model's own defaults
 
@@ -57,30 +57,44 @@ def moved_sliders(values: dict) -> dict[str, float]:
 
 @user_errors
 def edit(form: dict, session: dict | None, progress=None) -> dict:
-    """Edit from the form; the result replaces the shown one and any export of the old one."""
+    """Edit from the form; the result replaces the shown one, and the old one's export."""
     request = EditForm(**form).request()
-    result = state.compute("edit", request.source, request.sampling, request.edit, progress=progress)
-    settings = report(result, request.source, "edit")
-    before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
-    shown_before, shown_after = enlarge(before), enlarge(after)
-    changed = float(edit_footprint(result.neutral, result.edited).mean())
-    notes = notes_markdown(result, f"; {changed:.0%} of pixels changed visibly (by more than "
-                                   f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)")
-    session = {**(session or {}), "edit": {"frames": [result.neutral, result.edited], "settings": settings}}
-    return {"pair": (shown_before, shown_after), "figure": side_by_side(shown_before, shown_after),
-            "difference": enlarge(difference_map(before, after)), "settings": settings, "notes": notes,
-            "session": session}
+
+    def shown(result) -> dict:
+        settings = report(result, request.source, "edit")
+        before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
+        big_before, big_after = enlarge(before), enlarge(after)
+        changed = float(edit_footprint(result.neutral, result.edited).mean())
+        notes = notes_markdown(result, f"; {changed:.0%} of pixels changed visibly (by more than "
+                                       f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)")
+        response = folders.new()
+        return {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
+                "figure": response.png("side_by_side", side_by_side(big_before, big_after), settings),
+                "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
+                "settings": settings, "notes": notes, "archive": None,
+                "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
+                                                        "settings": settings}}}
+
+    return jobs.run("edit", request, progress, shown)
 
 
 @user_errors
 def series(form: dict, series: dict, session: dict | None, progress=None) -> dict:
+    """A series from the form; it replaces the shown one, and the old one's export."""
     request = EditForm(**form).request(series)
-    result = state.compute("series", request.source, request.sampling, request.edit, request.series, progress)
-    settings = report(result, request.source, "series")
-    gallery = [(enlarge(f), f"t={t:.2f}") for f, t in zip(result.frames, result.times)]
-    session = {**(session or {}), "series": {"frames": result.frames, "times": result.times, "settings": settings}}
-    return {"gallery": gallery, "animation": gif_file(result.frames, settings, display=True),
-            "settings": settings, "notes": notes_markdown(result), "session": session}
+
+    def shown(result) -> dict:
+        settings = report(result, request.source, "series")
+        response = folders.new()
+        big = [enlarge(f) for f in result.frames]
+        gallery = [(response.png(f"frame_{i:03d}", f, settings), f"t={t:.2f}")
+                   for i, (f, t) in enumerate(zip(big, result.times))]
+        return {"gallery": gallery, "animation": response.gif("series-view", big, settings),
+                "settings": settings, "notes": notes_markdown(result), "archive": None,
+                "session": {**(session or {}), "series": {"frames": result.frames, "times": result.times,
+                                                          "settings": settings}}}
+
+    return jobs.run("series", request, progress, shown)
 
 
 @user_errors
@@ -88,7 +102,7 @@ def export(kind: str, session: dict | None) -> str:
     shown = (session or {}).get(kind)
     if not shown:
         raise MedEditError(f"nothing to export yet: make {'an edit' if kind == 'edit' else 'a series'} first")
-    return zip_file(kind, shown["frames"], shown["settings"], shown.get("times"))
+    return jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"))
 
 
 def load_model(source) -> tuple[str, object]:

@@ -1,23 +1,111 @@
-"""Results as the user gets them: enlarged views, notes, and the files a response names
-(animation, export ZIP)."""
+"""Results as the user gets them: the files a response names, enlarged views, notes.
+
+Every response writes its files once, into a folder of its own under a random name that no other
+request writes, before the response names them: two clients asking for the same thing at the same
+moment each download a whole file (gradio's own cache names files by content and rewrites them in
+place). The folders sit in gradio's upload folder, so gradio serves them without a copy; the
+newest `results_kept` stay on disk (serving.limits), and all are removed when the app stops.
+"""
 
 from __future__ import annotations
 
 import atexit
-import hashlib
-import json
 import shutil
 import tempfile
+import threading
+import uuid
+from collections import deque
 from pathlib import Path
 
 import numpy as np
+from gradio.utils import get_upload_folder
 from PIL import Image
 
+from pipelines.core.files import write_atomic
 from pipelines.export.archive import export_zip
-from pipelines.export.images import animation_gif
-from pipelines.export.provenance import provenance_from_settings as provenance
+from pipelines.export.images import animation_gif, png_bytes
+from pipelines.export.provenance import provenance_from_settings
+
+from app import serving
 
 DISPLAY_SIZE = 384  # 64-px images are shown enlarged (nearest neighbour); exports keep true pixels
+ROOT_PREFIX = "mededit-results-"
+
+
+class ResultFolders:
+    """The response folders of this process, oldest first."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._root: Path | None = None
+        self._folders: deque[Path] = deque()
+
+    def new(self) -> "Response":
+        with self._lock:
+            if self._root is None:
+                parent = Path(get_upload_folder())
+                parent.mkdir(parents=True, exist_ok=True)
+                self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent))
+                atexit.register(self.remove_all)
+            folder = self._root / uuid.uuid4().hex
+            folder.mkdir()
+            self._folders.append(folder)
+            old = [self._folders.popleft() for _ in range(len(self._folders) - serving.limits.results_kept)]
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+        return Response(folder)
+
+    @property
+    def root(self) -> Path | None:
+        """The folder holding this process's response folders (None before the first response)."""
+        return self._root
+
+    def remove_all(self):
+        with self._lock:
+            root, self._root = self._root, None
+            self._folders.clear()
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+folders = ResultFolders()
+
+
+def provenance(settings: dict):
+    """The provenance of a result from the settings it reports (a generation: no edit)."""
+    edit = {"to_anatomy": "", "to_style": "", "sliders": {}, "swap_at": 1.0, "swap_step": settings["steps"],
+            "locality": 0.0}
+    return provenance_from_settings({**edit, **settings})
+
+
+class Response:
+    """The files of one response; each written once, whole, before its path is returned."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _write(self, name: str, data: bytes) -> str:
+        return str(write_atomic(self.folder / name, data))
+
+    def png(self, name: str, image, settings: dict, extra: dict | None = None) -> str:
+        image = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        return self._write(f"{name}.png", png_bytes(image, provenance(settings), extra))
+
+    def gif(self, name: str, frames: list, settings: dict) -> str:
+        """A looping GIF (a path keeps gradio from re-encoding it, so it animates)."""
+        images = [f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames]
+        return self._write(f"{name}.gif", animation_gif(images, provenance=provenance(settings)))
+
+    def zip(self, kind: str, frames: list[np.ndarray], settings: dict, times: list[float] | None = None) -> str:
+        """The export: frames with provenance, side by side, GIF, WebP, DICOM, manifest (sha256)."""
+        images = [Image.fromarray(f) for f in frames]
+        if kind == "edit":
+            extras = [{"image": "neutral", "t": 0.0}, {"image": "edited", "t": 1.0}]
+        else:
+            extras = [{"frame": i, "t": t} for i, t in enumerate(times)]
+        path = self.folder / f"mededit-{kind}-seed{settings['seed']}.zip"
+        export_zip(images, provenance(settings), extras, path, before=images[0], after=images[-1])
+        return str(path)
 
 
 def enlarge(image: np.ndarray | Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
@@ -41,32 +129,3 @@ def notes_markdown(result, extra: str = "") -> str:
     lines.append("- shown enlarged with nearest neighbour; downloads hold the true pixels; "
                  "**synthetic image, not a patient**")
     return "\n".join(lines)
-
-
-_files = Path(tempfile.mkdtemp(prefix="mededit-app-"))
-atexit.register(shutil.rmtree, _files, ignore_errors=True)
-
-
-def _file_name(prefix: str, settings: dict, suffix: str) -> Path:
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return _files / f"{prefix}-seed{settings.get('seed', 0)}-{digest}{suffix}"
-
-
-def gif_file(frames: list[np.ndarray], settings: dict, display: bool) -> str:
-    """A looping GIF on disk (a path keeps gradio from re-encoding it, so it animates)."""
-    images = [enlarge(f) if display else Image.fromarray(f) for f in frames]
-    path = _file_name("mededit-series-view" if display else "mededit-series", settings, ".gif")
-    path.write_bytes(animation_gif(images, provenance=provenance(settings)))
-    return str(path)
-
-
-def zip_file(kind: str, frames: list[np.ndarray], settings: dict, times: list[float] | None = None) -> str:
-    """The export ZIP: frames with provenance, side-by-side, GIF, WebP, DICOM, manifest (sha256)."""
-    images = [Image.fromarray(f) for f in frames]
-    if kind == "edit":
-        extras = [{"image": "neutral", "t": 0.0}, {"image": "edited", "t": 1.0}]
-    else:
-        extras = [{"frame": i, "t": t} for i, t in enumerate(times)]
-    path = _file_name(f"mededit-{kind}", settings, ".zip")
-    export_zip(images, provenance(settings), extras, path, before=images[0], after=images[-1])
-    return str(path)

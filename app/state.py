@@ -110,20 +110,13 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     return pipeline.series(s, e, series, callback)
 
 
-def step_progress(progress, steps: int, what: str):
-    """A per-step callback that moves a progress bar (gr.Progress); None when there is no bar."""
-    if progress is None:
-        return None
-    return lambda step: progress((min(step, steps), steps), desc=what, unit="steps")
-
-
 def compute(kind: str, source: str, s: Sampling, e: Edit | None = None, series: Series | None = None,
-            progress=None):
-    """A generate, edit or series result, from the cache when the same request was answered before."""
+            callback=None):
+    """A generate, edit or series result, from the cache when the same request was answered before.
+    `callback(step)` is called after each denoising step."""
     key = (kind, source, get_pipeline(source).model.revision, repr(s), repr(e), repr(series))
     cached = _results.get(key)
     if cached is not None:
         return cached
     # A callback cannot cross into ZeroGPU's worker process.
-    callback = None if ON_ZERO_GPU else step_progress(progress, s.steps, kind)
-    return _results.put(key, _compute(kind, source, s, e, series, callback))
+    return _results.put(key, _compute(kind, source, s, e, series, None if ON_ZERO_GPU else callback))

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import gradio as gr
 
 from pipelines.core.limits import (BEND_RANGE, CONTROL_POINTS_DEFAULT, CONTROL_POINTS_RANGE, FRAMES_DEFAULT,
-                                   FRAMES_RANGE, LOCALITY_RANGE, SCALE_RANGE, SEED_MAX, SERIES_MODES,
+                                   FRAMES_RANGE, LOCALITY_RANGE, MAX_UPLOAD_BYTES, SCALE_RANGE, SEED_MAX, SERIES_MODES,
                                    SLIDER_RANGE, STEPS_RANGE, SWAP_RANGE)
 from pipelines.data.attributes import modality_of
 
-from app import handlers, state
+from app import handlers, serving, state
 from app.api import add_api_endpoints
 from app.examples import EXAMPLES, example_values
+from app.uploads import releasing_uploads
 from app.wiring import by_name, leaves, rows_by_name
 
 TITLE = "MedEdit: controllable editing of synthetic medical images"
@@ -208,9 +209,15 @@ def results() -> Results:
 # ---------------------------------------------------------------- wiring
 
 def wire(demo: gr.Blocks, c: Controls, r: Results, session: gr.State):
+    def computing(handler, inputs: dict, outputs: dict, heavy: bool, **options) -> dict:
+        """A computing event: its values as sent (handlers check them), its uploads released, its
+        shared concurrency limit."""
+        return by_name(releasing_uploads(demo, handler), inputs, outputs, preprocess=False,
+                       **serving.event_options(heavy), **PRIVATE, **options)
+
     edit_outputs = {"pair": r.pair, "figure": r.figure, "difference": r.difference, "settings": r.edit_settings,
-                    "notes": r.edit_notes, "session": session}
-    edit_event = by_name(handlers.edit, {"form": c.form(), "session": session}, edit_outputs, **PRIVATE)
+                    "notes": r.edit_notes, "archive": r.edit_zip, "session": session}
+    edit_event = computing(handlers.edit, {"form": c.form(), "session": session}, edit_outputs, heavy=False)
     rerender = {**edit_event, "trigger_mode": "always_last", "show_progress": "minimal"}
     c.edit_button.click(**edit_event)
     for control in list(c.sliders.values()) + list(c.sampling_settings().values()):
@@ -220,14 +227,15 @@ def wire(demo: gr.Blocks, c: Controls, r: Results, session: gr.State):
     c.randomize.click(handlers.random_seed, None, c.seed, **PRIVATE).then(**rerender)
 
     series_outputs = {"gallery": r.gallery, "animation": r.animation, "settings": r.series_settings,
-                      "notes": r.series_notes, "session": session}
-    series_event = by_name(handlers.series, {"form": c.form(), "series": r.series_form(), "session": session},
-                           series_outputs, **PRIVATE)
-    r.series_button.click(**series_event)
+                      "notes": r.series_notes, "archive": r.series_zip, "session": session}
+    series_inputs = {"form": c.form(), "series": r.series_form(), "session": session}
+    r.series_button.click(**computing(handlers.series, series_inputs, series_outputs, heavy=True))
     for control in (r.frames, r.control_points, r.bend):
-        control.release(**series_event, trigger_mode="always_last", show_progress="minimal")
-    r.export_edit.click(lambda s: handlers.export("edit", s), session, r.edit_zip, **PRIVATE)
-    r.export_series.click(lambda s: handlers.export("series", s), session, r.series_zip, **PRIVATE)
+        control.release(**computing(handlers.series, series_inputs, series_outputs, heavy=True,
+                                    trigger_mode="always_last", show_progress="minimal"))
+    for kind, button, archive in (("edit", r.export_edit, r.edit_zip), ("series", r.export_series, r.series_zip)):
+        button.click(lambda s, kind=kind: handlers.export(kind, s), session, archive,
+                     **serving.event_options(heavy=True), **PRIVATE)
 
     slider_names = list(c.sliders)
     model_outputs = {"status": c.model_status, "sliders": c.sliders, "settings": c.sampling_settings()}
@@ -249,10 +257,14 @@ def wire(demo: gr.Blocks, c: Controls, r: Results, session: gr.State):
         c.slider_tabs, **PRIVATE)
 
 
-def build_ui() -> gr.Blocks:
+def build_ui(limits: serving.ServerLimits | None = None) -> gr.Blocks:
+    """The app; `limits`: the server's (default: from the environment, see app/serving.py)."""
+    limits = serving.ServerLimits.from_env() if limits is None else limits
+    serving.configure(limits)
     choices = state.model_choices()
     defaults = state.model_info(choices[0]).defaults
-    with gr.Blocks(title="MedEdit", delete_cache=(3600, 3600)) as demo:
+    # delete_cache: uploads that no request named (a request removes the ones it names).
+    with gr.Blocks(title="MedEdit", delete_cache=(limits.upload_age, limits.upload_age)) as demo:
         session = gr.State({})
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=False):
@@ -261,11 +273,11 @@ def build_ui() -> gr.Blocks:
             with gr.Column(scale=3):
                 r = results()
         wire(demo, c, r, session)
-        add_api_endpoints(defaults)
-    demo.queue(default_concurrency_limit=2)
+        add_api_endpoints(demo, defaults)
+    demo.queue(max_size=limits.queue_size, default_concurrency_limit=1)
     return demo
 
 
 def launch_options() -> dict:
-    """Gradio 6 takes theme and css at launch()."""
-    return dict(theme=gr.themes.Soft(), css=CSS)
+    """What launch() takes: the theme and css (Gradio 6 moved them there) and the upload limit."""
+    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES)

@@ -1,0 +1,36 @@
+"""Running one request: its budget checked before any work, then its computation on the shared
+device (taking turns between steps, stopped at the time limit), then its files written."""
+
+from __future__ import annotations
+
+from pipelines.editing.cost import request_work
+
+from app import serving, state
+from app.inputs import Request
+
+
+def step_callback(turn, progress, steps: int, what: str):
+    """After each denoising step: the time limit and other requests' turns, then the progress bar."""
+    def after_step(step: int):
+        turn.between_steps()
+        if progress is not None:
+            progress((min(step, steps), steps), desc=what, unit="steps")
+    return after_step
+
+
+def run(kind: str, request: Request, progress=None, finish=None, exported: bool = False):
+    """The result of a generate, edit or series `request` (`kind`), passed through `finish` (which
+    writes its files) while the device is still held; `exported`: the budget counts an export."""
+    work = request_work(request.sampling, request.edit, request.series, exported)
+    serving.check_budget(kind, work)
+    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)) as turn:
+        callback = step_callback(turn, progress, request.sampling.steps, kind)
+        result = state.compute(kind, request.source, request.sampling, request.edit, request.series, callback)
+        return result if finish is None else finish(result)
+
+
+def on_device(kind: str, fn, *args):
+    """`fn(*args)` (writing files of a result already made) while holding the device, within the
+    time limit: it competes for the same cores as the computations."""
+    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)):
+        return fn(*args)

@@ -1,0 +1,89 @@
+"""The limits only a server has, so that one client cannot hold the machine for the others (the
+limits of a request itself are in pipelines/core/limits.py and hold everywhere, the CLI included).
+
+- a budget of work per request, counted before it runs (pipelines/editing/cost.py);
+- a time limit per request, enforced between denoising steps (app/device.py);
+- /series and /export (from the UI or the API) share one concurrency limit, /generate and /edit
+  another, and all of them compute on one device, taking turns between steps: while the largest
+  requests run, an edit still gets its turn;
+- a bounded queue; the number of responses whose files stay on disk; how long an upload no
+  request named is kept.
+
+Each can be changed for a bigger machine through an environment variable: MEDEDIT_ and the field's
+name in capitals (MEDEDIT_REQUEST_BUDGET, MEDEDIT_TIME_LIMIT, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from pipelines.core.errors import MedEditError
+from pipelines.editing.cost import PASSES_PER_DECODE, Work
+
+from app.device import Device
+
+@dataclass(frozen=True)
+class ServerLimits:
+    # Work units per request: about 20 s of the embedded model on 2 CPU cores, so that two of the
+    # largest, taking turns with edits, still end within the time limit.
+    request_budget: int = 4000
+    time_limit: float = 60.0  # seconds per request, queueing not counted
+    heavy_slots: int = 2  # /series and /export computing at once
+    light_slots: int = 2  # /generate and /edit computing at once
+    queue_size: int = 16  # requests waiting; more are refused as busy
+    results_kept: int = 256  # responses whose files stay on disk (the oldest are removed)
+    upload_age: int = 600  # seconds an upload no request named is kept
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "ServerLimits":
+        values = {}
+        for field in dataclasses.fields(cls):
+            variable = f"MEDEDIT_{field.name.upper()}"
+            text = environ.get(variable, "").strip()
+            if not text:
+                continue
+            kind = float if field.name == "time_limit" else int
+            try:
+                value = kind(text)
+            except ValueError:
+                raise MedEditError(f"{variable} must be a {kind.__name__} number, got {text!r}") from None
+            if not value > 0:
+                raise MedEditError(f"{variable} must be above 0, got {text!r}")
+            values[field.name] = value
+        return cls(**values)
+
+limits = ServerLimits()  # set by configure() when the UI is built
+device = Device()
+
+
+def configure(new: ServerLimits) -> ServerLimits:
+    """Use `new` from now on; returns the limits it replaces."""
+    global limits
+    old, limits = limits, new
+    return old
+
+
+def check_budget(kind: str, work: Work):
+    """A clear refusal, before any work, of a request (a generate, edit or series) over the budget."""
+    if work.units <= limits.request_budget:
+        return
+    exported = f", {work.exported} frames exported" if work.exported else ""
+    raise MedEditError(
+        f"this {'export' if work.exported else kind} is too much work for this server: about {work.units:,} units ({work.detail} = "
+        f"{work.passes:,} transformer passes, {work.decodes} decodes at {PASSES_PER_DECODE} each{exported}); "
+        f"the limit is {limits.request_budget:,} per request. Ask for fewer frames or steps, or run it on your own "
+        f"machine with the command line, which has no such limit: python -m pipelines {kind} --help")
+
+
+def stopped_hint(kind: str) -> str:
+    return (f"ask for fewer frames or steps, try again when the server is less busy, or run it with the "
+            f"command line: python -m pipelines {kind} --help")
+
+
+def event_options(heavy: bool) -> dict:
+    """Gradio event options of a computing event: its shared concurrency limit."""
+    if heavy:
+        return dict(concurrency_id="heavy", concurrency_limit=limits.heavy_slots)
+    return dict(concurrency_id="light", concurrency_limit=limits.light_slots)
