@@ -9,11 +9,11 @@ This module imports nothing heavy at its top, so argument errors come before tor
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 from pipelines.core.errors import MedEditError
+from pipelines.core.files import UMASK, remove_stale_siblings
 from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
                                    STEPS_RANGE, SWAP_RANGE)
 from pipelines.editing.requests import Edit, Sampling, Series
@@ -181,34 +181,8 @@ def temporary_sibling(target: Path) -> Path:
     except OSError as error:
         raise MedEditError(f"cannot write in {target.parent} ({error.strerror}); "
                            "choose a writable output folder") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; the result is an ordinary folder
     return tmp
-
-
-def remove_stale_siblings(target: Path) -> list[Path]:
-    """Remove the temporary folders of `target` left by runs whose process no longer exists."""
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-")
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for item in target.parent.iterdir():
-        match = pattern.match(item.name)
-        if match and item.is_dir() and not _process_alive(int(match.group(1))):
-            shutil.rmtree(item, ignore_errors=True)
-            removed.append(item)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or a pid we cannot ask about): leave its folder
-    return True
 
 
 def fresh_output_folder(out: str) -> Path:

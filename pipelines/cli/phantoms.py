@@ -7,15 +7,14 @@ it, and a run killed outright (SIGKILL) leaves one that the next run for DIR rem
 """
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 from tqdm import tqdm
 
-from pipelines.cli.arguments import check_writable_folder, temporary_sibling
+from pipelines.cli.arguments import check_writable_folder
+from pipelines.core.files import atomic_folder
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_DATASET_IMAGES, SEED_MAX
 from pipelines.data.attributes import MODALITIES, check_modality
@@ -50,29 +49,22 @@ def write_phantoms(modality: str, n: int, seed: int, out: Path, size: int = 128,
     """Render n phantoms into out (imagefolder layout); returns out."""
     out = Path(out)
     check_request(modality, n, seed, out, size)
-    tmp = temporary_sibling(out)
     try:
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Description", SYNTHETIC_NOTE)
-        width = max(6, len(str(n - 1)))
-        with open(tmp / "metadata.jsonl", "w", encoding="utf-8") as meta:
-            for i in tqdm(range(n), desc=f"phantoms {modality}", unit="img", file=sys.stderr,
-                          disable=not progress):
-                p = phantom(modality, seed + i, size)
-                name = f"{i:0{width}d}.png"
-                Image.fromarray(p.image).save(tmp / name, pnginfo=info, compress_level=1)
-                meta.write(json.dumps({"file_name": name, "anatomy": p.anatomy, "style": p.style,
-                                       "labels": p.labels, "factors": p.factors, "seed": p.seed,
-                                       "modality": modality, "note": SYNTHETIC_NOTE}) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above); the rename below takes its place
-        os.replace(tmp, out)
+        with atomic_folder(out) as tmp:
+            info = PngImagePlugin.PngInfo()
+            info.add_text("Description", SYNTHETIC_NOTE)
+            width = max(6, len(str(n - 1)))
+            with open(tmp / "metadata.jsonl", "w", encoding="utf-8") as meta:
+                for i in tqdm(range(n), desc=f"phantoms {modality}", unit="img", file=sys.stderr,
+                              disable=not progress):
+                    p = phantom(modality, seed + i, size)
+                    name = f"{i:0{width}d}.png"
+                    Image.fromarray(p.image).save(tmp / name, pnginfo=info, compress_level=1)
+                    meta.write(json.dumps({"file_name": name, "anatomy": p.anatomy, "style": p.style,
+                                           "labels": p.labels, "factors": p.factors, "seed": p.seed,
+                                           "modality": modality, "note": SYNTHETIC_NOTE}) + "\n")
     except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise MedEditError(f"cannot write {out} ({error.strerror}); choose a writable output folder") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -1,11 +1,11 @@
 """`series`: Bezier frames from neutral to edited, with animations, manifest and a ZIP."""
 
 import json
-import shutil
 
 from PIL import Image
 
 from pipelines.cli import arguments as common
+from pipelines.core.files import atomic_folder
 from pipelines.core.limits import SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
 from pipelines.export.images import animation_gif, animation_webp_lossless, save_png
@@ -28,8 +28,7 @@ def run(args) -> int:
     common.check_writable_folder(args.out)
     pipeline = common.load_pipeline(args)
     sampling, edit = common.sampling_from(args, pipeline), common.edit_from(args, pipeline)
-    tmp = common.fresh_output_folder(args.out)
-    try:
+    with atomic_folder(args.out) as tmp:
         result = pipeline.series(sampling, edit, series)
         prov = provenance_from_settings(result.settings)
         frames = [Image.fromarray(f) for f in result.frames]
@@ -42,10 +41,7 @@ def run(args) -> int:
         meta = {**result.settings, "times": result.times, "seconds": round(result.seconds, 3),
                 "notes": result.notes, "synthetic": SYNTHETIC_MARK}
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n")
-        out = common.publish(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = args.out
     common.report(args, meta, f"wrote {len(frames)} frames, series.gif, series.webp, series.zip "
                               f"and manifest.json to {out} in {result.seconds:.2f} s")
     return 0

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -46,10 +47,14 @@ def write_atomic(path, data: bytes) -> Path:
 @contextmanager
 def atomic_folder(target):
     """Yield a temporary sibling folder to fill; on success its files replace `target`'s (made if
-    missing), on failure it is removed and `target` is untouched."""
+    missing), on failure it is removed and `target` is untouched.
+
+    The folder is named for this process, so a later run can tell a killed run's leftovers (its
+    process gone: removed here first) from a live run's folder (left alone)."""
     target = Path(target)
+    remove_stale_siblings(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; the result is an ordinary folder
         yield tmp
@@ -62,6 +67,30 @@ def atomic_folder(target):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the temporary folders of `target` left by runs whose process no longer exists."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-")
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for item in target.parent.iterdir():
+        match = pattern.match(item.name)
+        if match and item.is_dir() and not _process_alive(int(match.group(1))):
+            shutil.rmtree(item, ignore_errors=True)
+            removed.append(item)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a pid we cannot ask about): leave its folder
+    return True
 
 
 def _read_umask() -> int:
