@@ -28,6 +28,8 @@ def main() -> int:
     parser.add_argument("--swap-at", type=float, default=None)
     parser.add_argument("--locality", type=float, default=None)
     parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--edit", default="prompts", choices=("prompts", "slider"),
+                        help="the counterfactual's captions as edited prompts, or the attribute's slider at +-1")
     parser.add_argument("--bench", action="store_true", help="measure speed only")
     parser.add_argument("--out", default=None, help="write the JSON here too")
     args = parser.parse_args()
@@ -44,7 +46,7 @@ def main() -> int:
         attributes = args.attributes.split(",") if args.attributes else None
         report = evaluate_uploads(model, args.seeds, attributes=attributes, directions=tuple(args.directions.split(",")),
                                   seed_range=args.seed_range, swap_at=args.swap_at, locality=args.locality,
-                                  batch=args.batch)
+                                  batch=args.batch, edit=args.edit)
     report["threads"] = torch.get_num_threads()
     text = json.dumps(report, indent=2) + "\n"
     if args.out:

@@ -71,7 +71,7 @@ def test_outside_the_edit_mask_and_inside_the_keep_mask_the_latents_are_the_imag
     terms = micro_pipeline.edit_terms(S, Edit(sliders={"hair": 2.0}))
     model = micro_pipeline.model
     final = edit_inverted(model.transformer, inversion, 0, micro_pipeline.neutral_branches(S), terms,
-                          S.anatomy_scale, S.style_scale, region=region).latents
+                          S.anatomy_scale, S.style_scale, region=region)[0].latents
     unchanged = inversion.states[-1].latents
     outside = region.expand_as(final) == 0
     assert torch.equal(final[outside], unchanged[outside])
@@ -131,21 +131,40 @@ def test_each_term_gets_its_own_implicit_mask(micro_pipeline):
     eps_source, eps_terms = guidance.predictions(x, t)
     masks = [change_mask(e - eps_source, 0.9) for e in eps_terms]
     assert all(0 < m.mean() < 1 for m in masks) and not torch.equal(masks[0], masks[1])
-    local = edit_inverted(model.transformer, inversion, 1, source, terms, S.anatomy_scale, S.style_scale,
-                          locality=0.9).latents
+    local, changed = edit_inverted(model.transformer, inversion, 1, source, terms, S.anatomy_scale,
+                                   S.style_scale, locality=0.9)
+    local = local.latents
     union = torch.maximum(*masks).expand_as(local) == 0
     assert torch.equal(local[union], inversion.states[-1].latents[union])  # outside both: the image
+    assert torch.equal(changed, torch.maximum(*masks))
 
 
 @pytest.mark.parametrize("mode", ["latent", "embedding"])
 def test_a_series_runs_from_the_reconstruction_to_the_edit(micro_pipeline, mode):
     e = Edit(sliders={"hair": 1.0}, swap_at=0.0)
-    series = micro_pipeline.series_image(IMAGE, S, e, Series(frames=4, mode=mode, control_points=3))
+    series = micro_pipeline.series_image(IMAGE, S, e, Series(frames=4, mode=mode, control_points=3),
+                                         paste_back=False)
     assert len(series.frames) == 4 and series.settings["source"] == "upload"
-    reconstruction = micro_pipeline.edit_image(IMAGE, S, e)
+    reconstruction = micro_pipeline.edit_image(IMAGE, S, e, paste_back=False)
     assert np.abs(series.frames[0].astype(int) - reconstruction.neutral).max() <= 1
     if mode == "embedding":  # the last frame is the edit itself, in a batch of four
         assert np.abs(series.frames[-1].astype(int) - reconstruction.edited).max() <= 2
+
+
+def test_outside_the_edits_region_the_result_keeps_the_uploads_own_pixels(micro_pipeline):
+    keep = np.zeros((64, 64), bool)
+    keep[40:, 40:] = True  # a device to keep, at pixel precision
+    e = Edit(sliders={"hair": 1.0}, swap_at=0.0, locality=0.9)
+    result = micro_pipeline.edit_image(IMAGE, S, e, Regions(keep=keep))
+    assert np.array_equal(result.neutral, IMAGE)  # before: the upload itself
+    assert np.array_equal(result.edited[keep], IMAGE[keep]) and not np.array_equal(result.edited, IMAGE)
+    assert result.settings["outside_the_edit"] == "the upload's pixels"
+    unchanged = (result.edited == IMAGE).all(2)
+    assert 0.05 < unchanged.mean() < 1  # the implicit mask's outside is the upload too
+    series = micro_pipeline.series_image(IMAGE, S, e, Series(frames=3), Regions(keep=keep))
+    assert all(np.array_equal(frame[keep], IMAGE[keep]) for frame in series.frames)
+    nothing = micro_pipeline.edit_image(IMAGE, S, Edit())
+    assert np.array_equal(nothing.edited, IMAGE) and np.array_equal(nothing.neutral, IMAGE)
 
 
 def test_a_bad_image_array_is_refused(micro_pipeline):
@@ -175,7 +194,7 @@ def test_one_term_at_weight_one_runs_only_its_own_branches_for_the_same_image(mi
     (term,) = micro_pipeline.edit_terms(S, Edit(sliders={"hair": 1.0}))
     run = lambda weight: edit_inverted(model.transformer, inversion, 2, source,  # noqa: E731
                                        [Term("hair", term.branches, weight)], S.anatomy_scale, S.style_scale,
-                                       locality).latents
+                                       locality)[0].latents
     assert TermGuidance(model.transformer, source, [term], S.anatomy_scale, S.style_scale).single
     fast, full = run(1.0), run(torch.ones(1))  # a tensor weight takes the general path
     assert torch.allclose(fast, full, atol=1e-4) and not torch.equal(fast, inversion.states[-1].latents)

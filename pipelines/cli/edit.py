@@ -1,9 +1,10 @@
 """`edit`: neutral.png, edited.png, side_by_side.png and metadata.json from one noise, or from an
 image the user brings (`--image FILE`: PNG, JPEG or DICOM), inverted and edited.
 
-With --image, neutral.png is the image as the model gives it back (the autoencoder's round trip),
---seed draws the inversion's noise, and the source prompts are --anatomy/--style or, when both are
-empty, what the attribute classifier finds in the image (said in a note). --edit-mask and
+With --image, neutral.png is the image at the model's size, edited.png keeps its pixels outside
+the region the edit acted in, --seed draws the inversion's noise, and the source prompts are
+--anatomy/--style or, when both are empty, what the attribute classifier finds in the image (said
+in a note). --edit-mask and
 --keep-mask are mask images (white or opaque = painted) of the image's size or the model's.
 Everything given is checked, the files read and decoded, before the model loads. Outputs record
 the file's sha256, never its name or any DICOM element.
@@ -106,7 +107,7 @@ def write_outputs(tmp, result, uploaded: bool, notes: list[str]) -> dict:
     prov = provenance_from_settings(result.settings)
     if uploaded:
         prov.extra.update(upload_provenance(result.settings))
-    save_png(result.neutral, tmp / "neutral.png", prov, {"image": "reconstruction" if uploaded else "neutral"})
+    save_png(result.neutral, tmp / "neutral.png", prov, {"image": "upload" if uploaded else "neutral"})
     save_png(result.edited, tmp / "edited.png", prov, {"image": "edited"})
     pair = side_by_side(Image.fromarray(result.neutral), Image.fromarray(result.edited))
     save_png(np.asarray(pair), tmp / "side_by_side.png", prov)

@@ -91,3 +91,28 @@ def unpack_mask(record: dict) -> np.ndarray:
     bits = np.frombuffer(base64.b64decode(record["packbits_base64"]), dtype=np.uint8)
     count = record["height"] * record["width"]
     return np.unpackbits(bits)[:count].astype(bool).reshape(record["height"], record["width"])
+
+
+PASTE_MARGIN = 2  # pixels past the latent region still taken from the decoded edit (decoder spread)
+
+
+def paste_outside(upload: np.ndarray, edited: np.ndarray, region, keep: np.ndarray | None = None) -> np.ndarray:
+    """The decoded edit where it could change the image, the upload's own pixels elsewhere (like
+    diffusers' inpainting overlay): `region` is the latent region the edit acted in ([1, 1, h, w],
+    None: everywhere), grown by PASTE_MARGIN pixels and feathered over 3; `keep` ([H, W] bool)
+    takes the upload's pixels whatever the region. [H, W, 3] uint8."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = upload.shape[:2]
+    if region is None:
+        weight = torch.ones(1, 1, height, width)
+    else:
+        weight = F.interpolate(region.detach().float().cpu()[:1], size=(height, width), mode="nearest")
+        weight = F.max_pool2d(weight, 2 * PASTE_MARGIN + 1, 1, PASTE_MARGIN)
+        weight = F.avg_pool2d(weight, 3, 1, 1, count_include_pad=False)
+    weight = weight[0, 0].numpy()
+    if keep is not None:
+        weight = weight * ~keep
+    mixed = upload * (1 - weight[..., None]) + edited * weight[..., None]
+    return np.round(mixed).astype(np.uint8)

@@ -94,13 +94,14 @@ class TermGuidance:
 
 def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches, terms: list[Term],
                   anatomy_scale: float, style_scale: float, locality: float = 0.0,
-                  region: torch.Tensor | None = None, callback=None) -> Prefix:
+                  region: torch.Tensor | None = None, callback=None) -> tuple[Prefix, torch.Tensor | None]:
     """The inverted run's state at step `swap`, finished under the source prompts plus `terms`,
     with the inversion's noises. `locality` > 0 gives each term its implicit mask; `region`
-    ([1 or B, 1, h, w], 1 where the image may change) bounds every edit."""
+    ([1 or B, 1, h, w], 1 where the image may change) bounds every edit. Returns the final state
+    and where the edit could change the latents ([B or 1, 1, h, w]; None: everywhere)."""
     states, steps = inversion.states, inversion.steps
     if not terms or swap >= steps:
-        return states[-1]  # what the tail would give, bitwise: the same steps from the same state
+        return states[-1], torch.zeros_like(states[-1].latents[:, :1])  # the image itself: no edit
     prefix = states[swap]
     b = max([prefix.latents.shape[0], source.tokens.shape[0]] + [t.branches.tokens.shape[0] for t in terms])
     guidance = TermGuidance(transformer, source, terms, anatomy_scale, style_scale)
@@ -112,6 +113,7 @@ def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches
         union = torch.stack(guidance.masks).amax(0)
         region = union if region is None else union * region
     keep = None if region is None else Keep(region, [state.latents for state in states])
-    return advance(transformer, prefix, steps, source if source.tokens.shape[0] == b else source.repeat(b),
-                   anatomy_scale, style_scale, callback, keep, guidance.combine(eps_source, eps_terms),
-                   inversion.noises, predict=guidance)
+    final = advance(transformer, prefix, steps, source if source.tokens.shape[0] == b else source.repeat(b),
+                    anatomy_scale, style_scale, callback, keep, guidance.combine(eps_source, eps_terms),
+                    inversion.noises, predict=guidance)
+    return final, region

@@ -11,7 +11,8 @@ inversion's. The inversion (one pass of guided steps) is cached by the image's p
 settings, so a slider, the swap point or a mask recomputes only the edit's tail and one decode.
 Edits are one guidance term each (editing/terms.py): the typed edited prompts one term, every
 slider another, its tokens moved by its own scale as for a generated image: adding (> 0) or
-removing (< 0).
+removing (< 0). Outside the region an edit acted in, the result keeps the upload's own pixels
+(`paste_back`, default; EditResult.neutral is then the upload itself), or the decoded round trip.
 """
 
 import hashlib
@@ -24,7 +25,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.data.uploads import as_rgb_array, fit_mask, fit_pixels
 from pipelines.editing.interpolation import bezier, bezier_keep_norm
 from pipelines.editing.inversion import Inversion, encode, invert
-from pipelines.editing.regions import Regions
+from pipelines.editing.regions import Regions, paste_outside
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.editing.results import EditResult, SeriesResult
 from pipelines.editing.terms import Term, edit_inverted
@@ -99,28 +100,36 @@ class UploadedImages:
         return regions.latent(latent, self.model.transformer.device, self.model.transformer.dtype)
 
     @torch.no_grad()
-    def edit_image(self, image, s: Sampling, e: Edit, regions: Regions | None = None, progress=None):
-        """An uploaded image and its edit: EditResult.neutral is the reconstruction (what the
-        source prompts give back: the autoencoder's round trip), .edited the edit."""
+    def edit_image(self, image, s: Sampling, e: Edit, regions: Regions | None = None, progress=None,
+                   paste_back: bool = True) -> EditResult:
+        """An uploaded image and its edit. With `paste_back` (default), outside the region the
+        edit acted in the pixels are the upload's own (regions.paste_outside), and
+        EditResult.neutral is the upload at the model's size; without, the whole image is decoded
+        and .neutral is the reconstruction (the autoencoder's round trip: what the source prompts
+        give back)."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
         inversion, reconstruction, cached = self.inverted(image, s, progress)
         terms = self.edit_terms(s, e)
-        latents = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps), self.neutral_branches(s),
-                                terms, s.anatomy_scale, s.style_scale, e.locality, self.region(regions),
-                                progress).latents
-        edited = reconstruction.copy() if latents is inversion.states[-1].latents else \
-            decode(self.model, latents)[0].numpy()
-        settings = self.image_settings(s, e, image, regions, terms)
+        final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
+                                       self.neutral_branches(s), terms, s.anatomy_scale, s.style_scale,
+                                       e.locality, self.region(regions), progress)
+        edited = reconstruction.copy() if final is inversion.states[-1] else decode(self.model, final.latents)[0].numpy()
+        if paste_back:
+            neutral, edited = image.copy(), paste_outside(image, edited, changed, regions and regions.keep)
+        else:
+            neutral = reconstruction.copy()
+        settings = self.image_settings(s, e, image, regions, terms, paste_back)
         notes = notes + self.notes((s.anatomy, s.style), (e.to_anatomy or s.anatomy, e.to_style or s.style))
-        return EditResult(reconstruction.copy(), edited, settings, notes, time.perf_counter() - began, cached)
+        return EditResult(neutral, edited, settings, notes, time.perf_counter() - began, cached)
 
     @torch.no_grad()
     def series_image(self, image, s: Sampling, e: Edit, series: Series, regions: Regions | None = None,
-                     progress=None):
-        """Frames from the reconstruction to the edit: latent mode, the paper's Bezier curve over
-        edits at swaps from weak to strong; embedding mode, every edit's weight rising along a
-        curve (bend: -1 late .. 1 early), all frames' tails in one batch."""
+                     progress=None, paste_back: bool = True) -> SeriesResult:
+        """Frames from the upload to the edit: latent mode, the paper's Bezier curve over edits at
+        swaps from weak to strong; embedding mode, every edit's weight rising along a curve (bend:
+        -1 late .. 1 early), all frames' tails in one batch. `paste_back` as in edit_image, over
+        the union of the frames' regions."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
         inversion, _, _ = self.inverted(image, s, progress)
@@ -128,27 +137,33 @@ class UploadedImages:
         source, region = self.neutral_branches(s), self.region(regions)
         scales, swap = (s.anatomy_scale, s.style_scale), e.swap_step(s.steps)
         tail = lambda swap, terms: edit_inverted(self.model.transformer, inversion, swap, source, terms,  # noqa: E731
-                                                 *scales, e.locality, region, progress).latents
+                                                 *scales, e.locality, region, progress)
         if series.mode == "latent":
             weakest = max(swap, round(0.9 * s.steps))
             swaps = sorted({round(x) for x in np.linspace(weakest, swap, series.control_points - 1)}, reverse=True)
-            control = torch.cat([inversion.states[-1].latents] + [tail(k, terms) for k in swaps])
-            latents = bezier_keep_norm(control, times)
+            tails = [tail(k, terms) for k in swaps]
+            control = torch.cat([inversion.states[-1].latents] + [final.latents for final, _ in tails])
+            latents, changed = bezier_keep_norm(control, times), [c for _, c in tails]
         else:
             rise = bezier(torch.tensor([0.0, 0.5 + 0.5 * series.bend, 1.0]), times)  # [T]
-            framed = [Term(t.name, t.branches.repeat(len(times)), rise * t.weight) for t in terms]
-            latents = tail(swap, framed).expand(len(times), -1, -1, -1)
+            final, changed = tail(swap, [Term(t.name, t.branches.repeat(len(times)), rise * t.weight) for t in terms])
+            latents, changed = final.latents.expand(len(times), -1, -1, -1), [changed]
         frames = [f.numpy() for f in decode(self.model, latents)]
-        settings = {**self.image_settings(s, e, image, regions, terms), "frames": series.frames,
+        if paste_back:
+            union = None if any(c is None for c in changed) else torch.cat(changed).amax(0, keepdim=True)
+            frames = [paste_outside(image, f, union, regions and regions.keep) for f in frames]
+        settings = {**self.image_settings(s, e, image, regions, terms, paste_back), "frames": series.frames,
                     "mode": series.mode, "control_points": series.control_points, "bend": series.bend}
         notes = notes + self.notes((e.to_anatomy or s.anatomy, e.to_style or s.style))
         return SeriesResult(frames, times.tolist(), settings, notes, time.perf_counter() - began)
 
     def image_settings(self, s: Sampling, e: Edit, image: np.ndarray, regions: Regions | None,
-                       terms: list[Term]) -> dict:
+                       terms: list[Term], paste_back: bool) -> dict:
         """The edit's settings, with what the image was: its pixels' sha256 (the caller adds the
-        file's), how it was inverted, each term's weight and the masks."""
+        file's), how it was inverted, each term's weight, the masks, and what lies outside the
+        edit's region (the upload's pixels, or the decoded round trip)."""
         return {**self.settings(s, e), "source": "upload", "image_sha256": self.pixels_sha256(image),
                 "inversion": INVERSION, "inversion_seed": s.seed,
                 "terms": [{"name": t.name, "weight": float(t.weight)} for t in terms],
-                "regions": {} if regions is None else regions.record()}
+                "regions": {} if regions is None else regions.record(),
+                "outside_the_edit": "the upload's pixels" if paste_back else "the autoencoder's round trip"}

@@ -3,8 +3,10 @@
 For every attribute and direction (adding it, removing it) and every seed: a phantom the model never
 saw is rendered with the attribute off (adding) or on (removing), written as a PNG and read back
 through the upload path (data.uploads: read, resize to the model's size), inverted under its own
-captions, and edited by the attribute's slider (+1 or -1) at the model's default swap point and
-locality. The renderer draws the same phantom with the attribute toggled: the true counterfactual.
+captions, and edited at the model's default swap point and locality, by the counterfactual's
+captions typed as the edited prompts (as evaluation.evaluator edits generated images) or by the
+attribute's slider at +1 or -1 (`edit`). The renderer draws the same phantom with the attribute
+toggled: the true counterfactual.
 In the same run:
   - the naive way, SDEdit: the upload's latent noised to the swap point with fresh noise and
     denoised under the edited prompts (no inversion, no mask);
@@ -12,6 +14,8 @@ In the same run:
   - the inverted run replayed under the source prompts against the round trip of the upload: the
     inversion is exact when they are the same latents to float tolerance (and the same image but
     for a rounding step here and there).
+"ours" is what the pipeline returns: the decoded edit where it acted, the upload's own pixels
+elsewhere (regions.paste_outside); "decoded" is the edit decoded whole, for comparison.
 The classifier judges whether an edit lands (the attribute present afterwards when added, absent
 when removed) and whether another attribute flipped (against the reconstruction's labels). PSNR
 against the source is measured outside the counterfactual's changed region (the pixels where the
@@ -32,11 +36,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import attributes_of
 from pipelines.data.phantoms import render, sample_factors
 from pipelines.data.uploads import fit, read_image
 from pipelines.editing.inversion import encode, invert
 from pipelines.editing.pipeline import MedEditPipeline
+from pipelines.editing.regions import paste_outside
 from pipelines.editing.requests import Edit, Sampling
 from pipelines.editing.sampling import Prefix, advance
 from pipelines.editing.terms import Term, edit_inverted
@@ -48,6 +54,7 @@ from pipelines.model.conditioners import Branches
 from pipelines.model.loaded import LoadedModel, decode
 
 DIRECTIONS = ("add", "remove")
+EDITS = ("prompts", "slider")  # the counterfactual's captions typed, or the attribute's slider at +-1
 RENDER_SIZE = 128  # phantoms are rendered larger and box-filtered down, as for training
 
 
@@ -77,10 +84,12 @@ def psnr(a: np.ndarray, b: np.ndarray, outside: np.ndarray | None = None) -> flo
 
 class UploadEvaluator:
     def __init__(self, model: LoadedModel, steps=None, anatomy_scale=None, style_scale=None, swap_at=None,
-                 locality=None, batch: int = BATCH):
+                 locality=None, batch: int = BATCH, edit: str = "prompts"):
         defaults = model.info.defaults
         pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
-        self.model, self.batch = model, batch
+        if edit not in EDITS:
+            raise MedEditError(f"edit {edit!r}: choose one of {', '.join(EDITS)}")
+        self.model, self.batch, self.edit = model, batch, edit
         self.steps, self.swap_at, self.locality = pick(steps, "steps"), pick(swap_at, "swap_at"), pick(locality, "locality")
         self.scales = (pick(anatomy_scale, "anatomy_scale"), pick(style_scale, "style_scale"))
         self.swap = Edit(swap_at=self.swap_at).swap_step(self.steps)
@@ -108,17 +117,23 @@ class UploadEvaluator:
         transformer, device = self.model.transformer, self.model.transformer.device
         clean = encode(self.model.vae, torch.from_numpy(uploads)).to(device, transformer.dtype)
         source = self.branches([(p.anatomy, p.style) for p in sources])
-        edited = self.branches([(p.anatomy, p.style) for p in sources],
-                               {attr["channel"]: [(attr["phrase"], 1.0 if add else -1.0)]})
+        if self.edit == "slider":
+            edited = self.branches([(p.anatomy, p.style) for p in sources],
+                                   {attr["channel"]: [(attr["phrase"], 1.0 if add else -1.0)]})
+        else:  # the counterfactual's captions typed as the edited prompts, as the evaluator does
+            edited = self.branches([(p.anatomy, p.style) for p in truths])
         inversion = invert(transformer, self.model.scheduler, clean, self.steps, source, *self.scales, seeds[0])
-        ours = edit_inverted(transformer, inversion, self.swap, source, [Term(attribute, edited)], *self.scales,
-                             self.locality).latents
+        ours, changed = edit_inverted(transformer, inversion, self.swap, source, [Term(attribute, edited)],
+                                      *self.scales, self.locality)
         naive = sdedit(transformer, self.model.scheduler, clean, self.steps, self.swap, edited, *self.scales, seeds[0])
         truth_clean = encode(self.model.vae, torch.from_numpy(truth))
+        decoded = self.decode(ours.latents)
+        pasted = np.stack([paste_outside(u, d, None if changed is None else changed[j:j + 1])
+                           for j, (u, d) in enumerate(zip(uploads, decoded))])
         # Replaying the steps is bitwise the inversion's run (tests), which lands here:
         error = ((inversion.landed - clean).abs().amax((1, 2, 3)) / clean.abs().amax((1, 2, 3)))
         return {"source": uploads, "truth": truth, "round_trip": self.decode(clean),
-                "reconstruction": self.decode(inversion.states[-1].latents), "ours": self.decode(ours),
+                "reconstruction": self.decode(inversion.states[-1].latents), "ours": pasted, "decoded": decoded,
                 "replayed": self.decode(inversion.landed),
                 "naive": self.decode(naive), "truth_round_trip": self.decode(truth_clean),
                 "latent_error": error.cpu().numpy()}
@@ -127,7 +142,7 @@ class UploadEvaluator:
         names = [a.name for a in attributes_of(modality)]
         columns, target = [OUTPUTS.index(n) for n in names], names.index(attribute)
         add = direction == "add"
-        kinds = ("source", "reconstruction", "ours", "naive", "truth")
+        kinds = ("source", "reconstruction", "ours", "decoded", "naive", "truth")
         probs, values = {k: [] for k in kinds}, {}
         record = lambda key, value: values.setdefault(key, []).append(value)  # noqa: E731
         for i in range(0, len(seeds), self.batch):
@@ -137,10 +152,10 @@ class UploadEvaluator:
             for j in range(len(out["source"])):
                 changed = (out["truth"][j] != out["source"][j]).any(2)  # the counterfactual's region
                 if not changed.all():
-                    for k in ("ours", "naive", "reconstruction", "round_trip"):
+                    for k in ("ours", "decoded", "naive", "reconstruction", "round_trip"):
                         record(f"psnr_outside_{k}", psnr(out["source"][j], out[k][j], changed))
-                    record("psnr_outside_spill", psnr(out["reconstruction"][j], out["ours"][j], changed))
-                for k in ("ours", "naive", "reconstruction", "truth_round_trip"):
+                    record("psnr_outside_spill", psnr(out["reconstruction"][j], out["decoded"][j], changed))
+                for k in ("ours", "decoded", "naive", "reconstruction", "truth_round_trip"):
                     record(f"psnr_truth_{k}", psnr(out["truth"][j], out[k][j]))
                 replayed = out["replayed"][j].astype(int)  # the source prompts' steps run again
                 record("reconstruction_equal", float(np.array_equal(replayed, out["round_trip"][j])))
@@ -153,16 +168,20 @@ class UploadEvaluator:
         mean = lambda key: float(np.mean(values[key])) if values.get(key) else None  # noqa: E731
         return {
             "modality": modality, "attribute": attribute, "direction": direction, "seeds": len(seeds),
-            "first_seed": seeds[0], "edit_lands": lands("ours"), "naive_edit_lands": lands("naive"),
+            "first_seed": seeds[0], "edit_lands": lands("ours"), "decoded_edit_lands": lands("decoded"),
+            "naive_edit_lands": lands("naive"),
             "truth_lands": lands("truth"), "source_lands": lands("source"),
-            "no_non_target_flip": no_flip("ours"), "naive_no_non_target_flip": no_flip("naive"),
+            "no_non_target_flip": no_flip("ours"), "decoded_no_non_target_flip": no_flip("decoded"),
+            "naive_no_non_target_flip": no_flip("naive"),
             "truth_no_non_target_flip": metrics.no_non_target_flip_rate(p["source"], p["truth"], target),
             "flips_by_attribute": metrics.flips_by_attribute(p["reconstruction"], p["ours"], target, names),
             "psnr_outside_vs_source": mean("psnr_outside_ours"),
+            "decoded_psnr_outside_vs_source": mean("psnr_outside_decoded"),
             "naive_psnr_outside_vs_source": mean("psnr_outside_naive"),
             "round_trip_psnr_outside_vs_source": mean("psnr_outside_round_trip"),
             "psnr_outside_vs_reconstruction": mean("psnr_outside_spill"),  # the edit's own spill
-            "psnr_vs_truth": mean("psnr_truth_ours"), "naive_psnr_vs_truth": mean("psnr_truth_naive"),
+            "psnr_vs_truth": mean("psnr_truth_ours"), "decoded_psnr_vs_truth": mean("psnr_truth_decoded"),
+            "naive_psnr_vs_truth": mean("psnr_truth_naive"),
             "unedited_psnr_vs_truth": mean("psnr_truth_reconstruction"),
             "round_trip_psnr_vs_truth": mean("psnr_truth_truth_round_trip"),
             "reconstruction_equals_round_trip": mean("reconstruction_equal"),
@@ -172,10 +191,12 @@ class UploadEvaluator:
         }
 
 
-SUMMARY_KEYS = ("edit_lands", "naive_edit_lands", "truth_lands", "no_non_target_flip", "naive_no_non_target_flip",
-                "truth_no_non_target_flip", "psnr_outside_vs_source", "naive_psnr_outside_vs_source",
-                "round_trip_psnr_outside_vs_source", "psnr_outside_vs_reconstruction", "psnr_vs_truth", "naive_psnr_vs_truth",
-                "unedited_psnr_vs_truth", "round_trip_psnr_vs_truth", "reconstruction_equals_round_trip")
+SUMMARY_KEYS = ("edit_lands", "decoded_edit_lands", "naive_edit_lands", "truth_lands", "no_non_target_flip",
+                "decoded_no_non_target_flip", "naive_no_non_target_flip", "truth_no_non_target_flip",
+                "psnr_outside_vs_source", "decoded_psnr_outside_vs_source", "naive_psnr_outside_vs_source",
+                "round_trip_psnr_outside_vs_source", "psnr_outside_vs_reconstruction", "psnr_vs_truth",
+                "decoded_psnr_vs_truth", "naive_psnr_vs_truth", "unedited_psnr_vs_truth", "round_trip_psnr_vs_truth",
+                "reconstruction_equals_round_trip")
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -192,17 +213,17 @@ def summarize(rows: list[dict]) -> dict:
 def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=("dermoscopy", "cxr"),
                      attributes=None, directions=DIRECTIONS, seed_range: str = DEFAULT_RANGE, steps=None,
                      swap_at=None, locality=None, anatomy_scale=None, style_scale=None, batch: int = BATCH,
-                     progress: bool = True) -> dict:
+                     edit: str = "prompts", progress: bool = True) -> dict:
     """The report: one row per attribute and direction, `seeds` uploads each."""
     jobs = [(m, a, d) for m, a in evaluation_jobs(modalities, attributes) for d in directions]
-    evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch)
+    evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit)
     began, rows = time.perf_counter(), []
     for modality, attribute, direction in tqdm(jobs, desc="upload edits", disable=not progress):
         block = row_seeds(seed_range, attribute, 2 * seeds)
         chosen = block[:seeds] if direction == "add" else block[seeds:]
         rows.append(evaluator.row(modality, attribute, direction, chosen))
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
-            "scales": evaluator.scales, "swap_at": evaluator.swap_at, "locality": evaluator.locality,
+            "scales": evaluator.scales, "swap_at": evaluator.swap_at, "locality": evaluator.locality, "edit": edit,
             "seeds_per_row": seeds, "seed_range": seed_range, "inversion": "edit-friendly, DPM-Solver++ 2M",
             "seconds": round(time.perf_counter() - began, 1), "rows": rows, "summary": summarize(rows)}
 
