@@ -35,6 +35,8 @@ CASES = [  # (arguments after the command, text the one-line message must hold)
     ("bench --repeats 0", "--repeats must be between 1 and 100, got 0"),
     ("bench --repeats x", "argument --repeats: invalid int value: 'x'"),
     ("bench --model {tmp}/FILE", "is a file"),
+    ("bench --threads 0", "--threads must be between 1 and 256, got 0"),
+    ("eval --threads 0", "--threads must be between 1 and 256, got 0"),
 ]
 
 DRIVER = r"""
@@ -83,7 +85,8 @@ def test_good_values_get_as_far_as_loading_the_model(tmp_path, capsys):
     """The control for the cases above: with every value valid, the empty folder is what fails."""
     from pipelines.cli import main
 
-    for argv in (["eval", "--seeds", "1", "--steps", "1", "--seed-range", "tuning"], ["bench", "--repeats", "1"]):
+    for argv in (["eval", "--seeds", "1", "--steps", "1", "--seed-range", "tuning"],
+                 ["bench", "--repeats", "1", "--threads", "1"]):
         assert main([*argv, "--model", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert str(tmp_path) in err and "must be" not in err, err

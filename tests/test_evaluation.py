@@ -109,9 +109,9 @@ def test_the_evaluator_refuses_settings_instead_of_replacing_them(micro_model):
 def test_eval_command_reports_json_on_the_tuning_range(micro_model_folder, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["eval", "--model", str(micro_model_folder), "--seeds", "1", "--attribute", "ink",
-                 "--steps", "2", "--seed-range", "tuning", "--json", "--out", str(out)]) == 0
+                 "--steps", "2", "--seed-range", "tuning", "--threads", "1", "--json", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     row = printed["attributes"][0]
-    assert printed["seed_range"] == "tuning" and row["attribute"] == "ink"
+    assert printed["seed_range"] == "tuning" and row["attribute"] == "ink" and printed["threads"] == 1
     assert row["first_seed"] == row_seeds("tuning", "ink", 1)[0] != row_seeds("reporting", "ink", 1)[0]

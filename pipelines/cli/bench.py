@@ -7,22 +7,32 @@ from pipelines.editing.requests import integer
 
 REPEATS = 3
 REPEATS_RANGE = (1, 100)
+THREADS_RANGE = (1, 256)
+THREADS_HELP = ("torch's CPU threads (default: torch's own, one per core); on a machine others share, "
+                "1 avoids threads waiting on each other")
 
 
 def add_arguments(parser):
     common.add_model_arguments(parser)
     parser.add_argument("--repeats", type=int, default=REPEATS,
                         help=f"timed rounds after the warm-up (default {REPEATS})")
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 
 def run(args) -> int:
     common.check_model_source(args)
     repeats = integer("--repeats", args.repeats, *REPEATS_RANGE)
+    threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.
     import time
 
+    import torch
+
     from pipelines.evaluation.benchmark import bench
     from pipelines.model.loading import load_model
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     began = time.perf_counter()
     model = load_model(args.model)

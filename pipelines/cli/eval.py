@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from pipelines.cli import arguments as common
+from pipelines.cli.bench import THREADS_HELP, THREADS_RANGE
 from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES
 from pipelines.editing.requests import integer, number
@@ -27,6 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--anatomy-scale", type=float, default=None, help="default: the model's")
     parser.add_argument("--style-scale", type=float, default=None, help="default: the model's")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"seeds sampled together (default {BATCH})")
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--out", default=None, help="also write the JSON report here")
 
 
@@ -66,9 +68,15 @@ def print_table(report: dict) -> None:
 
 def run(args) -> int:
     options = check_options(args)
+    threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.
+    import torch
+
     from pipelines.evaluation.evaluator import evaluate
     from pipelines.model.loading import load_model
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     report = evaluate(load_model(args.model), **options)
     text = json.dumps(report, indent=2)

@@ -198,7 +198,7 @@ def evaluate(model: LoadedModel, seeds: int = DEFAULT_SEEDS, swap_at: float | No
     pool_attribute_accuracy(rows)
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
             "scales": evaluator.scales, "seeds_per_attribute": seeds, "seed_range": seed_range,
-            "swap_at": swap_at, "locality": evaluator.locality,
+            "swap_at": swap_at, "locality": evaluator.locality, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
             "summary": summarize(rows),
             "distribution": {m: {kind: d.compute() for kind, d in by_kind.items()}
