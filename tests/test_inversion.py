@@ -198,3 +198,17 @@ def test_one_term_at_weight_one_runs_only_its_own_branches_for_the_same_image(mi
     assert TermGuidance(model.transformer, source, [term], S.anatomy_scale, S.style_scale).single
     fast, full = run(1.0), run(torch.ones(1))  # a tensor weight takes the general path
     assert torch.allclose(fast, full, atol=1e-4) and not torch.equal(fast, inversion.states[-1].latents)
+
+
+def test_a_pixart_checkpoint_edits_an_upload_too(tiny_folder):
+    """T5 conditioning, the PixArt VAE and its own DPM-Solver++: the same inversion holds."""
+    pipeline = MedEditPipeline(load_model(str(tiny_folder)))
+    image = (np.random.default_rng(0).random((100, 80, 3)) * 255).astype(np.uint8)
+    s = Sampling("a chest x-ray", "PA view", steps=4)
+    keep = np.zeros((100, 80), bool)
+    keep[:30] = True
+    result = pipeline.edit_image(image, s, Edit(to_style="AP view", swap_at=0.25, locality=0.5), Regions(keep=keep))
+    size = pipeline.model.info.image_size
+    assert result.edited.shape == (size, size, 3) and "centre-cropped" in result.notes[0]
+    inversion, _, _ = pipeline.inverted(result.neutral, s)
+    assert (inversion.landed - inversion.clean).abs().max() <= 1e-5 * inversion.clean.abs().max()
