@@ -26,9 +26,10 @@ from app.device import Device
 
 @dataclass(frozen=True)
 class ServerLimits:
-    # Work units per request: about 20 s of the embedded model on 2 CPU cores, so that two of the
-    # largest, taking turns with edits, still end within the time limit.
-    request_budget: int = 4000
+    # Work units per request (transformer passes, pipelines/editing/cost.py): about 12 s of the
+    # embedded model on an idle 2-core CPU (5-6 ms a pass), 30-35 s on one core shared with other
+    # work, so that two of the largest, taking turns with edits, still end within the time limit.
+    request_budget: int = 2000
     time_limit: float = 60.0  # seconds per request, queueing not counted
     heavy_slots: int = 2  # /series and /export computing at once
     light_slots: int = 2  # /generate and /edit computing at once
