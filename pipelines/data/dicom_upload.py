@@ -16,7 +16,7 @@ from pydicom import pixels as dicom_pixels
 from pydicom.uid import UID
 
 from pipelines.core.errors import MedEditError
-from pipelines.data.uploads import DECODE_ERRORS, check_pixels, grey_to_rgb
+from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
 
 PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 GREY = ("MONOCHROME1", "MONOCHROME2")

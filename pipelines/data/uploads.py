@@ -27,17 +27,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
+from pipelines.core.limits import MAX_UPLOAD_BYTES
+from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
+from pipelines.data.dicom_upload import read_dicom
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112
 DICOM_MAGIC_AT = 128  # a DICOM Part 10 file: a 128-byte preamble, then "DICM"
-# What Pillow or pydicom raise on a damaged file (zlib and struct errors come up as these).
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                 AttributeError, NotImplementedError, RuntimeError, MemoryError)
-
-
 @dataclass
 class Decoded:
     """An uploaded image at the file's own size."""
@@ -100,21 +97,12 @@ def sniff(data: bytes) -> str:
     raise MedEditError("not a PNG, JPEG or DICOM file (DICOM needs its 128-byte preamble and 'DICM')")
 
 
-def check_pixels(width: int, height: int, what: str = "image") -> None:
-    if width < 1 or height < 1:
-        raise MedEditError(f"the {what} is empty ({width}x{height})")
-    if width * height > MAX_UPLOAD_PIXELS:
-        raise MedEditError(f"the {what} is {width}x{height} = {width * height / 1e6:.0f} megapixels; at "
-                           f"most {MAX_UPLOAD_PIXELS / 1e6:.0f} are accepted (refused before decoding)")
-
-
 def read_image(source) -> Decoded:
     """A PNG, JPEG or DICOM file (a path or its bytes) as [H, W, 3] uint8 pixels, with notes."""
     data = file_bytes(source)
     kind = sniff(data)
     digest = hashlib.sha256(data).hexdigest()
     if kind == "DICOM":
-        from pipelines.data.dicom_upload import read_dicom  # pydicom only when a DICOM comes
         pixels, notes = read_dicom(data)
     else:
         pixels, notes = read_pillow(data, kind)
@@ -178,11 +166,6 @@ def scale_to_unit(values: np.ndarray, mode: str, notes: list[str]) -> np.ndarray
     notes.append(f"{'floating-point' if mode == 'F' else '16-bit'} grey scaled to 8 bits from its own "
                  f"range {low:g}..{high:g}")
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
-
-
-def grey_to_rgb(unit: np.ndarray) -> np.ndarray:
-    grey = np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def as_rgb_array(image) -> np.ndarray:
