@@ -212,3 +212,15 @@ def test_a_pixart_checkpoint_edits_an_upload_too(tiny_folder):
     assert result.edited.shape == (size, size, 3) and "centre-cropped" in result.notes[0]
     inversion, _, _ = pipeline.inverted(result.neutral, s)
     assert (inversion.landed - inversion.clean).abs().max() <= 1e-5 * inversion.clean.abs().max()
+
+
+def test_masks_painted_in_an_app_are_read_by_their_paint():
+    layer = np.zeros((64, 64, 4), np.uint8)
+    layer[10:20, 10:20] = (0, 0, 0, 255)  # black paint on a transparent layer
+    assert Regions(edit=layer).edit.sum() == 100
+    colour = np.zeros((64, 64, 3), np.uint8)
+    colour[:8, :, 2] = 255  # blue strokes
+    assert Regions(keep=colour).keep.sum() == 8 * 64
+    assert Regions(edit=np.eye(64)).edit.sum() == 64  # 0/1
+    with pytest.raises(MedEditError, match="edit mask is empty"):
+        Regions(edit=np.zeros((64, 64), np.uint8))

@@ -16,12 +16,16 @@ from pipelines.core.errors import MedEditError
 
 
 def as_mask(value, name: str) -> np.ndarray | None:
-    """A 2-D boolean mask from bool, 0/1 or 0..255 arrays (True: above half of the range)."""
+    """A 2-D boolean mask from bool, 0/1 or 0..255 arrays (True: above half of the range). A
+    painted layer ([H, W, 4]) counts where it is opaque, if it has transparency; colour ([H, W, 3])
+    where any channel is bright."""
     if value is None:
         return None
     a = np.asarray(value)
-    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
-        a = a[..., 0]
+    if a.ndim == 3 and a.shape[2] == 4 and np.issubdtype(a.dtype, np.number) and a[..., 3].min() < a[..., 3].max():
+        a = a[..., 3]
+    elif a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        a = a[..., :3].max(axis=2)
     if a.ndim != 2 or a.size == 0:
         raise MedEditError(f"the {name} must be a 2-D image, got shape {a.shape}")
     if a.dtype == bool:
