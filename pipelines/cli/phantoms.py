@@ -41,8 +41,6 @@ def check_request(modality: str, n: int, seed: int, out: Path, size: int) -> Non
                            f"at most {MAX_DATASET_IMAGES}")
     integer("--seed", seed, 0, SEED_MAX - (n - 1))  # every image's seed S + i is a valid seed
     check_writable_folder(out, empty=True)
-    if not out.parent.is_dir():
-        raise MedEditError(f"parent folder {out.parent} of the output does not exist; create it first")
 
 
 def write_phantoms(modality: str, n: int, seed: int, out: Path, size: int = 128, progress: bool = True) -> Path:
