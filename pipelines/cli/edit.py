@@ -109,7 +109,8 @@ def write_outputs(tmp, result, uploaded: bool, notes: list[str]) -> dict:
         prov.extra.update(upload_provenance(result.settings))
     save_png(result.neutral, tmp / "neutral.png", prov, {"image": "upload" if uploaded else "neutral"})
     save_png(result.edited, tmp / "edited.png", prov, {"image": "edited"})
-    pair = side_by_side(Image.fromarray(result.neutral), Image.fromarray(result.edited))
+    pair = side_by_side(Image.fromarray(result.neutral), Image.fromarray(result.edited),
+                        *((("source", "edited"), True, EDITED_UPLOAD) if uploaded else ()))
     save_png(np.asarray(pair), tmp / "side_by_side.png", prov)
     meta = {**result.settings, "notes": notes + result.notes, "seconds": round(result.seconds, 3),
             **({"digital_source": EDITED_UPLOAD} if uploaded else {"synthetic": SYNTHETIC_MARK})}

@@ -123,8 +123,9 @@ def difference_map(before: Image.Image, after: Image.Image, floor: int = 32) -> 
 
 
 def side_by_side(before: Image.Image, after: Image.Image, labels=("neutral", "edited"),
-                 diff: bool = True) -> Image.Image:
-    """One labelled figure: before | after [| difference], with the synthetic mark underneath."""
+                 diff: bool = True, mark: str = SYNTHETIC_MARK) -> Image.Image:
+    """One labelled figure: before | after [| difference], with what the images are underneath
+    (synthetic; an edited upload says so instead)."""
     before, after = check_frames([before, after], "side-by-side images")
     panels = [before.convert("RGB"), after.convert("RGB")]
     names = list(labels)[:2] + [""] * max(0, 2 - len(labels))
@@ -142,9 +143,12 @@ def side_by_side(before: Image.Image, after: Image.Image, labels=("neutral", "ed
         x = gap + i * (w + gap)
         canvas.paste(panel, (x, header))
         draw.text((x + w / 2, header / 2), str(name), fill="black", font=font, anchor="mm")
-    small = _font(max(10, text * 3 // 4))
-    draw.text((canvas.width / 2, header + h + footer / 2), f"MedEdit: {SYNTHETIC_MARK}",
-              fill=(90, 90, 90), font=small, anchor="mm")
+    line, size = f"MedEdit: {mark}", max(10, text * 3 // 4)
+    small = _font(size)
+    while size > 6 and draw.textlength(line, font=small) > canvas.width - 2 * gap:
+        size -= 1  # the mark must be readable whole, also under small images
+        small = _font(size)
+    draw.text((canvas.width / 2, header + h + footer / 2), line, fill=(90, 90, 90), font=small, anchor="mm")
     return canvas
 
 
