@@ -103,7 +103,8 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         settings_in, settings_out = text("settings"), gr.JSON(label="settings")
         generated, neutral, edited = image("image"), image("neutral"), image("edited")
         difference, figure = image("difference"), image("side_by_side")
-        frames_out, gif, archive = gr.Gallery(label="frames", format="png"), gr.File(label="animation"), gr.File(label="zip")
+        frames_out, gif = gr.Gallery(label="frames", format="png"), gr.File(label="animation")
+        archive = gr.File(label="zip")
 
         def endpoint(fn, inputs_, outputs, name, heavy):
             gr.Button(visible=False).click(releasing_uploads(demo, fn), inputs_, outputs, api_name=name,

@@ -9,7 +9,7 @@ NEVUS = "a dermoscopic image with melanocytic nevus (NV), a medium-sized symmetr
 MELANOMA = "a dermoscopic image with melanoma (MEL), a medium-sized asymmetric multicoloured lesion in the centre"
 SKIN = "light skin, even lighting"
 NORMAL_CXR = "Normal chest X-ray with no significant findings, normal heart size"
-CXR_STYLE = "PA view, well exposed, low noise"
+CXR_STYLE = "PA view, good exposure, low noise"
 
 
 @dataclass(frozen=True)

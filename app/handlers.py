@@ -13,6 +13,8 @@ import gradio as gr
 from PIL import Image
 
 from pipelines.core.errors import MedEditError
+from pipelines.core.limits import MAX_PROMPT_CHARS
+from pipelines.editing.vocabulary import learned_instead, learned_words, not_learned
 from pipelines.evaluation.metrics import EDIT_FOOTPRINT, edit_footprint
 from pipelines.export.images import difference_map, side_by_side
 
@@ -21,6 +23,11 @@ from app.errors import user_errors
 from app.outputs import enlarge, folders, notes_markdown, report
 
 SAMPLING_SETTINGS = ("swap_at", "locality", "anatomy_scale", "style_scale", "steps")  # a model's own defaults
+
+
+def no_export() -> dict:
+    """A new result: the old one's export is taken away."""
+    return gr.update(value=None, visible=False)
 
 
 @dataclass
@@ -71,7 +78,7 @@ def edit(form: dict, session: dict | None, progress=None) -> dict:
         return {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
                 "figure": response.png("side_by_side", side_by_side(big_before, big_after), settings),
                 "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
-                "settings": settings, "notes": notes, "archive": None,
+                "settings": settings, "notes": notes, "archive": no_export(),
                 "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
                                                         "settings": settings}}}
 
@@ -90,7 +97,7 @@ def series(form: dict, series: dict, session: dict | None, progress=None) -> dic
         gallery = [(response.png(f"frame_{i:03d}", f, settings), f"t={t:.2f}")
                    for i, (f, t) in enumerate(zip(big, result.times))]
         return {"gallery": gallery, "animation": response.gif("series-view", big, settings),
-                "settings": settings, "notes": notes_markdown(result), "archive": None,
+                "settings": settings, "notes": notes_markdown(result), "archive": no_export(),
                 "session": {**(session or {}), "series": {"frames": result.frames, "times": result.times,
                                                           "settings": settings}}}
 
@@ -98,11 +105,13 @@ def series(form: dict, series: dict, session: dict | None, progress=None) -> dic
 
 
 @user_errors
-def export(kind: str, session: dict | None) -> str:
+def export(kind: str, session: dict | None) -> dict:
+    """The ZIP of the edit or series shown, offered for download."""
     shown = (session or {}).get(kind)
     if not shown:
         raise MedEditError(f"nothing to export yet: make {'an edit' if kind == 'edit' else 'a series'} first")
-    return jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"))
+    path = jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"))
+    return gr.update(value=path, visible=True)
 
 
 def load_model(source) -> tuple[str, object]:
@@ -125,6 +134,28 @@ def model_picked(model, slider_names: list[str], reset_settings: bool) -> dict:
     return {"status": status,
             "sliders": {name: gr.update(visible=name in offered) for name in slider_names},
             "settings": {key: info.defaults[key] if reset else gr.update() for key in SAMPLING_SETTINGS}}
+
+
+def unlearned_words(model, anatomy, style, to_anatomy, to_style) -> dict:
+    """Beside each pair of prompts: the words the model did not learn (nothing when every word is
+    known, or when the model's vocabulary is not: a PixArt model, an adapter on the user's data)."""
+    try:
+        vocabulary = learned_words(state.get_pipeline(model).model.info)
+    except MedEditError:
+        vocabulary = None  # the model status says why
+    return {"source": words_note(vocabulary, anatomy, style), "edit": words_note(vocabulary, to_anatomy, to_style)}
+
+
+def words_note(vocabulary, *prompts) -> str:
+    if vocabulary is None:
+        return ""
+    found = dict.fromkeys(word for prompt in prompts if isinstance(prompt, str)
+                          for word in not_learned(prompt[:MAX_PROMPT_CHARS], vocabulary))
+    if not found:
+        return ""
+    shown = [f"{word} (did you mean “{instead}”?)" if (instead := learned_instead(word, vocabulary)) else word
+             for word in found]
+    return "⚠️ not learned: " + ", ".join(shown)
 
 
 def random_seed() -> int:

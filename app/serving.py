@@ -71,8 +71,9 @@ def check_budget(kind: str, work: Work):
     if work.units <= limits.request_budget:
         return
     exported = f", {work.exported} frames exported" if work.exported else ""
+    what = "export" if work.exported else kind
     raise MedEditError(
-        f"this {'export' if work.exported else kind} is too much work for this server: about {work.units:,} units ({work.detail} = "
+        f"this {what} is too much work for this server: about {work.units:,} units ({work.detail} = "
         f"{work.passes:,} transformer passes, {work.decodes} decodes at {PASSES_PER_DECODE} each{exported}); "
         f"the limit is {limits.request_budget:,} per request. Ask for fewer frames or steps, or run it on your own "
         f"machine with the command line, which has no such limit: python -m pipelines {kind} --help")

@@ -1,6 +1,7 @@
-"""Write assets/screenshot.png: launch the app, run one ready edit in headless Chromium, capture it.
+"""Write assets/screenshot.png: launch the app, run one ready edit in headless Chromium, capture
+the first screen (the viewport, 1366x768 by default: what a laptop shows without scrolling).
 
-    python scripts/screenshot.py [--example "Dermoscopy: add hair"] [--out assets/screenshot.png]
+    python scripts/screenshot.py [--example "Chest X-ray: add a pacemaker"] [--out assets/screenshot.png]
 
 Uses the model in $MEDEDIT_MODEL (default: the embedded one) and Chromium at /usr/bin/chromium.
 """
@@ -18,10 +19,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--example", default="Dermoscopy: add hair", help="label of a ready edit")
+    parser.add_argument("--example", default="Chest X-ray: add a pacemaker", help="label of a ready edit")
     parser.add_argument("--out", default="assets/screenshot.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--width", type=int, default=1366)
+    parser.add_argument("--height", type=int, default=768)
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -36,7 +38,7 @@ def main() -> int:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
-            page = browser.new_page(viewport={"width": args.width, "height": 1200})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.set_default_timeout(120_000)
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_text(args.example).click()
@@ -45,7 +47,9 @@ def main() -> int:
             page.wait_for_selector("#difference img[src]")
             page.wait_for_timeout(500)  # let the toasts and progress bars fade
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=args.out, full_page=True)
+            page.evaluate("window.scrollTo(0, 0)")  # the example list is below: back to the first screen
+            page.wait_for_timeout(300)
+            page.screenshot(path=args.out)
             browser.close()
     finally:
         demo.close()

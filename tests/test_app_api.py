@@ -151,7 +151,8 @@ def test_nan_sent_as_a_raw_number_is_refused(app_url, client):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ("not json", "settings is not valid JSON: Expecting value: line 1 column 1 (char 0) (settings must be the JSON object"),
+    ("not json", "settings is not valid JSON: Expecting value: line 1 column 1 (char 0) "
+                 "(settings must be the JSON object"),
     ('{"anatomy": "a nevus", "wings": 1}', "unknown settings 'wings'"),
     ('{"anatomy": "a nevus", "steps": 4, "frames": 500}', "frames must be between"),
 ])
@@ -204,8 +205,8 @@ def raw_call(app_url: str, endpoint: str, data: list, timeout: float = 120) -> s
 
 def call_data(endpoint: str = "edit", **changes) -> list:
     """A valid request's values in the endpoint's order, with `changes`."""
-    values = {"to_anatomy": "", **EDIT, "anatomy_scale": 3.0, "style_scale": 3.0, "model": "", "locality": 0.3, "mode": "latent",
-              "frames": 2, "control_points": 2, "bend": 0.0, **changes}
+    values = {"to_anatomy": "", **EDIT, "anatomy_scale": 3.0, "style_scale": 3.0, "model": "", "locality": 0.3,
+              "mode": "latent", "frames": 2, "control_points": 2, "bend": 0.0, **changes}
     return [values[name] for name in PARAMETERS[endpoint]]
 
 
