@@ -26,7 +26,10 @@ def run(kind: str, request: Request, progress=None, finish=None, exported: bool 
     with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)) as turn:
         callback = step_callback(turn, progress, request.sampling.steps, kind)
         result = state.compute(kind, request.source, request.sampling, request.edit, request.series, callback)
-        return result if finish is None else finish(result)
+        if finish is None:
+            return result
+        turn.between_steps()  # writing the files is a step too: a waiting request may go first
+        return finish(result)
 
 
 def on_device(kind: str, fn, *args):
