@@ -62,6 +62,10 @@ def test_edit_returns_pngs_that_differ(client):
     assert settings["sliders"] == {"hair": 2.5} and settings["seed"] == 3 and settings["swap_at"] == 0.25
     again = client.predict(**EDIT, api_name="/edit")  # reproducible
     assert np.array_equal(pixels(again[1]), after)
+    from pipelines.export.images import read_png_provenance
+    with open(edited, "rb") as f:
+        record = read_png_provenance(f.read())  # the served PNG says what made it
+    assert record["seed"] == 3 and record["extra"]["image"] == "edited" and "synthetic" in record["synthetic"]
 
 
 def test_series_returns_png_frames_and_a_gif(client):
