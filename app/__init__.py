@@ -1,3 +1,9 @@
-"""MedEdit's Gradio app: layout and events (ui.py, wiring.py), UI events (handlers.py), the named API
-(api.py), client values to requests (inputs.py), what is held across requests (state.py), results as
-shown and downloaded (outputs.py), errors as messages (errors.py), ready edits (examples.py)."""
+"""MedEdit's Gradio app (pipelines/ does every computation).
+
+The page: controls.py (prompts, settings) beside displays.py (before/after, series, exports),
+joined in ui.py through wiring.py (handlers meet components by name); handlers.py holds the UI's
+events, api.py the named endpoints /generate /edit /series /export, examples.py the ready edits.
+A request: inputs.py checks what the client sent, jobs.py runs it within serving.py's limits on
+device.py's shared device, state.py holds models and results, outputs.py writes its files;
+errors.py turns failures into messages, uploads.py and shutdown.py leave nothing behind.
+"""
