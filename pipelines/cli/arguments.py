@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.files import UMASK, remove_stale_siblings
 from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
                                    STEPS_RANGE, SWAP_RANGE)
 from pipelines.editing.requests import Edit, Sampling, Series
@@ -169,37 +168,6 @@ def load_pipeline(args):
     from pipelines.model.loading import load_model
 
     return MedEditPipeline(load_model(args.model))
-
-
-def temporary_sibling(target: Path) -> Path:
-    """A hidden folder next to `target` named for this process, so a later run can tell a killed
-    run's leftovers (process gone) from a live run's folder; stale ones are removed first."""
-    remove_stale_siblings(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-    except OSError as error:
-        raise MedEditError(f"cannot write in {target.parent} ({error.strerror}); "
-                           "choose a writable output folder") from None
-    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; the result is an ordinary folder
-    return tmp
-
-
-def fresh_output_folder(out: str) -> Path:
-    """A temporary sibling folder to write into; `publish` renames it into place at the end."""
-    target = check_writable_folder(out)
-    return temporary_sibling(target)
-
-
-def publish(tmp: Path, out: str) -> Path:
-    target = Path(out)
-    if target.exists():
-        for item in tmp.iterdir():
-            os.replace(item, target / item.name)
-        tmp.rmdir()
-    else:
-        os.replace(tmp, target)
-    return target
 
 
 def report(args, payload: dict, text: str):

@@ -11,7 +11,6 @@ the file's sha256, never its name or any DICOM element.
 """
 
 import json
-import shutil
 
 import numpy as np
 from PIL import Image
@@ -20,6 +19,7 @@ from pipelines.cli import arguments as common
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import SYNTHETIC_MARK
 from pipelines.editing.requests import Sampling
+from pipelines.core.files import atomic_folder
 from pipelines.export.images import save_png, side_by_side
 from pipelines.export.provenance import provenance_from_settings
 
@@ -74,18 +74,14 @@ def run(args) -> int:
         if not (args.anatomy or args.style):
             notes.append(describe_into(args, decoded))
     sampling, edit = common.sampling_from(args, pipeline), common.edit_from(args, pipeline)
-    tmp = common.fresh_output_folder(args.out)
-    try:
+    with atomic_folder(args.out) as tmp:
         if decoded is None:
             result = pipeline.edit(sampling, edit)
         else:
             result = pipeline.edit_image(decoded.pixels, sampling, edit, regions)
             result.settings["source_sha256"] = decoded.sha256
         meta = write_outputs(tmp, result, decoded is not None, notes)
-        out = common.publish(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = args.out
     for note in meta["notes"]:
         print(f"note: {note}")
     common.report(args, meta, f"wrote neutral.png, edited.png, side_by_side.png, metadata.json "
