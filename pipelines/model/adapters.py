@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save as save_safetensors
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import content_hash, write_atomic
@@ -144,10 +144,7 @@ def _write_folder(folder, lora: dict, config, meta: dict, write_projector) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     for stale in (CONFIG_FILE, LEGACY_LORA_FILE):
         (folder / stale).unlink(missing_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{LORA_FILE}.", suffix=".tmp", dir=folder)
-    os.close(handle)
-    save_file(lora, tmp, metadata={"format": "pt"})
-    os.replace(tmp, folder / LORA_FILE)
+    write_atomic(folder / LORA_FILE, save_safetensors(lora, metadata={"format": "pt"}))
     shutil.rmtree(folder / PROJECTOR_DIR, ignore_errors=True)
     if meta["projector"]:
         write_projector(folder / PROJECTOR_DIR)
