@@ -3,6 +3,8 @@
 
 import json
 
+from pipelines.core.errors import MedEditError
+from pipelines.data import converters as datasets
 from pipelines.data.converters import UNCERTAIN_POLICIES
 
 
@@ -43,8 +45,6 @@ def summary(rows: list[dict]) -> dict:
 
 
 def run(args) -> int:
-    from pipelines.data import converters as datasets
-    from pipelines.core.errors import MedEditError
 
     if args.source == "chexpert":
         rows = datasets.from_chexpert(args.csv, args.images, args.out, args.uncertain)

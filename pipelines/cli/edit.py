@@ -45,6 +45,7 @@ def check_upload(args):
         if args.edit_mask or args.keep_mask:
             raise MedEditError("--edit-mask and --keep-mask need --image")
         return None, None
+    # Imported here: a run without --image needs neither PIL decoding nor pydicom.
     from pipelines.data.uploads import read_image, read_mask
     from pipelines.editing.regions import Regions
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
+from pipelines.data import phantoms
 from pipelines.data.attributes import ATTRIBUTES
 from pipelines.evaluation.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
                                              save_classifier)
@@ -123,7 +124,6 @@ def evaluate(clf: AttributeClassifier, data: PhantomSet, augmented: bool = False
 def phantom_fingerprint() -> str:
     """sha256 over the phantom renderer's source: a shipped classifier whose fingerprint differs
     from the code's was trained on a different phantom world and should be retrained."""
-    import pipelines.data.phantoms as phantoms
     digest = hashlib.sha256()
     for path in sorted(Path(phantoms.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
