@@ -9,8 +9,8 @@ from pydicom.uid import RLELossless
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_UPLOAD_BYTES
 from pipelines.data.uploads import as_rgb_array, fit, fit_mask, read_image, read_mask
-from tests.upload_files import (dicom_bytes, dicom_dataset, jpeg_bytes, jpeg_ls_dicom, png_bomb, png_bytes,
-                                report_dicom)
+from tests.upload_files import (dicom_bytes, dicom_dataset, jpeg_bomb, jpeg_bytes, jpeg_ls_dicom, png_bomb,
+                                png_bytes, report_dicom)
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (48, 40), dtype=np.uint8)
@@ -124,6 +124,7 @@ def test_the_file_sha256_is_of_its_bytes():
 HOSTILE = {
     "bomb": (png_bomb(), "too large to decode"),
     "bomb within Pillow's limit": (png_bomb(9000, 9000), "81 megapixels; at most 40 are accepted"),
+    "JPEG bomb": (jpeg_bomb(), "9000x9000 = 81 megapixels"),
     "truncated PNG": (png_bytes(RGB)[:200], "PNG image is corrupt or truncated"),
     "corrupt PNG": (png_bytes(RGB)[:60] + b"\x00" * 40 + png_bytes(RGB)[100:], "corrupt or truncated"),
     "truncated JPEG": (jpeg_bytes(RGB)[:300], "JPEG image is corrupt or truncated"),

@@ -98,3 +98,11 @@ def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
     rows = zlib.compress(b"\0" * (width + 1) * 16, 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def jpeg_bomb(width: int = 9000, height: int = 9000) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims width x height."""
+    data = bytearray(jpeg_bytes(np.zeros((16, 16, 3), np.uint8)))
+    at = data.find(b"\xff\xc0")  # SOF0: marker, length (2), precision (1), height (2), width (2)
+    data[at + 5:at + 7], data[at + 7:at + 9] = height.to_bytes(2, "big"), width.to_bytes(2, "big")
+    return bytes(data)
