@@ -1,10 +1,11 @@
 """One compute device, shared by every request the app runs.
 
 A request computes only while it holds the device, so at most one computation uses the CPU cores
-(or the GPU) at a time. Between denoising steps the device goes to the waiting request that has
-held it least so far (least attained service; first come first among equals): a new edit runs
-at once, after one step of a long series, and long series share the device evenly. Each request
-has a deadline: past it, its next step (or its wait for a turn) stops it with a clear message.
+(or the GPU) at a time. Between denoising steps, and between decoded frames, the device goes to
+the waiting request that has held it least so far (least attained service; first come first among
+equals): a new edit runs at once, after one step of a long series, and long series share the
+device evenly. Each request has a deadline: past it, its next step or decoded frame (or its wait
+for a turn) stops it with a clear message.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Turn:
                         + (f"; {self.stopped_message}" if self.stopped_message else ""))
 
     def between_steps(self, *_):
-        """Called after each step: stop at the deadline; let a request that has used less go first."""
+        """Called after each step and each decoded frame: stop at the deadline; let a request that
+        has used less go first."""
         if time.monotonic() > self.deadline:
             self.stop()
         self.device._pass(self)

@@ -1,31 +1,36 @@
 """Running one request: its budget checked before any work, then its computation on the shared
-device (taking turns between steps, stopped at the time limit), then its files written."""
+device (taking turns between steps and between decoded frames, stopped at the time limit), then
+its files written."""
 
 from __future__ import annotations
-
-from pipelines.editing.cost import request_work
 
 from app import serving, state
 from app.inputs import Request
 
 
 def step_callback(turn, progress, steps: int, what: str):
-    """After each denoising step: the time limit and other requests' turns, then the progress bar."""
-    def after_step(step: int):
+    """After each denoising step, `after_step(step)`, and after each decoded frame,
+    `after_step(done, total)` (pipelines/model/loaded.decode): the time limit and other requests'
+    turns, then the progress bar."""
+    def after_step(step: int, decoding: int | None = None):
         turn.between_steps()
-        if progress is not None:
+        if progress is None:
+            return
+        if decoding is None:
             progress((min(step, steps), steps), desc=what, unit="steps")
+        else:
+            progress((step, decoding), desc=f"{what}: decoding", unit="frames")
     return after_step
 
 
 def run(kind: str, request: Request, progress=None, finish=None, exported: bool = False):
     """The result of a generate, edit or series `request` (`kind`), passed through `finish` (which
     writes its files) while the device is still held; `exported`: the budget counts an export."""
-    work = request_work(request.sampling, request.edit, request.series, exported)
-    serving.check_budget(kind, work)
+    serving.check_budget(kind, request.work(exported))
     with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)) as turn:
         callback = step_callback(turn, progress, request.sampling.steps, kind)
-        result = state.compute(kind, request.source, request.sampling, request.edit, request.series, callback)
+        result = state.compute(kind, request.source, request.sampling, request.edit, request.series, callback,
+                               request.image)
         if finish is None:
             return result
         turn.between_steps()  # writing the files is a step too: a waiting request may go first

@@ -2,7 +2,7 @@
 limits of a request itself are in pipelines/core/limits.py and hold everywhere, the CLI included).
 
 - a budget of work per request, counted before it runs (pipelines/editing/cost.py);
-- a time limit per request, enforced between denoising steps (app/device.py);
+- a time limit per request, enforced between denoising steps and decoded frames (app/device.py);
 - /series and /export (from the UI or the API) share one concurrency limit, /generate and /edit
   another, and all of them compute on one device, taking turns between steps: while the largest
   requests run, an edit still gets its turn;

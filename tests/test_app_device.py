@@ -1,10 +1,11 @@
 """The app's shared device: one computation at a time, short requests first between steps, and a
-time limit that stops a request between steps or while it waits."""
+time limit that stops a request between steps, between its decoded frames, or while it waits."""
 
 import threading
 import time
 
 import pytest
+import torch
 
 from app.device import Device, TimeLimit
 
@@ -74,3 +75,41 @@ def test_the_time_limit_stops_a_request_waiting_for_its_turn():
             pass
     release.set()
     thread.join()
+
+
+def test_the_time_limit_stops_a_series_between_its_decoded_frames(micro_pipeline):
+    """The deadline passes once the denoising is done: the next decoded frame stops the request,
+    not the end of all its decodes."""
+    from app.jobs import step_callback
+    from pipelines.editing.requests import Edit, Sampling, Series
+
+    s = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=11, steps=2)
+    e, frames = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.5), 8
+    device, shown = Device(), []
+    with pytest.raises(TimeLimit, match="stopped after 30 s"):
+        with device.turn(30) as turn:
+            after_step = step_callback(turn, lambda done, **how: shown.append((done, how["unit"])), s.steps, "series")
+
+            def deadline_passes_at_third_frame(step, decoding=None):
+                if decoding is not None and step == 3:
+                    turn.deadline = time.monotonic()  # what 30 s of a loaded machine would do
+                after_step(step, decoding)
+
+            micro_pipeline.series(s, e, Series(frames, "latent"), deadline_passes_at_third_frame)
+    assert [unit for _, unit in shown].count("steps") >= s.steps  # every step ran, then the decodes
+    assert shown[-1] == ((2, frames), "frames")  # stopped after its third frame, 5 never decoded
+    with device.turn(1):  # the device was given back
+        pass
+
+
+def test_decoded_frames_take_turns_and_show_progress(micro_pipeline):
+    """Each decoded frame reports (done, total) to the same callback as the steps, and decoding
+    with a callback gives the same bits as without."""
+    from pipelines.model.loaded import decode
+
+    latents = torch.randn((5, *micro_pipeline.model.latent_shape), generator=torch.Generator().manual_seed(0))
+    calls = []
+    with_callback = decode(micro_pipeline.model, latents, lambda *args: calls.append(args))
+    assert calls == [(i, 5) for i in range(1, 6)]
+    assert torch.equal(with_callback, decode(micro_pipeline.model, latents))
+    assert torch.equal(with_callback[3:4], decode(micro_pipeline.model, latents[3:4]))  # alone or beside others

@@ -9,6 +9,10 @@ An image the user brings (`edit_image`, `series_image`: [H, W, 3] uint8 arrays) 
 under its source prompts (editing/inversion.py) instead of sampled from noise; the inversion is
 cached like the neutral run, and its edits are one guidance term per edit (editing/terms.py),
 bounded by an edit mask and a keep mask (editing/regions.py).
+
+`progress`, where a method takes one, is called as `progress(step)` after each denoising step and
+as `progress(done, total)` after each latent decoded (model/loaded.decode), so that a server can
+stop a request, or let another go first, between any two of them.
 """
 
 import time
@@ -79,11 +83,12 @@ class MedEditPipeline(UploadedImages):
                          self.neutral_branches(s), s.anatomy_scale, s.style_scale, callback)
         return self.runs.put(self.run_key(s), run), False
 
-    def neutral_image(self, s: Sampling, run: list[Prefix]) -> np.ndarray:
+    def neutral_image(self, s: Sampling, run: list[Prefix], progress=None) -> np.ndarray:
         """The neutral run's final image [H, W, 3] uint8, decoded once (a copy: callers may write)."""
         image = self.neutral_images.get(self.run_key(s))
         if image is None:
-            image = self.neutral_images.put(self.run_key(s), decode(self.model, run[-1].latents)[0].numpy())
+            image = decode(self.model, run[-1].latents, progress)[0].numpy()
+            image = self.neutral_images.put(self.run_key(s), image)
         return image.copy()
 
     def edited_latents(self, s: Sampling, e: Edit, run: list[Prefix], swap: int, edited: Branches,
@@ -94,7 +99,7 @@ class MedEditPipeline(UploadedImages):
     @torch.no_grad()
     def generate(self, s: Sampling, progress=None) -> np.ndarray:
         run, _ = self.neutral_run(s, progress)
-        return self.neutral_image(s, run)
+        return self.neutral_image(s, run, progress)
 
     @torch.no_grad()
     def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:
@@ -104,7 +109,7 @@ class MedEditPipeline(UploadedImages):
         # 2. The edited tail, branching off it at the swap step.
         edited = self.edited_latents(s, e, run, e.swap_step(s.steps), self.edited_branches(s, e), progress)
         # 3. Decode the edit; the neutral image was decoded with its run.
-        neutral, image = self.neutral_image(s, run), decode(self.model, edited)[0].numpy()
+        neutral, image = self.neutral_image(s, run, progress), decode(self.model, edited, progress)[0].numpy()
         settings = self.settings(s, e)
         notes = self.notes((s.anatomy, s.style), edited_prompts(s, e))
         return EditResult(neutral, image, settings, notes, time.perf_counter() - began, cached)
@@ -117,7 +122,7 @@ class MedEditPipeline(UploadedImages):
             latents = self.latent_series(s, e, series, times, progress)
         else:
             latents = self.embedding_series(s, e, series, times, progress)
-        frames = [f.numpy() for f in decode(self.model, latents)]
+        frames = [f.numpy() for f in decode(self.model, latents, progress)]
         settings = {**self.settings(s, e), "frames": series.frames, "mode": series.mode,
                     "control_points": series.control_points, "bend": series.bend}
         notes = self.notes(edited_prompts(s, e))

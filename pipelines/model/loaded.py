@@ -25,12 +25,19 @@ class LoadedModel:
 
 
 @torch.no_grad()
-def decode(model: LoadedModel, latents: torch.Tensor) -> torch.Tensor:
-    """Latents [B, C, h, w] to images [B, H, W, 3] uint8.
+def decode(model: LoadedModel, latents: torch.Tensor, callback=None) -> torch.Tensor:
+    """Latents [B, C, h, w] to images [B, H, W, 3] uint8; `callback(done, total)` after each latent.
 
     One latent at a time: convolution results depend on the batch size in the last bits, and the
-    same request must give the same image whether decoded alone or beside others.
+    same request must give the same image whether decoded alone or beside others. The callback
+    takes two arguments where a denoising step's takes one (the pipeline passes the same one down),
+    so a server can stop a long series, or let another request go first, between its decodes.
     """
     scaled = latents.to(model.vae.device, model.vae.dtype) / model.vae.config.scaling_factor
-    images = torch.cat([model.vae.decode(z[None]).sample for z in scaled]).float().cpu()
+    decoded = []
+    for z in scaled:
+        decoded.append(model.vae.decode(z[None]).sample)
+        if callback is not None:
+            callback(len(decoded), len(scaled))
+    images = torch.cat(decoded).float().cpu()
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
