@@ -1,4 +1,5 @@
-"""DICOM Secondary Capture series: valid, one series, exact pixels, marked synthetic."""
+"""DICOM Secondary Capture series: valid, one series, exact pixels, marked synthetic (or, for an
+edited upload, edited: new UIDs and an anonymous patient that says nothing of the source)."""
 
 import dataclasses
 import io
@@ -12,7 +13,7 @@ from PIL import Image
 
 from pipelines.export.dicom import dicom_series_bytes
 from pipelines.core.errors import MedEditError
-from pipelines.core.limits import SYNTHETIC_MARK
+from pipelines.core.limits import EDITED_MARK, SYNTHETIC_MARK
 from pipelines.export.provenance import Provenance
 
 
@@ -82,8 +83,31 @@ def test_the_iptc_digital_source_type_is_in_the_header(source, kind):
     marked = dataclasses.replace(provenance("dermoscopy"), source=source)
     ds = pydicom.dcmread(io.BytesIO(dicom_series_bytes(frames(1, "RGB"), marked)[0][1]))
     uri = "http://cv.iptc.org/newscodes/digitalsourcetype/" + kind
-    assert ds.ConversionType == "SYN"  # DICOM's own term: a synthetic image
+    assert ds.ConversionType == {"generated": "SYN", "upload": "WSD"}[source]  # synthetic; workstation
     assert uri in ds.DerivationDescription and f'"digital_source_type": "{uri}"' in ds.ImageComments
+
+
+def test_an_edited_upload_is_a_new_edited_secondary_capture_never_called_synthetic():
+    marked = dataclasses.replace(provenance("cxr"), source="upload", extra={"source_sha256": "f" * 64})
+    named = dicom_series_bytes(frames(2, "L"), marked)
+    datasets = [pydicom.dcmread(io.BytesIO(raw)) for _, raw in named]
+    again = pydicom.dcmread(io.BytesIO(dicom_series_bytes(frames(1, "L"), marked)[0][1]))
+    for ds in datasets:
+        assert ds.PatientName == "ANONYMOUS^EDITED" and ds.PatientID == "EDITED"
+        assert ds.PatientBirthDate == "" and ds.PatientSex == ""
+        assert ds.ConversionType == "WSD" and list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+        assert ds.SeriesDescription == ds.StudyDescription == f"MedEdit {EDITED_MARK}"
+        assert len(ds.SeriesDescription) <= 64  # LO
+        assert ds.ImageComments.startswith(f"MedEdit: {EDITED_MARK}. ") and "f" * 64 in ds.ImageComments
+        assert ds.DerivationDescription.startswith(EDITED_MARK)
+        assert "BurnedInAnnotation" not in ds  # what the upload's pixels show is not known here
+        assert "SourceImageSequence" not in ds and "ReferencedImageSequence" not in ds
+        assert "synthetic" not in str(ds).lower()
+    # new UIDs: one study and series for the export, none shared with another export
+    assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
+    assert again.StudyInstanceUID != datasets[0].StudyInstanceUID
+    assert again.SeriesInstanceUID != datasets[0].SeriesInstanceUID
+    assert again.SOPInstanceUID not in {ds.SOPInstanceUID for ds in datasets}
 
 
 def test_bytes_match_files_and_bad_input_leaves_nothing(tmp_path):

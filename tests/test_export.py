@@ -1,4 +1,5 @@
-"""PNG/animation/ZIP export: lossless, self-describing, marked synthetic, atomic."""
+"""PNG/animation/ZIP export: lossless, self-describing, marked synthetic (or, for an edited upload,
+edited and never synthetic), atomic."""
 
 import dataclasses
 import hashlib
@@ -12,10 +13,10 @@ import pytest
 from PIL import Image
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.limits import SYNTHETIC_MARK
+from pipelines.core.limits import EDITED_MARK, SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
-from pipelines.export.images import (animation_gif, animation_webp_lossless, difference_map, png_bytes,
-                                     read_png_provenance, side_by_side)
+from pipelines.export.images import (animation_gif, animation_webp_lossless, comparison, difference_map,
+                                     png_bytes, read_png_provenance, side_by_side)
 from pipelines.export.provenance import Provenance, provenance_from_settings
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -70,9 +71,9 @@ def xmp_description(data: bytes) -> dict:
     return described
 
 
-@pytest.mark.parametrize("source, kind", [("generated", "trainedAlgorithmicMedia"),
-                                          ("upload", "compositeWithTrainedAlgorithmicMedia")])
-def test_png_and_webp_carry_the_iptc_digital_source_type_in_xmp(source, kind):
+@pytest.mark.parametrize("source, kind, mark", [("generated", "trainedAlgorithmicMedia", SYNTHETIC_MARK),
+                                                ("upload", "compositeWithTrainedAlgorithmicMedia", EDITED_MARK)])
+def test_png_and_webp_carry_the_iptc_digital_source_type_in_xmp(source, kind, mark):
     marked = dataclasses.replace(provenance(), source=source)
     image = frames(1)[0]
     png = png_bytes(image, marked)
@@ -82,7 +83,7 @@ def test_png_and_webp_carry_the_iptc_digital_source_type_in_xmp(source, kind):
         assert described["DigitalSourceType"] == IPTC + kind
         assert described["AISystemUsed"] == "MedEdit (mededit/tiny-dit)"
         assert described["AISystemVersionUsed"] == "0123abc"
-        assert SYNTHETIC_MARK in described["description"]["Alt"]["li"]["text"]
+        assert described["description"]["Alt"]["li"]["text"] == f"MedEdit: {mark}"
     with Image.open(io.BytesIO(png)) as back:  # still lossless, still the tEXt record
         assert np.array_equal(np.asarray(back), np.asarray(image))
     record = read_png_provenance(png)
@@ -96,9 +97,13 @@ def test_an_edit_of_an_upload_is_marked_composite():
                 "swap_at": 0.2, "steps": 10, "sliders": {}, "anatomy_scale": 3.0, "style_scale": 3.0,
                 "swap_step": 2, "locality": 0.3}
     assert provenance_from_settings(settings).digital_source_type == IPTC + "trainedAlgorithmicMedia"
-    upload = provenance_from_settings({**settings, "source": "upload", "image_sha256": "ab12"})
+    regions = {"keep_mask": {"width": 8, "height": 8, "share": 0.25, "packbits_base64": "AAA="}}
+    upload = provenance_from_settings({**settings, "source": "upload", "image_sha256": "ab12",
+                                       "source_sha256": "cd34", "regions": regions})
     assert upload.digital_source_type == IPTC + "compositeWithTrainedAlgorithmicMedia"
-    assert upload.extra["image_sha256"] == "ab12"
+    assert upload.extra["image_sha256"] == "ab12" and upload.extra["source_sha256"] == "cd34"
+    assert upload.extra["regions"] == regions and upload.mark == EDITED_MARK
+    assert "source_sha256" not in provenance_from_settings({**settings, "source_sha256": "cd34"}).extra
     with pytest.raises(MedEditError, match="source must be one of"):
         dataclasses.replace(upload, source="camera").validate()
 
@@ -185,3 +190,46 @@ def test_mismatched_extras_and_half_before_after_raise(tmp_path):
     with pytest.raises(MedEditError):
         difference_map(*frames(1, size=(8, 8)), *frames(1, size=(9, 9)))
     assert list(tmp_path.iterdir()) == []
+
+
+def edited_upload():
+    regions = {"edit_mask": {"width": 24, "height": 20, "share": 0.125, "packbits_base64": "AAA="}}
+    return dataclasses.replace(provenance(), source="upload",
+                               extra={"source_sha256": "f" * 64, "image_sha256": "e" * 64, "regions": regions})
+
+
+def test_an_edited_upload_is_marked_edited_and_never_synthetic_in_any_file(tmp_path):
+    """PNG text and XMP, GIF comment, WebP EXIF and XMP, the ZIP's README, manifest, figure and
+    DICOM: each says what an edited upload is, and no file anywhere calls it synthetic."""
+    marked, series = edited_upload(), frames(3)
+    png = png_bytes(series[0], marked, {"frame": 0})
+    with Image.open(io.BytesIO(png)) as back:
+        assert back.text["Comment"] == back.text["Disclaimer"] == EDITED_MARK
+    record = read_png_provenance(png)
+    assert record["edited"] == EDITED_MARK and "synthetic" not in record
+    assert record["extra"]["source_sha256"] == "f" * 64 and record["extra"]["regions"]["edit_mask"]
+    with Image.open(io.BytesIO(animation_gif(series, provenance=marked))) as gif:
+        assert gif.info["comment"].startswith(f"MedEdit: {EDITED_MARK}. ".encode())
+    with Image.open(io.BytesIO(animation_webp_lossless(series, provenance=marked))) as webp:
+        assert webp.getexif()[0x010E].startswith(f"MedEdit: {EDITED_MARK}. ")
+    out = export_zip(series, marked, None, tmp_path / "e.zip")
+    with zipfile.ZipFile(out) as archive:
+        blobs = {name: archive.read(name) for name in archive.namelist()}
+    readme = blobs["README.txt"].decode()
+    assert "EDITED BY A GENERATIVE MODEL" in readme and EDITED_MARK in readme and "f" * 64 in readme
+    assert "edit mask (12% of the image)" in readme
+    manifest = json.loads(blobs["manifest.json"])
+    assert manifest["edited"] == EDITED_MARK and manifest["provenance"]["source"] == "upload"
+    assert any(name.startswith("dicom/") for name in blobs)
+    for name, blob in blobs.items():
+        assert b"synthetic" not in blob.lower(), name
+
+
+def test_an_edited_uploads_figure_says_source_and_edited():
+    """comparison() labels and marks the figure by the provenance; a generated one's is the
+    plain side_by_side."""
+    before, after = frames(2, size=(64, 64))
+    assert comparison(before, after, provenance()).tobytes() == side_by_side(before, after).tobytes()
+    upload = comparison(before, after, edited_upload())
+    assert upload.tobytes() == side_by_side(before, after, ("source", "edited"), True, EDITED_MARK).tobytes()
+    assert upload.tobytes() != side_by_side(before, after).tobytes()

@@ -26,7 +26,9 @@ MAX_DATASET_IMAGES = 10_000_000  # images one phantoms or synthesize run writes
 MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded image or mask file
 MAX_UPLOAD_PIXELS = 40_000_000  # one uploaded frame's width x height, read from its header before decoding
 
-SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes
+SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes of a generated image
+# ... and of an image the user brought, which a model edited (fits DICOM LO after "MedEdit ")
+EDITED_MARK = "edited by a generative model, not an original image"
 SOFTWARE = "MedEdit"
 
 CAPTION_DROPOUT = 0.1  # per channel, to the null tokens: what classifier-free guidance needs

@@ -11,14 +11,16 @@ from PIL import Image
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import sha256_bytes, write_atomic
-from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
+from pipelines.core.limits import SOFTWARE
 from pipelines.export.dicom import dicom_series_bytes
 from pipelines.export.images import (DEFAULT_DURATION_MS, animation_gif, animation_webp_lossless, check_frames,
-                                     png_bytes, side_by_side)
-from pipelines.export.provenance import Provenance, to_json
+                                     comparison, png_bytes)
+from pipelines.export.provenance import MARKS, Provenance, to_json
 
 
-README = """MedEdit export
+# What the images are, by Provenance.source; then what every export holds.
+HEADS = {
+    "generated": """MedEdit export
 ==============
 
 Every image in this archive is a SYNTHETIC IMAGE, NOT A PATIENT ({mark}).
@@ -29,7 +31,23 @@ Model:     {model_id} (revision {model_revision})
 Modality:  {modality}
 Prompts:   anatomy "{anatomy}" -> "{to_anatomy}"; style "{style}" -> "{to_style}"
 Seed:      {seed}; swap point {swap_at}; {steps} steps
+""",
+    "upload": """MedEdit export
+==============
 
+The images in this archive were made from an image a user brought, EDITED BY A GENERATIVE MODEL
+({mark}). The source is recorded here only by its file's sha256 ({source_sha256});
+a diffusion model inverted it and edited it from text prompts. They are not original images, not
+a diagnosis, and must not be used for clinical decisions.
+
+Model:     {model_id} (revision {model_revision})
+Modality:  {modality}
+Prompts:   anatomy "{anatomy}" -> "{to_anatomy}"; style "{style}" -> "{to_style}"
+Inversion: seed {seed}; swap point {swap_at}; {steps} steps
+Masks:     {masks}
+""",
+}
+CONTENTS = """
 Contents
   frames/frame_NNN.png  lossless frames; each PNG carries its provenance (tEXt "mededit", JSON)
   side_by_side.png      before | after | difference map
@@ -37,6 +55,20 @@ Contents
   series.webp           looping lossless WebP animation (exact pixels)
 {dicom_line}  manifest.json         every other file with its sha256 and size, and the provenance
 """
+DICOM_LINES = {"generated": "  dicom/                DICOM Secondary Capture series (synthetic)\n",
+               "upload": "  dicom/                DICOM Secondary Capture series (edited; new UIDs)\n"}
+
+
+def readme(p: dict, dicom: bool) -> str:
+    """README.txt for a provenance record (Provenance.as_dict)."""
+    source = p["source"]
+    regions = p["extra"].get("regions") or {}
+    masks = ", ".join(name.replace("_", " ") + (f" ({mask['share']:.0%} of the image)" if isinstance(mask, dict)
+                                                 and "share" in mask else "")
+                      for name, mask in sorted(regions.items()))
+    head = HEADS[source].format(mark=MARKS[source][1], masks=masks or "none painted",
+                                source_sha256=p["extra"].get("source_sha256", "not given"), **p)
+    return head + CONTENTS.format(dicom_line=DICOM_LINES[source] if dicom else "")
 
 
 def export_zip(frames: list[Image.Image], provenance: Provenance, frame_extras: list[dict] | None,
@@ -59,19 +91,18 @@ def export_zip(frames: list[Image.Image], provenance: Provenance, frame_extras: 
     files: dict[str, bytes] = {}
     for i, (frame, extra) in enumerate(zip(frames, frame_extras)):
         files[f"frames/frame_{i:03d}.png"] = png_bytes(frame, provenance, {"frame": i, **(extra or {})})
-    files["side_by_side.png"] = png_bytes(side_by_side(before, after), provenance, {"panel": "side_by_side"})
+    files["side_by_side.png"] = png_bytes(comparison(before, after, provenance), provenance, {"panel": "side_by_side"})
     files["series.gif"] = animation_gif(frames, duration_ms, provenance=provenance)
     files["series.webp"] = animation_webp_lossless(frames, duration_ms, provenance=provenance)
     if dicom:
         for name, data in dicom_series_bytes(frames, provenance, frame_extras):
             files[f"dicom/{name}"] = data
     p = provenance.as_dict()
-    files["README.txt"] = README.format(
-        mark=SYNTHETIC_MARK, dicom_line="  dicom/                DICOM Secondary Capture series (synthetic)\n"
-        if dicom else "", **p).encode("utf-8")
+    files["README.txt"] = readme(p, dicom).encode("utf-8")
+    key, mark = MARKS[provenance.source]
     manifest = {
         "software": SOFTWARE,
-        "synthetic": SYNTHETIC_MARK,
+        key: mark,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "provenance": p,
         "frames": [{"path": f"frames/frame_{i:03d}.png", "extra": e or {}} for i, e in enumerate(frame_extras)],

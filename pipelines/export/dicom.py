@@ -1,11 +1,18 @@
 """A series of edited frames as DICOM Secondary Capture files that any viewer opens.
 
-Secondary Capture (1.2.840.10008.5.1.4.1.1.7) is the IOD for images no acquisition device made;
-ConversionType "SYN" says the pixels are synthetic. Modality is "OT" (other) for both worlds on
-purpose: "DX" or "XC" would claim an X-ray detector or an external camera acquired the image.
-The patient is a fixed anonymous phantom; the series description, image comments and derivation
-description all say "synthetic image, not a patient", and the provenance (prompts, seed, swap point,
-model id and revision) travels as JSON in ImageComments, a standard (non-private) attribute.
+Secondary Capture (1.2.840.10008.5.1.4.1.1.7) is the IOD for images no acquisition device made.
+Modality is "OT" (other) for both worlds on purpose: "DX" or "XC" would claim an X-ray detector or
+an external camera acquired the image. Every file is a new instance of a new study and series
+(UIDs generated here). What the pixels are depends on the provenance's source:
+- generated: ConversionType "SYN" (synthetic); the patient is a fixed anonymous phantom; the
+  descriptions say "synthetic image, not a patient" (SYNTHETIC_MARK).
+- upload (an image the user brought, edited by a model): ConversionType "WSD" (made on a
+  workstation); the patient is an anonymous placeholder that says nothing of the source, whose
+  elements are never read into the file (only its sha256 travels, in the provenance); the
+  descriptions say EDITED_MARK, never "synthetic". BurnedInAnnotation is left out: what the
+  upload's pixels show is not known here, so "NO" would be a claim this file cannot make.
+The provenance (prompts, seed, swap point, model id and revision) travels as JSON in
+ImageComments, a standard (non-private) attribute.
 
 Chest X-rays are stored as 8-bit MONOCHROME2, dermoscopy as 8-bit RGB (interleaved), both
 uncompressed Explicit VR Little Endian, so pixel_array reads back exactly the input pixels. Every
@@ -15,6 +22,7 @@ file passes dicom3tools' dciodvfy without an error or a warning (tests/test_dico
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -24,15 +32,29 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
+from pipelines.core.limits import EDITED_MARK, SOFTWARE, SYNTHETIC_MARK
 from pipelines.export.images import check_frames
 from pipelines.export.provenance import Provenance, provenance_record, to_json
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 MODALITY = "OT"
-PATIENT_NAME = "SYNTHETIC^PHANTOM"
-PATIENT_ID = "SYNTHETIC"
-SERIES_DESCRIPTION = f"{SOFTWARE} {SYNTHETIC_MARK}"  # LO: at most 64 characters
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a file says of its patient and its making, by Provenance.source."""
+    patient_name: str  # PN
+    patient_id: str  # LO
+    conversion_type: str  # CS, a defined term of the SC Equipment module
+    description: str  # LO: at most 64 characters (study and series description)
+    burned_in_annotation: str | None  # CS; None: not known, left out (type 3)
+
+
+IDENTITIES = {
+    "generated": Identity("SYNTHETIC^PHANTOM", "SYNTHETIC", "SYN", f"{SOFTWARE} {SYNTHETIC_MARK}", "NO"),
+    "upload": Identity("ANONYMOUS^EDITED", "EDITED", "WSD", f"{SOFTWARE} {EDITED_MARK}", None),
+}
+
 # Where the image is: Body Part Examined takes defined terms only (PS3.16 Annex L) and "SKIN" is
 # none, so dermoscopy says it with a code instead (Anatomic Region Sequence, SNOMED CT), as CXR does
 # beside CHEST. The phantom's skin lies at no named site: the region is the skin as a whole, an
@@ -63,7 +85,7 @@ def _code(value: str, meaning: str, scheme: str = "SCT") -> Dataset:
 def _derivation(p: Provenance) -> str:
     """What made the image, in words, with IPTC's digital source type (the URI the PNG's XMP has)."""
     made = "generated" if p.source == "generated" else "an uploaded image edited"
-    text = (f"{SYNTHETIC_MARK}; IPTC digital source type {p.digital_source_type}; "
+    text = (f"{p.mark}; IPTC digital source type {p.digital_source_type}; "
             f"{made} by {p.model_id}@{p.model_revision}; "
             f"anatomy '{p.anatomy}' -> '{p.to_anatomy}', style '{p.style}' -> '{p.to_style}'; "
             f"seed {p.seed}, swap at {p.swap_at}, {p.steps} steps")
@@ -80,6 +102,7 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
 
+    who = IDENTITIES[p.source]
     ds = Dataset()
     ds.file_meta = meta
     date, time = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
@@ -87,9 +110,9 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    # Patient: an anonymous phantom, no birth date or sex (type 2: present, empty)
-    ds.PatientName = PATIENT_NAME
-    ds.PatientID = PATIENT_ID
+    # Patient: anonymous (a phantom, or a placeholder), no birth date or sex (type 2: present, empty)
+    ds.PatientName = who.patient_name
+    ds.PatientID = who.patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
     # General Study
@@ -98,18 +121,18 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.ReferringPhysicianName = ""
     ds.StudyID = "1"
     ds.AccessionNumber = ""
-    ds.StudyDescription = SERIES_DESCRIPTION
+    ds.StudyDescription = who.description
     # General Series
     ds.Modality = MODALITY
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
-    ds.SeriesDescription = SERIES_DESCRIPTION
+    ds.SeriesDescription = who.description
     if p.modality in BODY_PART:
         ds.BodyPartExamined = BODY_PART[p.modality]
-    # General Equipment + SC Equipment: "SYN" = synthetic image
+    # General Equipment + SC Equipment: "SYN" = synthetic image, "WSD" = made on a workstation
     ds.Manufacturer = SOFTWARE
     ds.SoftwareVersions = _lo(f"{p.model_id}@{p.model_revision}")
-    ds.ConversionType = "SYN"
+    ds.ConversionType = who.conversion_type
     ds.SecondaryCaptureDeviceManufacturer = SOFTWARE
     ds.SecondaryCaptureDeviceManufacturerModelName = _lo(p.model_id)
     ds.SecondaryCaptureDeviceSoftwareVersions = _lo(p.model_revision)
@@ -119,8 +142,9 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.ContentDate, ds.ContentTime = date, time
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = _derivation(p)
-    ds.ImageComments = f"{SOFTWARE}: {SYNTHETIC_MARK}. " + to_json(provenance_record(p, extra))
-    ds.BurnedInAnnotation = "NO"
+    ds.ImageComments = f"{SOFTWARE}: {p.mark}. " + to_json(provenance_record(p, extra))
+    if who.burned_in_annotation is not None:
+        ds.BurnedInAnnotation = who.burned_in_annotation
     if p.modality in IMAGE_LATERALITY:
         ds.ImageLaterality = IMAGE_LATERALITY[p.modality]
     ds.AnatomicRegionSequence = [_code(*ANATOMIC_REGION[p.modality])]

@@ -1,7 +1,8 @@
 """Images as files a person can keep: PNG, a comparison figure, animations.
 
-Every file says what produced it (Provenance) and that it is synthetic (SYNTHETIC_MARK): PNGs in
-tEXt chunks, the GIF in its comment, the WebP in EXIF. PNGs (iTXt XML:com.adobe.xmp) and the WebP
+Every file says what produced it (Provenance) and what it is, synthetic (SYNTHETIC_MARK) or, for an
+image the user brought, edited by a model (EDITED_MARK): PNGs in tEXt chunks, the GIF in its
+comment, the WebP in EXIF. PNGs (iTXt XML:com.adobe.xmp) and the WebP
 (XMP chunk) also carry an XMP packet with IPTC's digital source type (export/xmp.py), the mark other
 software reads. Images stay lossless: PNG, lossless WebP;
 only the GIF (256 colours) may lose colour detail, which is why the WebP exists beside it.
@@ -19,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import write_atomic
 from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
-from pipelines.export.provenance import Provenance, provenance_record, to_json
+from pipelines.export.provenance import Provenance, mark_of, provenance_record, to_json
 from pipelines.export import xmp
 
 PNG_KEY = "mededit"  # tEXt keyword holding the provenance JSON
@@ -62,14 +63,14 @@ def check_frames(frames, what: str = "frames") -> list[Image.Image]:
 
 
 def png_bytes(image: Image.Image, provenance: Provenance | None, extra: dict | None = None) -> bytes:
-    """Lossless PNG carrying provenance (tEXt 'mededit', JSON), the synthetic mark and XMP."""
+    """Lossless PNG carrying provenance (tEXt 'mededit', JSON), its mark and XMP."""
     image = as_8bit(image)
     record = provenance_record(provenance, extra)
     info = PngImagePlugin.PngInfo()
     info.add_text(PNG_KEY, to_json(record))
     info.add_itxt(xmp.PNG_KEY, xmp.xmp_packet(record))  # uncompressed, as XMP readers expect
-    info.add_text("Comment", SYNTHETIC_MARK)
-    info.add_text("Disclaimer", SYNTHETIC_MARK)
+    info.add_text("Comment", mark_of(record))
+    info.add_text("Disclaimer", mark_of(record))
     info.add_text("Software", SOFTWARE)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, compress_level=6)
@@ -152,6 +153,15 @@ def side_by_side(before: Image.Image, after: Image.Image, labels=("neutral", "ed
     return canvas
 
 
+def comparison(before: Image.Image, after: Image.Image, provenance: Provenance | None,
+               diff: bool = True) -> Image.Image:
+    """side_by_side labelled and marked for what the images are: neutral | edited and synthetic
+    for a generated image; source | edited and edited by a model for an image the user brought."""
+    if provenance is not None and provenance.source == "upload":
+        return side_by_side(before, after, ("source", "edited"), diff, provenance.mark)
+    return side_by_side(before, after, diff=diff)
+
+
 # ---------------------------------------------------------------- animations
 
 def _sequence(frames, ping_pong: bool) -> list[Image.Image]:
@@ -172,7 +182,8 @@ def _durations(duration_ms, count: int):
 
 
 def _mark_text(provenance: Provenance | None, extra: dict | None = None) -> str:
-    return f"{SOFTWARE}: {SYNTHETIC_MARK}. " + to_json(provenance_record(provenance, extra))
+    record = provenance_record(provenance, extra)
+    return f"{SOFTWARE}: {mark_of(record)}. " + to_json(record)
 
 
 def animation_gif(frames, duration_ms=DEFAULT_DURATION_MS, ping_pong: bool = False,

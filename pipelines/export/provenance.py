@@ -1,7 +1,8 @@
 """What produced an image, in a form every exported file carries (PNG tEXt, GIF comment, WebP
-EXIF, DICOM header, the ZIP's manifest), with the mark that it is synthetic and IPTC's digital
-source type (PNG and WebP XMP, the DICOM derivation description): a model's image, or an image
-the user brought that a model edited."""
+EXIF, DICOM header, the ZIP's manifest), with its mark and IPTC's digital source type (PNG and
+WebP XMP, the DICOM derivation description): a model's image is marked synthetic
+(SYNTHETIC_MARK); an image the user brought, which a model edited, is marked edited (EDITED_MARK)
+and never synthetic, and carries its file's sha256 and the edit's masks, nothing else of it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
+from pipelines.core.limits import EDITED_MARK, SOFTWARE, SYNTHETIC_MARK
 from pipelines.data.attributes import check_modality, modality_of
 
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -21,6 +22,8 @@ DIGITAL_SOURCE_TYPES = {
     "generated": IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia",  # made by the model from prompts and noise
     "upload": IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia",  # a brought image, edited
 }
+# Provenance.source -> (the record's key for its mark, the mark every file says in words)
+MARKS = {"generated": ("synthetic", SYNTHETIC_MARK), "upload": ("edited", EDITED_MARK)}
 
 
 @dataclass
@@ -66,6 +69,15 @@ class Provenance:
     def digital_source_type(self) -> str:
         return DIGITAL_SOURCE_TYPES[self.source]
 
+    @property
+    def mark(self) -> str:
+        return MARKS[self.source][1]
+
+
+def mark_of(record: dict) -> str:
+    """The mark a provenance record (provenance_record) says: synthetic, or edited."""
+    return MARKS[record.get("source", "generated")][1]
+
 
 def _plain(value):
     """json.dumps hook: numpy scalars/arrays and paths become plain JSON values."""
@@ -91,22 +103,28 @@ def provenance_record(provenance: Provenance | None, extra: dict | None = None) 
     record = provenance.validate().as_dict() if provenance is not None else {"extra": {}}
     if extra:
         record["extra"] = {**record["extra"], **json.loads(to_json(extra))}
+    key, mark = MARKS[record.get("source", "generated")]
     record["digital_source_type"] = DIGITAL_SOURCE_TYPES[record.get("source", "generated")]
-    record["synthetic"] = SYNTHETIC_MARK
+    record[key] = mark
     record["software"] = SOFTWARE
     return record
 
 
-# What an edit of a brought image adds to its settings (editing/uploaded.py): which image, how inverted.
-UPLOAD_KEYS = ("image_sha256", "inversion", "inversion_seed", "terms", "regions")
+# What an edit of a brought image adds to its settings (editing/uploaded.py): which image (the
+# pixels' sha256, and the file's when the caller read a file), how inverted, the masks' record.
+UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "terms", "regions")
 
 
 def provenance_from_settings(settings: dict) -> Provenance:
-    """The provenance of an edit or series from the settings MedEditPipeline reports."""
+    """The provenance of an edit or series from the settings MedEditPipeline reports; an upload's
+    ("source": "upload") with its UPLOAD_KEYS, the file's sha256 included when the caller added it
+    to the settings as "source_sha256"."""
     extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step", "locality")}
-    extra.update({k: settings[k] for k in UPLOAD_KEYS if k in settings})
+    source = "upload" if settings.get("source") == "upload" else "generated"
+    if source == "upload":
+        extra.update({k: settings[k] for k in UPLOAD_KEYS if k in settings})
     return Provenance(settings["model_id"], settings["model_revision"],
                       modality_of(settings["anatomy"], settings["style"], settings["to_anatomy"]),
                       settings["anatomy"], settings["style"], settings["to_anatomy"],
                       settings["to_style"], settings["seed"], settings["swap_at"], settings["steps"],
-                      extra, source="upload" if settings.get("source") == "upload" else "generated")
+                      extra, source=source)

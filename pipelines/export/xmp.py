@@ -3,13 +3,15 @@
 IPTC's Digital Source Type (Iptc4xmpExt:DigitalSourceType, a NewsCodes URI) says how the image was
 made: trainedAlgorithmicMedia for an image a model made from prompts, compositeWithTrainedAlgorithmic-
 Media for an image the user brought that a model edited. IPTC Photo Metadata 2025.1's AI System
-Used / AI System Version Used name the model. No prompt goes here: the prompts stay in MedEdit's own
+Used / AI System Version Used name the model; the description says the mark in words (synthetic,
+or edited). No prompt goes here: the prompts stay in MedEdit's own
 provenance record (PNG tEXt), which a reader must look for on purpose.
 """
 
 from xml.sax.saxutils import escape, quoteattr
 
-from pipelines.core.limits import SOFTWARE, SYNTHETIC_MARK
+from pipelines.core.limits import SOFTWARE
+from pipelines.export.provenance import mark_of
 
 PNG_KEY = "XML:com.adobe.xmp"  # the iTXt keyword XMP readers look for in a PNG
 IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
@@ -42,4 +44,4 @@ def xmp_packet(record: dict) -> str:
     return PACKET.format(iptc=IPTC_EXT, source=quoteattr(record["digital_source_type"]),
                          system=quoteattr(f"{SOFTWARE} ({model})"),
                          version=quoteattr(str(record.get("model_revision") or "")),
-                         tool=quoteattr(SOFTWARE), description=escape(f"{SOFTWARE}: {SYNTHETIC_MARK}"))
+                         tool=quoteattr(SOFTWARE), description=escape(f"{SOFTWARE}: {mark_of(record)}"))
