@@ -1,18 +1,24 @@
-"""`python -m pipelines edit --image FILE [--edit-mask FILE] [--keep-mask FILE]`: an upload edited
-end to end; no DICOM identifier reaches an output, the terminal or a file name; bad files are
+"""`python -m pipelines edit|series --image FILE [--edit-mask FILE] [--keep-mask FILE]`: an upload
+edited end to end; every output says it is an edited image, never a synthetic one; no DICOM
+identifier reaches an output (inside the ZIP too), the terminal or a file name; bad files are
 refused in one line before torch or a model loads."""
 
 import hashlib
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
 from pipelines.cli import main
+from pipelines.core.limits import EDITED_MARK
+from pipelines.data.uploads import fit_pixels, read_image
 from pipelines.data.phantoms import phantom
 from pipelines.editing.regions import unpack_mask
 from pipelines.export.images import read_png_provenance
@@ -44,17 +50,70 @@ def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_
                                                       "side_by_side.png"]
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["source_sha256"] == hashlib.sha256(upload.read_bytes()).hexdigest()
-    assert meta["digital_source"] == "an image edited by a generative model" and "synthetic" not in meta
+    assert meta["edited"] == EDITED_MARK and "synthetic" not in meta
     assert unpack_mask(meta["regions"]["keep_mask"])[:20].all()
     record = read_png_provenance((out / "edited.png").read_bytes())
-    assert record["extra"]["digital_source"] == "an image edited by a generative model"
+    assert record["edited"] == EDITED_MARK and "synthetic" not in record
     assert record["extra"]["source_sha256"] == meta["source_sha256"]
     assert record["digital_source_type"].endswith("/compositeWithTrainedAlgorithmicMedia")
     assert record["extra"]["image_sha256"] == meta["image_sha256"] and record["extra"]["regions"]
-    everything = terminal.out + terminal.err + "".join(p.name for p in out.rglob("*"))
-    blobs = [p.read_bytes() for p in out.rglob("*") if p.is_file()]
+    assert_nothing_of_the_source_comes_out(ds, out, terminal)
+
+
+def output_blobs(out: Path) -> dict[str, bytes]:
+    """Every file under `out`, and every member of every ZIP there (stored or deflated), as bytes."""
+    blobs = {}
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        blobs[str(path)] = path.read_bytes()
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                blobs.update({f"{path}:{name}": archive.read(name) for name in archive.namelist()})
+    return blobs
+
+
+def assert_nothing_of_the_source_comes_out(ds, out: Path, terminal):
+    blobs = output_blobs(out)
+    everything = terminal.out + terminal.err + "".join(blobs)
     for value in identifiers(ds):
-        assert value not in everything and not any(value.encode() in blob for blob in blobs), value
+        assert value not in everything and not any(value.encode() in blob for blob in blobs.values()), value
+    for name, blob in blobs.items():  # an edited upload is never called synthetic
+        assert b"synthetic" not in blob.lower(), name
+
+
+def test_a_series_of_an_uploaded_dicom_is_exported_as_an_edited_image(micro_model_folder, tmp_path, capsys):
+    """`series --image`: frames from the upload to its edit, the keep mask's pixels the upload's
+    own in every frame, the ZIP's DICOM a new anonymous Secondary Capture."""
+    ds = grey_phantom_dicom()
+    upload = tmp_path / "upload.dcm"
+    upload.write_bytes(dicom_bytes(ds))
+    keep = np.zeros((96, 96), np.uint8)
+    keep[:30] = 255
+    (tmp_path / "keep.png").write_bytes(png_bytes(keep))
+    out = tmp_path / "out"
+    rc = main(["series", "--model", str(micro_model_folder), "--image", str(upload), *SOURCE,
+               "--attribute", "pacemaker=1", "--steps", "4", "--frames", "3", "--control-points", "3",
+               "--keep-mask", str(tmp_path / "keep.png"), "--out", str(out)])
+    terminal = capsys.readouterr()
+    assert rc == 0, terminal.err
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000.png", "frame_001.png", "frame_002.png",
+                                                      "manifest.json", "series.gif", "series.webp", "series.zip"]
+    assert "note: resized from 96x96 to 64x64" in terminal.out
+    meta = json.loads((out / "manifest.json").read_text())
+    assert meta["source"] == "upload" and meta["edited"] == EDITED_MARK and "synthetic" not in meta
+    assert meta["source_sha256"] == hashlib.sha256(upload.read_bytes()).hexdigest()
+    assert meta["frames"] == 3 and unpack_mask(meta["regions"]["keep_mask"])[:20].all()
+    source, _ = fit_pixels(read_image(upload.read_bytes()).pixels, 64)
+    for i in range(3):
+        frame = np.asarray(Image.open(out / f"frame_{i:03d}.png"))
+        assert np.array_equal(frame[:16], source[:16]), i  # kept: the upload's own pixels
+        record = read_png_provenance((out / f"frame_{i:03d}.png").read_bytes())
+        assert record["source"] == "upload" and record["extra"]["source_sha256"] == meta["source_sha256"]
+    with zipfile.ZipFile(out / "series.zip") as archive:
+        assert "EDITED BY A GENERATIVE MODEL" in archive.read("README.txt").decode()
+        exported = pydicom.dcmread(io.BytesIO(archive.read("dicom/frame_000.dcm")))
+    assert exported.PatientName == "ANONYMOUS^EDITED" and exported.ConversionType == "WSD"
+    assert exported.StudyInstanceUID != ds.StudyInstanceUID and exported.SOPInstanceUID != ds.SOPInstanceUID
+    assert_nothing_of_the_source_comes_out(ds, out, terminal)
 
 
 def test_without_prompts_the_classifier_describes_the_upload(micro_model_folder, tmp_path, capsys):
@@ -69,6 +128,13 @@ def test_without_prompts_the_classifier_describes_the_upload(micro_model_folder,
     assert "resized from 128x128 to 64x64" in meta["notes"]
 
 
+BAD_SERIES = [  # the same checks in `series`, and its own numbers, all before torch loads
+    ("bomb.png", png_bomb(), [], "refused before decoding"),
+    ("ok.png", png_bytes(np.zeros((64, 64, 3), np.uint8)), ["--edit-mask", "{tmp}/empty.png"],
+     "the edit mask is empty"),
+    ("ok.png", png_bytes(np.zeros((64, 64, 3), np.uint8)), ["--frames", "1"], "frames must be between 2 and 64"),
+    ("ok.png", png_bytes(np.zeros((64, 64, 3), np.uint8)), ["--mode", "sideways"], "unknown series mode"),
+]
 BAD = [
     ("bomb.png", png_bomb(), [], "refused before decoding"),
     ("cut.png", png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))[:900], [],
@@ -86,11 +152,12 @@ def test_bad_files_are_refused_in_one_line_before_torch_loads(tmp_path):
     """All cases in one fresh interpreter: 'torch was never imported' is a fact about it."""
     (tmp_path / "empty.png").write_bytes(png_bytes(np.zeros((64, 64), np.uint8)))
     cases = []
-    for i, (name, data, extra, message) in enumerate(BAD):
+    commands = [("edit", case) for case in BAD] + [("series", case) for case in BAD_SERIES]
+    for i, (command, (name, data, extra, message)) in enumerate(commands):
         path = tmp_path / f"{i}-{name}"
         path.write_bytes(data)
         extra = [arg.replace("{tmp}", str(tmp_path)) for arg in extra]
-        cases.append((["edit", "--image", str(path), *SOURCE, *extra, "--out", str(tmp_path / f"out{i}")],
+        cases.append(([command, "--image", str(path), *SOURCE, *extra, "--out", str(tmp_path / f"out{i}")],
                       message))
     script = (
         "import contextlib, io, json, sys\n"
@@ -112,9 +179,10 @@ def test_bad_files_are_refused_in_one_line_before_torch_loads(tmp_path):
     assert not any(p.name.startswith("out") for p in tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("command", ["edit", "series"])
 @pytest.mark.parametrize("flag", ["--edit-mask", "--keep-mask"])
-def test_a_mask_needs_an_image(tmp_path, flag, capsys):
-    assert main(["edit", *SOURCE, flag, str(tmp_path / "m.png"), "--out", str(tmp_path / "o")]) == 2
+def test_a_mask_needs_an_image(tmp_path, command, flag, capsys):
+    assert main([command, *SOURCE, flag, str(tmp_path / "m.png"), "--out", str(tmp_path / "o")]) == 2
     assert "need --image" in capsys.readouterr().err
 
 
