@@ -2,6 +2,7 @@
 
     python scripts/loadtest.py --clients 8 --requests 25            # starts `python app.py` itself
     python scripts/loadtest.py --url http://127.0.0.1:7860/ --pid PID  # an app already running
+    python scripts/loadtest.py --clients 8 --requests 125 --checkpoints 200,1000 --no-replay  # memory
 
 Each client runs its own sequence of /generate, /edit, /series and /export requests, drawn from a
 small pool of seeds and prompts so that identical requests meet (the case where a shared result
@@ -12,8 +13,11 @@ on a fresh server when the load test started its own (so no cached result is reu
 concurrent answer must be bitwise equal (decoded pixels) to its replay.
 
 Reported (JSON on stdout, a summary on stderr): errors, empty or truncated files, mismatches,
-latency percentiles per endpoint, and the server's resident memory (VmRSS from /proc) before the
-load, at every fifth of it, at its peak and at the end. Exit code 1 when anything failed.
+latency percentiles per endpoint, how many requests the server refused as over its budget or
+stopped at its time limit, and the server's resident memory (VmRSS from /proc) before the load, at
+every fifth of it, at its peak, at the end, and the moment the n-th request of each --checkpoints
+finished (with the last checkpoint's level as a ratio of the first: does memory keep growing once
+the caches are full?). Exit code 1 when anything failed.
 """
 
 import argparse
@@ -41,6 +45,10 @@ SOURCES = (  # (source prompts, the edit) pairs every model understands
     ({"anatomy": "a frontal chest x-ray, normal lungs", "style": "PA view"},
      {"to_anatomy": "a frontal chest x-ray with pleural effusion", "to_style": "", "sliders": ""}),
 )
+
+
+BUDGET_MESSAGE = "too much work for this server"  # app/serving.check_budget's refusal
+TIME_LIMIT_MESSAGE = "time limit per request"  # app/device.Turn.stop's message
 
 
 class BadFile(Exception):
@@ -264,18 +272,27 @@ def percentiles(values: list[float]) -> dict:
             "p99": round(pick(0.99), 3), "max": round(ordered[-1], 3)}
 
 
-def memory_report(before: float | None, sampler: MemorySampler, total: int, after: float | None) -> dict:
+def memory_report(before: float | None, sampler: MemorySampler, total: int, after: float | None,
+                  checkpoints: dict[int, float | None]) -> dict:
     report = {"before_load": before, "peak": max((v for _, v in sampler.samples), default=None),
               "end": after}
     for fifth in range(1, 6):  # the level once each fifth of the requests had finished
         reached = [v for done, v in sampler.samples if done >= total * fifth / 5]
         report[f"after_{fifth * 20}pct"] = reached[0] if reached else after
+    if checkpoints:
+        report["checkpoints"] = {str(n): mb for n, mb in sorted(checkpoints.items())}
+        first, last = checkpoints[min(checkpoints)], checkpoints[max(checkpoints)]
+        report["last_over_first_checkpoint"] = round(last / first, 3) if first and last else None
     return report
 
 
-def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: float) -> tuple[list, dict, float]:
-    """Every client's requests at once; returns the records, the memory report and the wall time."""
+def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: float,
+               checkpoints: tuple[int, ...] = ()) -> tuple[list, dict, float]:
+    """Every client's requests at once; returns the records, the memory report and the wall time.
+    The server's RSS is read the moment the n-th request finishes, for each n in `checkpoints`."""
     done: list[dict] = []
+    at_checkpoint: dict[int, float | None] = {}
+    finishing = threading.Lock()
     before = rss_mb(pid)
     sampler = MemorySampler(pid, done)
     sampler.start()
@@ -283,7 +300,11 @@ def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: fl
     def client_run(index: int) -> None:
         client = Client(url, verbose=False, download_files=str(scratch / f"client{index}"))
         for kind, kwargs in plan[index]:
-            done.append(call(client, kind, kwargs, timeout))
+            record = call(client, kind, kwargs, timeout)
+            with finishing:
+                done.append(record)
+                if len(done) in checkpoints:
+                    at_checkpoint[len(done)] = rss_mb(pid)
 
     began = time.perf_counter()
     with ThreadPoolExecutor(len(plan)) as pool:
@@ -291,7 +312,7 @@ def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: fl
     wall = time.perf_counter() - began
     sampler.stopped.set()
     sampler.join()
-    return done, memory_report(before, sampler, len(done), rss_mb(pid)), wall
+    return done, memory_report(before, sampler, len(done), rss_mb(pid), at_checkpoint), wall
 
 
 def replay_phase(url: str, plan: list, scratch: Path, timeout: float) -> dict:
@@ -320,16 +341,16 @@ def run(args) -> dict:
             url, pid = servers[0][1], servers[0][0].pid
         templates = export_templates(url, args.steps, args.frames, scratch / "warmup")
         plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates)
-        done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout)
+        done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout, args.checkpoints)
         if own_server:
             stop_server(servers[0][0])
             log_text = (scratch / "load.log").read_text(errors="replace")
             url = servers[1][1]
-        replayed = replay_phase(url, plan, scratch, args.timeout)
+        replayed = replay_phase(url, plan, scratch, args.timeout) if args.replay else {}
     finally:
         for server, _ in servers:
             stop_server(server)
-    mismatches = [r["key"][:160] for r in done if "digest" in r
+    mismatches = [r["key"][:160] for r in done if "digest" in r and r["key"] in replayed
                   and replayed[r["key"]].get("digest") not in (None, r["digest"])]
     errors = [r for r in done if "error" in r] + [r for r in replayed.values() if "error" in r]
     bad = [r for r in done if "bad_file" in r] + [r for r in replayed.values() if "bad_file" in r]
@@ -338,12 +359,15 @@ def run(args) -> dict:
                    "steps": args.steps or "the model's default",
                    "frames": args.frames, "seed_pool": args.seeds, "model": args.model or "the app's default",
                    "server": "started by the load test" if own_server else url,
-                   "replay": "a fresh server" if own_server else "the same server (its caches warm)"},
-        "requests": len(done), "distinct_requests": len(replayed), "wall_s": round(wall, 2),
+                   "replay": ("none (--no-replay)" if not args.replay else
+                              "a fresh server" if own_server else "the same server (its caches warm)")},
+        "requests": len(done), "distinct_requests": len({r["key"] for r in done}), "wall_s": round(wall, 2),
         "throughput_per_s": round(len(done) / wall, 3) if wall else None,
         "errors": len(errors), "error_samples": [r["error"] for r in errors[:5]],
         "bad_files": len(bad), "bad_file_samples": [r["bad_file"] for r in bad[:5]],
-        "mismatches": len(mismatches), "mismatch_samples": mismatches[:5],
+        "mismatches": len(mismatches) if args.replay else None, "mismatch_samples": mismatches[:5],
+        "refused_over_budget": sum(BUDGET_MESSAGE in r.get("error", "") for r in done),
+        "stopped_at_time_limit": sum(TIME_LIMIT_MESSAGE in r.get("error", "") for r in done),
         "latency_s": {"all": percentiles([r["seconds"] for r in done]),
                       **{k: percentiles([r["seconds"] for r in done if r["kind"] == k]) for k in KINDS}},
         "server_rss_mb": memory,
@@ -364,10 +388,21 @@ def parse_args(argv=None):
     parser.add_argument("--pid", type=int, default=None, help="with --url: the server's pid, for memory")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one request may take")
     parser.add_argument("--start-timeout", type=float, default=300, help="seconds the app may take to start")
+    parser.add_argument("--checkpoints", default="", help="comma-separated request counts (e.g. 200,1000) "
+                                                         "at which to read the server's memory")
+    parser.add_argument("--no-replay", dest="replay", action="store_false",
+                        help="skip the sequential replay (no bitwise comparison; for long memory runs)")
     args = parser.parse_args(argv)
     for name in ("clients", "requests", "steps", "frames", "seeds"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    try:
+        args.checkpoints = tuple(sorted({int(n) for n in args.checkpoints.split(",") if n.strip()}))
+    except ValueError:
+        parser.error(f"--checkpoints must be whole numbers separated by commas, got {args.checkpoints!r}")
+    total = args.clients * args.requests
+    if any(not 1 <= n <= total for n in args.checkpoints):
+        parser.error(f"--checkpoints must lie between 1 and the {total} requests of the run")
     return args
 
 
@@ -375,10 +410,16 @@ def main(argv=None) -> int:
     report = run(parse_args(argv))
     print(json.dumps(report, indent=2))
     latency, memory = report["latency_s"]["all"], report["server_rss_mb"]
+    checkpoints = "".join(f", {n} requests {mb} MB" for n, mb in memory.get("checkpoints", {}).items())
+    ratio = memory.get("last_over_first_checkpoint")
     print(f"{report['requests']} requests ({report['distinct_requests']} distinct) in {report['wall_s']} s: "
-          f"{report['errors']} errors, {report['bad_files']} bad files, {report['mismatches']} mismatches; "
-          f"latency p50 {latency.get('p50')} s, p90 {latency.get('p90')} s, max {latency.get('max')} s; "
-          f"server RSS {memory['before_load']} -> {memory['end']} MB (peak {memory['peak']})", file=sys.stderr)
+          f"{report['errors']} errors ({report['refused_over_budget']} over budget, "
+          f"{report['stopped_at_time_limit']} at the time limit), {report['bad_files']} bad files, "
+          f"{report['mismatches']} mismatches; "
+          f"latency p50 {latency.get('p50')} s, p90 {latency.get('p90')} s, p99 {latency.get('p99')} s, "
+          f"max {latency.get('max')} s; server RSS {memory['before_load']} -> {memory['end']} MB "
+          f"(peak {memory['peak']}{checkpoints}{'' if ratio is None else f'; last/first {ratio}'})",
+          file=sys.stderr)
     return 0 if not (report["errors"] or report["bad_files"] or report["mismatches"]) else 1
 
 

@@ -1,5 +1,6 @@
 """scripts/loadtest.py: its file checks catch empty and truncated downloads, and a small run
-against a started app (2 clients x 3 requests, micro model) ends with no error and no mismatch."""
+against a started app (2 clients x 3 requests, micro model) ends with no error and no mismatch,
+and reports the server's memory at its checkpoints."""
 
 import importlib.util
 import io
@@ -76,7 +77,7 @@ def test_workload_mixes_kinds_and_repeats_requests():
 
 def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
-                           "--requests", "3", "--steps", "2", "--frames", "2",
+                           "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6",
                            "--model", str(micro_model_folder)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -85,5 +86,16 @@ def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_mo
     assert report["errors"] == report["bad_files"] == report["mismatches"] == 0
     assert report["config"]["replay"] == "a fresh server"
     assert report["latency_s"]["all"]["n"] == 6 and report["latency_s"]["all"]["max"] > 0
+    assert report["refused_over_budget"] == report["stopped_at_time_limit"] == 0
     memory = report["server_rss_mb"]
     assert memory["before_load"] > 50 and memory["peak"] >= memory["before_load"]
+    assert set(memory["checkpoints"]) == {"2", "6"} and all(mb > 50 for mb in memory["checkpoints"].values())
+    assert memory["last_over_first_checkpoint"] == round(memory["checkpoints"]["6"] / memory["checkpoints"]["2"], 3)
+
+
+def test_checkpoints_are_checked_before_the_run():
+    args = loadtest.parse_args(["--clients", "4", "--requests", "50", "--checkpoints", "200, 20"])
+    assert args.checkpoints == (20, 200) and args.replay
+    for bad in ("201", "0", "a,b"):
+        with pytest.raises(SystemExit):
+            loadtest.parse_args(["--clients", "4", "--requests", "50", "--checkpoints", bad])
