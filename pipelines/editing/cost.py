@@ -2,9 +2,11 @@
 finish in time (the command line has no such limit).
 
 The unit is one transformer pass: one image through one guidance branch at one denoising step.
-Decoding a latent and writing an exported frame are counted in passes too, at what they cost the
-embedded model on a CPU. Counts are upper bounds: caches (the neutral run, earlier results) only
-make a request cheaper.
+Decoding a latent, encoding an upload and writing an exported frame are counted in passes too, at
+what they cost the embedded model on a CPU. Counts are upper bounds: caches (the neutral run, an
+upload's inversion, earlier results) only make a request cheaper. An uploaded image's edit or
+series (image_work) is counted exactly as editing/uploaded.py runs it (tests/test_image_cost.py
+counts a real run).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pipelines.editing.requests import Edit, Sampling, Series
 
 PASSES_PER_DECODE = 4  # the embedded model on a CPU: a 64-px decode ~ 3.5 passes
+PASSES_PER_ENCODE = 2  # an uploaded image into latents: ~0.45 of a decode (16 ms vs 38 ms measured)
 PASSES_PER_EXPORTED_FRAME = 1  # a frame into PNG, DICOM, GIF and WebP: ~4 ms
 
 
@@ -23,10 +26,12 @@ class Work:
     decodes: int  # latents decoded to images
     exported: int = 0  # frames written into an export
     detail: str = ""  # where the passes come from, for a message
+    encodes: int = 0  # images encoded to latents (an upload, before its inversion)
 
     @property
     def units(self) -> int:
-        return self.passes + PASSES_PER_DECODE * self.decodes + PASSES_PER_EXPORTED_FRAME * self.exported
+        return (self.passes + PASSES_PER_DECODE * self.decodes + PASSES_PER_EXPORTED_FRAME * self.exported
+                + PASSES_PER_ENCODE * self.encodes)
 
 
 def branches(s: Sampling) -> int:
@@ -71,7 +76,69 @@ def request_work(s: Sampling, e: Edit | None = None, series: Series | None = Non
     if e is None:
         return generate_work(s)
     work = edit_work(s, e) if series is None else series_work(s, e, series)
-    if not exported:
-        return work
+    return _exported(work, series) if exported else work
+
+
+def _exported(work: Work, series: Series | None) -> Work:
     frames = 2 if series is None else series.frames
-    return Work(work.passes, work.decodes, frames, work.detail)
+    return Work(work.passes, work.decodes, frames, work.detail, work.encodes)
+
+
+# --- an image the user brings (editing/uploaded.py, editing/terms.py) ---------------------------
+
+def term_count(e: Edit) -> int:
+    """The guidance terms an edit of an upload has, as UploadedImages.edit_terms makes them: the
+    typed edited prompts one, every slider away from 0 another."""
+    return int(bool(e.to_anatomy or e.to_style)) + sum(1 for scale in e.sliders.values() if scale != 0)
+
+
+def term_passes(s: Sampling, terms: int) -> int:
+    """Passes per image and step of terms.TermGuidance: the source prompts' branches, and each
+    term's branches but the null one, which all share."""
+    return branches(s) + terms * (branches(s) - 1)
+
+
+def _image_tail(s: Sampling, terms: int, swap: int, batch: int = 1, single: bool = False) -> int:
+    """Passes of edit_inverted's tail from step `swap`: its first step predicts the source and every
+    term at once (the implicit masks of a local edit come from those same predictions); one term
+    at weight 1 (`single`) then needs only its own prompts' branches per step."""
+    after = s.steps - swap
+    if terms == 0 or after <= 0:
+        return 0  # the inversion's own run: the image itself
+    later = branches(s) if single else term_passes(s, terms)
+    return batch * (term_passes(s, terms) + (after - 1) * later)
+
+
+def latent_swaps(steps: int, swap: int, control_points: int) -> list[int]:
+    """The swap steps of a latent-mode series' tails, as the pipeline picks them (np.linspace from
+    the weakest, 0.9 of the steps, to the edit's own, rounded, without repeats)."""
+    weakest = max(swap, round(0.9 * steps))
+    n = control_points - 1
+    if n == 1:
+        return [weakest]
+    step = (swap - weakest) / (n - 1)
+    return sorted({round(weakest + i * step) for i in range(n - 1)} | {swap}, reverse=True)
+
+
+def image_work(s: Sampling, e: Edit, terms: int, series: Series | None = None, exported: bool = False) -> Work:
+    """The work of an edit (no series) or a series of an uploaded image with `terms` guidance terms
+    (term_count, or len(MedEditPipeline.edit_terms)): the upload encoded, inverted (steps x
+    branches under the source prompts) and its reconstruction decoded; then the edit's tail, or
+    a series' tails (latent mode: one per swap; embedding mode: every frame in one batch), and the
+    frames decoded. Exact when nothing is cached: an inversion from the cache only makes it less."""
+    swap, single = e.swap_step(s.steps), terms == 1
+    inversion = s.steps * branches(s)
+    if series is None:  # with no tail, the edited image is the reconstruction: no second decode
+        tails = _image_tail(s, terms, swap, single=single)
+        tail_count, frames = 1, int(tails > 0)
+    elif series.mode == "latent":
+        swaps = latent_swaps(s.steps, swap, series.control_points)
+        tails = sum(_image_tail(s, terms, k, single=single) for k in swaps)
+        tail_count, frames = len(swaps), series.frames
+    else:
+        tails = _image_tail(s, terms, swap, batch=series.frames)
+        tail_count, frames = series.frames, series.frames
+    detail = (f"{s.steps} inversion steps x {branches(s)} branches + {tail_count} x up to {s.steps - swap} "
+              f"steps x ({branches(s)} + {terms} terms x {branches(s) - 1}) branches")
+    work = Work(inversion + tails, 1 + frames, detail=detail, encodes=1)  # 1: the reconstruction
+    return _exported(work, series) if exported else work
