@@ -194,3 +194,12 @@ def test_a_mask_of_another_size_is_refused_by_name(micro_model_folder, tmp_path,
     assert rc == 2 and "the edit mask is 50x50; it must be the image's size (80x80)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     Image.open(tmp_path / "img.png").close()
+
+
+@pytest.mark.parametrize("command", [["edit"], ["series", "--frames", "2", "--no-dicom"]])
+def test_json_output_is_only_json_with_the_notes_inside(micro_model_folder, tmp_path, capsys, command):
+    (tmp_path / "img.png").write_bytes(png_bytes(np.zeros((80, 80, 3), np.uint8)))
+    rc = main([*command, "--model", str(micro_model_folder), "--image", str(tmp_path / "img.png"), *SOURCE,
+               "--steps", "3", "--attribute", "pacemaker=1", "--json", "--out", str(tmp_path / "o")])
+    printed = json.loads(capsys.readouterr().out)  # no "note:" line before it
+    assert rc == 0 and "resized from 80x80 to 64x64" in printed["notes"] and printed["edited"] == EDITED_MARK
