@@ -1,6 +1,7 @@
-"""The named endpoints /generate, /edit, /series and /export: simple inputs (text and numbers;
-sliders and settings as JSON objects), PNG files back. Their names and parameter names are stable:
-clients call them through gradio_client.
+"""The named endpoints /generate, /edit, /series and /export, and for an image the client brings
+/describe_image, /edit_image and /series_image: simple inputs (text and numbers; sliders and
+settings as JSON objects; files through gradio_client.handle_file), PNG files back. Their names and
+parameter names are stable: clients call them through gradio_client.
 
 The handlers receive what the client sent, unconverted (preprocess=False): a number where a
 prompt belongs is refused by name instead of being turned into text.
@@ -12,11 +13,12 @@ import gradio as gr
 from PIL import Image
 
 from pipelines.core.limits import CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT
+from pipelines.evaluation.describe import describe
 from pipelines.export.images import difference_map, side_by_side
 
-from app import inputs, jobs, serving
+from app import image_handlers, inputs, jobs, serving
 from app.errors import user_errors
-from app.outputs import folders, report
+from app.outputs import figure, folders, report
 from app.uploads import releasing_uploads
 
 
@@ -85,6 +87,81 @@ def api_export(settings, progress=gr.Progress()):
     return jobs.run(kind, request, progress, files, exported=True)
 
 
+@user_errors
+def api_describe_image(image):
+    """What the shipped attribute classifier finds in the image: the source prompts it proposes,
+    and each finding with its confidence. Returns the description as JSON."""
+    held = image_handlers.held_from_files(image)
+    return jobs.on_device("edit", describe, held.pixels).as_dict()
+
+
+def image_request(image, edit_mask, keep_mask, anatomy, style, series_fields: dict | None, **fields) -> tuple:
+    """The request for an uploaded image, its masks and the settings sent (prompts described from
+    the image when both are empty), and its notes."""
+    held = image_handlers.held_from_files(image, edit_mask, keep_mask)
+    notes = list(held.notes)
+    if anatomy in (None, "") and style in (None, ""):
+        description = jobs.on_device("edit", describe, held.pixels)
+        anatomy, style = description.anatomy, description.style
+        notes.append(f"source prompts from the classifier ({description.summary()})")
+    fields.update(anatomy=anatomy, style=style)
+    if series_fields is None:
+        request = inputs.edit_request(**fields)
+    else:
+        request = inputs.series_request(**series_fields, **fields)
+    request.image = held
+    return request, notes
+
+
+@user_errors
+def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
+                   style_scale, model, locality=None, edit_mask=None, keep_mask=None, progress=gr.Progress()):
+    """Edit an uploaded image (PNG, JPEG or DICOM): inverted exactly, edited by the prompts and
+    sliders, only inside edit_mask and never inside keep_mask (mask images, white or opaque =
+    painted, of the image's size or the model's). Empty source prompts: described from the image.
+    Returns (source, edited, difference, side by side, export ZIP, settings)."""
+    request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, None, model=model,
+                                   to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
+                                   seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
+                                   locality=locality)
+
+    def files(result):
+        settings = {**report(result, request.source, "edit"), "notes": notes + result.notes}
+        before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
+        response = folders.new()
+        return (response.png("source", before, settings, {"image": "upload"}),
+                response.png("edited", after, settings, {"image": "edited"}),
+                response.png("difference", difference_map(before, after), settings, {"panel": "difference"}),
+                response.png("side_by_side", figure(before, after, settings), settings, {"panel": "side_by_side"}),
+                response.zip("edit", [result.neutral, result.edited], settings),
+                settings)
+
+    return jobs.run("edit", request, progress, files, exported=True)
+
+
+@user_errors
+def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
+                     style_scale, mode, frames, control_points, bend, model, locality=None, edit_mask=None,
+                     keep_mask=None, progress=gr.Progress()):
+    """A series from an uploaded image to its edit (as /edit_image takes it). Returns (frames, GIF,
+    export ZIP, settings)."""
+    series_fields = dict(frames=frames, mode=mode, control_points=control_points, bend=bend)
+    request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, series_fields, model=model,
+                                   to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
+                                   seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
+                                   locality=locality)
+
+    def files(result):
+        settings = {**report(result, request.source, "series"), "notes": notes + result.notes}
+        response = folders.new()
+        shown = [(response.png(f"frame_{i:03d}", f, settings, {"frame": i, "t": t}), f"t={t:.2f}")
+                 for i, (f, t) in enumerate(zip(result.frames, result.times))]
+        return (shown, response.gif("series", result.frames, settings),
+                response.zip("series", result.frames, settings, result.times), settings)
+
+    return jobs.run("series", request, progress, files, exported=True)
+
+
 def add_api_endpoints(demo: gr.Blocks, defaults: dict):
     """The endpoints on hidden components: never clicked, only called by name."""
     with gr.Column(visible=False):
@@ -105,6 +182,9 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         difference, figure = image("difference"), image("side_by_side")
         frames_out, gif = gr.Gallery(label="frames", format="png"), gr.File(label="animation")
         archive = gr.File(label="zip")
+        upload = lambda label: gr.File(label=label, type="filepath")  # noqa: E731
+        image_in, edit_mask, keep_mask = upload("image"), upload("edit_mask"), upload("keep_mask")
+        source_out, description = image("source"), gr.JSON(label="description")
 
         def endpoint(fn, inputs_, outputs, name, heavy):
             gr.Button(visible=False).click(releasing_uploads(demo, fn), inputs_, outputs, api_name=name,
@@ -118,3 +198,9 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         endpoint(api_series, edit_in + [mode, frames, control_points, bend, model, locality],
                  [frames_out, gif, settings_out], "series", heavy=True)
         endpoint(api_export, [settings_in], [archive], "export", heavy=True)
+        masks = [edit_mask, keep_mask]
+        endpoint(api_describe_image, [image_in], [description], "describe_image", heavy=False)
+        endpoint(api_edit_image, [image_in] + edit_in + [model, locality] + masks,
+                 [source_out, edited, difference, figure, archive, settings_out], "edit_image", heavy=False)
+        endpoint(api_series_image, [image_in] + edit_in + [mode, frames, control_points, bend, model, locality] + masks,
+                 [frames_out, gif, archive, settings_out], "series_image", heavy=True)

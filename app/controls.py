@@ -15,6 +15,7 @@ from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, SEED_MAX, SLIDER_
 from app import state
 from app.examples import EXAMPLES
 from app.handlers import SAMPLING_SETTINGS
+from app.image_panel import ImagePanel, image_panel
 
 MODALITY_NAMES = {"dermoscopy": "Dermoscopy", "cxr": "Chest X-ray"}
 CHANNEL_NAMES = {"anatomy": "Anatomy & pathology", "style": "Acquisition style"}
@@ -39,6 +40,7 @@ class Controls:
     slider_tabs: gr.Tabs
     sliders: dict[str, gr.Slider]
     model: gr.Dropdown
+    image: ImagePanel  # the user's own image
 
     def form(self) -> dict:
         """The components behind handlers.EditForm, by its field names."""
@@ -128,10 +130,11 @@ def slider_panel(attributes: list[dict]) -> tuple[gr.Tabs, dict[str, gr.Slider]]
 def controls(choices: list[str], defaults: dict) -> Controls:
     anatomy, style, to_anatomy, to_style, source_words, edit_words = prompt_boxes()
     edit_button = gr.Button("Edit", variant="primary", elem_id="edit-button")
+    image = image_panel()
     swap_at, locality, anatomy_scale, style_scale, seed, randomize, steps = settings_panel(defaults)
     slider_tabs, sliders = slider_panel(state.all_attributes())
     with gr.Accordion("Model", open=False, elem_id="model-panel"):
         model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model",
                             info="offered by MEDEDIT_MODEL (comma-separated); 'embedded' ships in assets/")
     return Controls(anatomy, style, to_anatomy, to_style, source_words, edit_words, edit_button, swap_at, locality,
-                    anatomy_scale, style_scale, seed, randomize, steps, slider_tabs, sliders, model)
+                    anatomy_scale, style_scale, seed, randomize, steps, slider_tabs, sliders, model, image)

@@ -16,11 +16,12 @@ from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_PROMPT_CHARS
 from pipelines.editing.vocabulary import learned_instead, learned_words, not_learned
 from pipelines.evaluation.metrics import EDIT_FOOTPRINT, edit_footprint
-from pipelines.export.images import difference_map, side_by_side
+from pipelines.export.images import difference_map
 
 from app import inputs, jobs, state
 from app.errors import user_errors
-from app.outputs import enlarge, folders, notes_markdown, report
+from app.held_image import HeldImage
+from app.outputs import enlarge, figure, folders, notes_markdown, report
 
 SAMPLING_SETTINGS = ("swap_at", "locality", "anatomy_scale", "style_scale", "steps")  # a model's own defaults
 
@@ -46,15 +47,19 @@ class EditForm:
     locality: float
     sliders: dict[str, float] = field(default_factory=dict)  # attribute name -> scale; 0 is off
 
-    def request(self, series: dict | None = None) -> inputs.Request:
+    def request(self, series: dict | None = None, image: HeldImage | None = None) -> inputs.Request:
+        """The edit (or series) of a generated image, or of `image` when one is held."""
         fields = dict(model=self.model, anatomy=self.anatomy, style=self.style, to_anatomy=self.to_anatomy,
                       to_style=self.to_style, sliders=moved_sliders(self.sliders), swap_at=self.swap_at,
                       seed=self.seed, steps=self.steps, anatomy_scale=self.anatomy_scale,
                       style_scale=self.style_scale, locality=self.locality)
         if series is None:
-            return inputs.edit_request(**fields)
-        return inputs.series_request(series["frames"], series["mode"], series["control_points"], series["bend"],
-                                     **fields)
+            request = inputs.edit_request(**fields)
+        else:
+            request = inputs.series_request(series["frames"], series["mode"], series["control_points"],
+                                            series["bend"], **fields)
+        request.image = image
+        return request
 
 
 def moved_sliders(values: dict) -> dict[str, float]:
@@ -63,9 +68,10 @@ def moved_sliders(values: dict) -> dict[str, float]:
 
 
 @user_errors
-def edit(form: dict, session: dict | None, progress=None) -> dict:
-    """Edit from the form; the result replaces the shown one, and the old one's export."""
-    request = EditForm(**form).request()
+def edit(form: dict, session: dict | None, held: HeldImage | None = None, progress=None) -> dict:
+    """Edit from the form (the held image when there is one); the result replaces the shown one,
+    and the old one's export."""
+    request = EditForm(**form).request(image=held)
 
     def shown(result) -> dict:
         settings = report(result, request.source, "edit")
@@ -73,10 +79,10 @@ def edit(form: dict, session: dict | None, progress=None) -> dict:
         big_before, big_after = enlarge(before), enlarge(after)
         changed = float(edit_footprint(result.neutral, result.edited).mean())
         notes = notes_markdown(result, f"; {changed:.0%} of pixels changed visibly (by more than "
-                                       f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)")
+                                       f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)", held.notes if held else ())
         response = folders.new()
         return {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
-                "figure": response.png("side_by_side", side_by_side(big_before, big_after), settings),
+                "figure": response.png("side_by_side", figure(big_before, big_after, settings), settings),
                 "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
                 "settings": settings, "notes": notes, "archive": no_export(),
                 "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
@@ -86,9 +92,10 @@ def edit(form: dict, session: dict | None, progress=None) -> dict:
 
 
 @user_errors
-def series(form: dict, series: dict, session: dict | None, progress=None) -> dict:
-    """A series from the form; it replaces the shown one, and the old one's export."""
-    request = EditForm(**form).request(series)
+def series(form: dict, series: dict, session: dict | None, held: HeldImage | None = None, progress=None) -> dict:
+    """A series from the form (of the held image when there is one); it replaces the shown one,
+    and the old one's export."""
+    request = EditForm(**form).request(series, held)
 
     def shown(result) -> dict:
         settings = report(result, request.source, "series")
@@ -97,7 +104,8 @@ def series(form: dict, series: dict, session: dict | None, progress=None) -> dic
         gallery = [(response.png(f"frame_{i:03d}", f, settings), f"t={t:.2f}")
                    for i, (f, t) in enumerate(zip(big, result.times))]
         return {"gallery": gallery, "animation": response.gif("series-view", big, settings),
-                "settings": settings, "notes": notes_markdown(result), "archive": no_export(),
+                "settings": settings, "notes": notes_markdown(result, upload_notes=held.notes if held else ()),
+                "archive": no_export(),
                 "session": {**(session or {}), "series": {"frames": result.frames, "times": result.times,
                                                           "settings": settings}}}
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT
+from pipelines.editing.cost import Work, image_work, request_work, term_count
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling, Series, parse_json
 
 from app import state
+from app.held_image import HeldImage
 
 SERIES_KEYS = ("frames", "mode", "control_points", "bend")
 # Keys that /edit and /series report but that a request does not set.
@@ -56,12 +58,20 @@ def parse_sliders(value, pipeline: MedEditPipeline) -> dict[str, float]:
 
 @dataclass
 class Request:
-    """One checked request: the model it runs on and what to compute."""
+    """One checked request: the model it runs on and what to compute (from an image the user
+    brought when `image` is set)."""
     source: str
     pipeline: MedEditPipeline
     sampling: Sampling
     edit: Edit | None = None
     series: Series | None = None
+    image: HeldImage | None = None
+
+    def work(self, exported: bool = False) -> Work:
+        """What the request costs, counted before it runs (pipelines/editing/cost.py)."""
+        if self.image is None:
+            return request_work(self.sampling, self.edit, self.series, exported)
+        return image_work(self.sampling, self.edit, term_count(self.edit), self.series, exported)
 
 
 def sampling_request(model, anatomy, style, seed, steps, anatomy_scale, style_scale) -> Request:
@@ -93,6 +103,9 @@ def series_request(frames, mode, control_points, bend, **edit_fields) -> Request
 def parse_settings(value) -> dict:
     """The settings /edit or /series returned (JSON text or an object), as request fields."""
     value = json_object(value, "settings", "the JSON object that /edit or /series returned")
+    if value.get("source") == "upload":
+        raise MedEditError("these settings are of an edit of an uploaded image, which the server does not keep: "
+                           "/edit_image and /series_image return their export themselves")
     unknown = sorted(set(value) - set(REQUEST_KEYS) - set(REPORTED_ONLY))
     if unknown:
         raise MedEditError(f"unknown settings {', '.join(map(repr, unknown))}; "

@@ -10,6 +10,7 @@ newest `results_kept` stay on disk (serving.limits), and all are removed when th
 from __future__ import annotations
 
 import atexit
+import io
 import shutil
 import tempfile
 import threading
@@ -22,8 +23,9 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from pipelines.core.files import write_atomic
+from pipelines.core.limits import EDITED_MARK, SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
-from pipelines.export.images import animation_gif, png_bytes
+from pipelines.export.images import animation_gif, comparison, png_bytes
 from pipelines.export.provenance import provenance_from_settings
 
 from app import serving
@@ -91,6 +93,13 @@ class Response:
         image = image if isinstance(image, Image.Image) else Image.fromarray(image)
         return self._write(f"{name}.png", png_bytes(image, provenance(settings), extra))
 
+    def plain_png(self, name: str, image) -> str:
+        """A PNG with no provenance: an image the user brought, shown back to them."""
+        image = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return self._write(f"{name}.png", buffer.getvalue())
+
     def gif(self, name: str, frames: list, settings: dict) -> str:
         """A looping GIF (a path keeps gradio from re-encoding it, so it animates)."""
         images = [f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames]
@@ -115,17 +124,25 @@ def enlarge(image: np.ndarray | Image.Image, size: int = DISPLAY_SIZE) -> Image.
     return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
+def figure(before: Image.Image, after: Image.Image, settings: dict) -> Image.Image:
+    """Before | after | difference, labelled and marked as what they are: generated, or the
+    user's image edited."""
+    return comparison(before, after, provenance(settings))
+
+
 def report(result, source: str, kind: str) -> dict:
     """The settings actually used, with the model choice: enough to reproduce the result."""
     return {"model": source, **result.settings, "kind": kind}
 
 
-def notes_markdown(result, extra: str = "") -> str:
-    lines = [f"- {n}" for n in result.notes]
+def notes_markdown(result, extra: str = "", upload_notes: tuple[str, ...] = ()) -> str:
+    """The result's notes, its time, and what it is: synthetic, or (`upload_notes` given, or the
+    settings say so) an image the user brought, edited."""
+    lines = [f"- {n}" for n in (*upload_notes, *result.notes)]
     timing = f"{result.seconds:.2f} s"
     if getattr(result, "prefix_cached", False):
         timing += ", shared prefix reused from the cache"
     lines.append(f"- computed in {timing}{extra}")
-    lines.append("- shown enlarged with nearest neighbour; downloads hold the true pixels; "
-                 "**synthetic image, not a patient**")
+    what = f"**your image, {EDITED_MARK}**" if result.settings.get("source") == "upload" else f"**{SYNTHETIC_MARK}**"
+    lines.append(f"- shown enlarged with nearest neighbour; downloads hold the true pixels; {what}")
     return "\n".join(lines)

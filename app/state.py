@@ -17,6 +17,8 @@ from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
 from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.model.loading import load_model
 
+from app.held_image import HeldImage
+
 log = logging.getLogger("mededit.app")
 
 try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU to the decorated call.
@@ -100,9 +102,17 @@ _results = LRU(64)  # whole results by request: examples and repeated requests r
 
 
 @gpu
-def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series | None, callback):
+def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series | None, callback,
+             image: HeldImage | None = None):
     """The GPU work. Arguments are plain picklable requests (ZeroGPU runs this in another process)."""
     pipeline = get_pipeline(source)
+    if image is not None:
+        if series is None:
+            result = pipeline.edit_image(image.pixels, s, e, image.regions, callback)
+        else:
+            result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback)
+        result.settings["source_sha256"] = image.sha256
+        return result
     if kind == "generate":
         return pipeline.generate(s, callback)
     if kind == "edit":
@@ -111,12 +121,14 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
 
 
 def compute(kind: str, source: str, s: Sampling, e: Edit | None = None, series: Series | None = None,
-            callback=None):
-    """A generate, edit or series result, from the cache when the same request was answered before.
-    `callback(step)` is called after each denoising step."""
-    key = (kind, source, get_pipeline(source).model.revision, repr(s), repr(e), repr(series))
+            callback=None, image: HeldImage | None = None):
+    """A generate, edit or series result (of `image` when given: an image the user brought), from
+    the cache when the same request was answered before. `callback(step)` is called after each
+    denoising step."""
+    key = (kind, source, get_pipeline(source).model.revision, repr(s), repr(e), repr(series),
+           image and image.digest)
     cached = _results.get(key)
     if cached is not None:
         return cached
     # A callback cannot cross into ZeroGPU's worker process.
-    return _results.put(key, _compute(kind, source, s, e, series, None if ON_ZERO_GPU else callback))
+    return _results.put(key, _compute(kind, source, s, e, series, None if ON_ZERO_GPU else callback, image))

@@ -10,7 +10,7 @@ import gradio as gr
 from pipelines.core.limits import MAX_UPLOAD_BYTES
 from pipelines.data.attributes import modality_of
 
-from app import handlers, serving, state
+from app import handlers, image_handlers, serving, state
 from app.api import add_api_endpoints
 from app.controls import Controls, controls
 from app.displays import Results, results
@@ -34,8 +34,8 @@ class Wiring:
     """The page's events: every computing one takes its values as sent (the handlers check them),
     releases the uploads they name, and counts against its shared concurrency limit."""
 
-    def __init__(self, demo: gr.Blocks, c: Controls, r: Results, session: gr.State):
-        self.demo, self.c, self.r, self.session = demo, c, r, session
+    def __init__(self, demo: gr.Blocks, c: Controls, r: Results, session: gr.State, held: gr.State):
+        self.demo, self.c, self.r, self.session, self.held = demo, c, r, session, held
 
     def computing(self, handler, inputs: dict, outputs: dict, heavy: bool, **options) -> dict:
         return by_name(releasing_uploads(self.demo, handler), inputs, outputs, preprocess=False,
@@ -46,7 +46,8 @@ class Wiring:
         c, r = self.c, self.r
         outputs = {"pair": r.pair, "figure": r.figure, "difference": r.difference, "settings": r.edit_settings,
                    "notes": r.edit_notes, "archive": r.edit_zip, "session": self.session}
-        event = self.computing(handlers.edit, {"form": c.form(), "session": self.session}, outputs, heavy=False)
+        inputs = {"form": c.form(), "session": self.session, "held": self.held}
+        event = self.computing(handlers.edit, inputs, outputs, heavy=False)
         rerender = {**event, "trigger_mode": "always_last", "show_progress": "minimal"}
         c.edit_button.click(**event, show_progress_on=[r.pair, r.difference])
         for control in list(c.sliders.values()) + list(c.sampling_settings().values()):
@@ -60,7 +61,7 @@ class Wiring:
         c, r = self.c, self.r
         outputs = {"gallery": r.gallery, "animation": r.animation, "settings": r.series_settings,
                    "notes": r.series_notes, "archive": r.series_zip, "session": self.session}
-        inputs = {"form": c.form(), "series": r.series_form(), "session": self.session}
+        inputs = {"form": c.form(), "series": r.series_form(), "session": self.session, "held": self.held}
         r.series_button.click(**self.computing(handlers.series, inputs, outputs, heavy=True), scroll_to_output=True)
         for control in (r.frames, r.control_points, r.bend):
             control.release(**self.computing(handlers.series, inputs, outputs, heavy=True,
@@ -68,6 +69,25 @@ class Wiring:
         for kind, button, archive in (("edit", r.export_edit, r.edit_zip), ("series", r.export_series, r.series_zip)):
             button.click(lambda s, kind=kind: handlers.export(kind, s), self.session, archive,
                          **serving.event_options(heavy=True), **PRIVATE)
+
+    def image_outputs(self) -> dict:
+        p = self.c.image
+        return {"held": self.held, "editor": p.editor, "notes": p.notes, "findings": p.findings, "masks": p.masks}
+
+    def own_image(self, rerender: dict):
+        """Upload, paint, describe, let go. Painting is read as the editor sends it (preprocessed:
+        its layers come as images); a new description re-renders the edit."""
+        c, p, panel = self.c, self.c.image, self.image_outputs()
+        p.file.upload(**self.computing(image_handlers.upload, {"file": p.file, "model": c.model}, panel, heavy=False))
+        p.file.clear(**by_name(image_handlers.forget, {}, panel, **PRIVATE))
+        p.forget.click(**by_name(image_handlers.forget, {}, panel, **PRIVATE)).then(lambda: None, None, p.file,
+                                                                                     **PRIVATE)
+        p.editor.change(**by_name(image_handlers.painted, {"editor": p.editor, "held": self.held},
+                                  {"held": self.held, "masks": p.masks}, trigger_mode="always_last",
+                                  show_progress="hidden", **PRIVATE))
+        described = {**c.prompts(), "findings": p.findings, "tab": c.slider_tabs}
+        p.describe.click(**self.computing(image_handlers.describe_held, {"held": self.held}, described,
+                                          heavy=False)).success(**rerender)
 
     def model(self, status: gr.Markdown):
         """The model's status and sliders on load; its own sampling defaults when it is changed."""
@@ -95,7 +115,9 @@ class Wiring:
             examples = gr.Examples(rows_by_name(inputs, example_values(list(c.sliders))),
                                    [component for _, component in leaves(inputs)], label="Ready edits (click one)",
                                    example_labels=[x.label for x in EXAMPLES], api_visibility="private")
-        examples.load_input_event.then(**{**rerender, "show_progress": "full"})
+        # A ready edit starts from a generated image: a held upload is let go first.
+        examples.load_input_event.then(**by_name(image_handlers.forget, {}, self.image_outputs(), **PRIVATE)).then(
+            **{**rerender, "show_progress": "full"})
         examples.load_input_event.then(  # show the sliders of the example's modality
             lambda *prompts: gr.Tabs(selected=modality_of(*prompts)), [c.anatomy, c.style, c.to_anatomy],
             c.slider_tabs, **PRIVATE)
@@ -110,6 +132,7 @@ def build_ui(limits: serving.ServerLimits | None = None) -> gr.Blocks:
     # delete_cache: uploads that no request named (a request removes the ones it names).
     with gr.Blocks(title="MedEdit", fill_width=True, delete_cache=(limits.upload_age, limits.upload_age)) as demo:
         session = gr.State({})
+        held = gr.State(None)  # the image the user brought (app/held_image.py), while they edit it
         with gr.Row(elem_id="mededit-header"):
             gr.Markdown(f"## {TITLE}\n{INTRO}")
             status = gr.Markdown("Loading the model…", elem_id="model-status")
@@ -119,8 +142,9 @@ def build_ui(limits: serving.ServerLimits | None = None) -> gr.Blocks:
             with gr.Column(scale=7, min_width=480):
                 r = results()
         examples_slot = gr.Column()
-        wiring = Wiring(demo, c, r, session)
+        wiring = Wiring(demo, c, r, session, held)
         rerender = wiring.edit()
+        wiring.own_image(rerender)
         wiring.series()
         wiring.model(status)
         wiring.words()

@@ -1,0 +1,94 @@
+"""The upload panel's events: an image the user brings (PNG, JPEG or DICOM) read, checked and
+held for the session at the model's size, its source prompts proposed by the attribute
+classifier, and the masks painted on it. While an image is held, Edit and Make series start
+from it (app/handlers.py); "Back to generated images" lets it go.
+
+The uploaded file itself is removed when its request ends (app/uploads.py); only its pixels,
+fitted to the model's size, and its sha256 stay, in the session's memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gradio as gr
+
+from pipelines.core.errors import MedEditError
+from pipelines.data.uploads import fit, read_image, read_mask
+from pipelines.evaluation.describe import Description, describe
+
+from app import jobs, state
+from app.errors import user_errors
+from app.held_image import HeldImage
+from app.outputs import enlarge, folders
+from app.painting import describe_masks, painted_masks
+from app.uploads import received_path
+
+HELD_NOTE = ("**Edits now start from your image** (inverted exactly, then edited). "
+             "Describe it to fill the source prompts, or type them.")
+
+
+@user_errors
+def upload(file, model) -> dict:
+    """Read the uploaded file and hold it; show it in the painting editor."""
+    path = received_path(file, "image")
+    if path is None:
+        raise MedEditError("no file was uploaded")
+    size = state.get_pipeline(model).model.info.image_size
+    fitted = jobs.on_device("edit", lambda: fit(read_image(path), size))  # decoding competes for the cores
+    held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes))
+    shown = folders.new().plain_png("upload", enlarge(fitted.image))
+    width, height = fitted.source_size
+    done = "; ".join(fitted.notes) if fitted.notes else "used as it is"
+    notes = (f"{HELD_NOTE}\n\n- {fitted.kind}, {width}x{height}: {done}\n"
+             f"- file sha256 `{fitted.sha256[:16]}…` (the only thing of the file an export records)")
+    return {"held": held, "editor": {"background": shown, "layers": [], "composite": shown},
+            "notes": notes, "findings": "", "masks": describe_masks(None, None)}
+
+
+def forget() -> dict:
+    """Stop editing the held image: edits start from generated images again."""
+    return {"held": None, "editor": None, "notes": "", "findings": "", "masks": ""}
+
+
+@user_errors
+def painted(editor, held: HeldImage | None) -> dict:
+    """The painted masks, fitted to the held image, replace its old ones."""
+    if held is None:
+        return {"masks": ""}
+    edit, keep = painted_masks((editor or {}).get("layers"), held.pixels.shape[0])
+    return {"held": replace(held, edit_mask=edit, keep_mask=keep), "masks": describe_masks(edit, keep)}
+
+
+@user_errors
+def describe_held(held: HeldImage | None) -> dict:
+    """Fill the source prompts with what the classifier finds (the edit's prompts emptied: they
+    keep the source's until typed), and show each finding with its confidence."""
+    if held is None:
+        raise MedEditError("upload an image first (PNG, JPEG or DICOM)")
+    description = jobs.on_device("edit", describe, held.pixels)
+    return {"anatomy": description.anatomy, "style": description.style, "to_anatomy": "", "to_style": "",
+            "findings": findings_markdown(description), "tab": gr.Tabs(selected=description.modality)}
+
+
+def findings_markdown(d: Description) -> str:
+    rows = "\n".join(f"| {f.name.replace('_', ' ')} | {'yes' if f.present else 'no'} | {f.confidence:.0%} |"
+                     for f in d.findings)
+    return (f"**What the classifier finds**: {d.modality} ({d.modality_confidence:.0%} sure)\n\n"
+            f"| finding | present | confidence |\n|---|---|---|\n{rows}\n\n"
+            "Only these are described (not the lesion's size or place, skin tone, view or exposure): "
+            "check the prompts before editing.")
+
+
+def held_from_files(image, edit_mask=None, keep_mask=None) -> HeldImage:
+    """An API request's image and masks (file payloads, as sent): read and checked at the image's
+    own size (the pipeline fits them to the model's)."""
+    path = received_path(image, "image")
+    if path is None:
+        raise MedEditError("image is required: a PNG, JPEG or DICOM file (gradio_client.handle_file)")
+    decoded = jobs.on_device("edit", read_image, path)
+    masks = [None if (mask_path := received_path(value, name)) is None else read_mask(mask_path, name)
+             for value, name in ((edit_mask, "edit_mask"), (keep_mask, "keep_mask"))]
+    held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks)
+    held.regions  # noqa: B018 - checks the masks now: an empty one is refused before any work
+    return held

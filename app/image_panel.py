@@ -1,0 +1,40 @@
+"""The upload panel: bring your own image (PNG, JPEG or DICOM), paint where the edit may act and
+what must stay, and let the classifier describe it. Folded away under the Edit button."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.painting import BRUSH_OPACITY, EDIT_COLOUR, KEEP_COLOUR
+
+
+@dataclass
+class ImagePanel:
+    file: gr.File
+    notes: gr.Markdown  # what was read and done to it
+    editor: gr.ImageEditor  # the image, with the masks painted on it
+    masks: gr.Markdown  # what the masks cover
+    describe: gr.Button
+    forget: gr.Button
+    findings: gr.Markdown  # what the classifier found, with its confidence
+
+
+def image_panel() -> ImagePanel:
+    with gr.Accordion("Edit your own image (PNG, JPEG, DICOM)", open=False, elem_id="own-image"):
+        # Any file type: DICOM files often have no extension; the reader checks what it is.
+        file = gr.File(label="Your image", file_count="single", type="filepath", height=110, elem_id="upload-file")
+        notes = gr.Markdown(elem_id="upload-notes")
+        editor = gr.ImageEditor(
+            label="Optional: paint green where the edit may change it, red where it must stay",
+            type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(), layers=False,
+            brush=gr.Brush(colors=[(EDIT_COLOUR, BRUSH_OPACITY), (KEEP_COLOUR, BRUSH_OPACITY)],
+                           color_mode="fixed", default_size=12),
+            eraser=gr.Eraser(default_size=12), elem_id="upload-editor")
+        masks = gr.Markdown(elem_id="upload-masks")
+        with gr.Row():
+            describe = gr.Button("Describe it (fill the source prompts)", elem_id="describe-button")
+            forget = gr.Button("Back to generated images", elem_id="forget-upload")
+        findings = gr.Markdown(elem_id="findings")
+    return ImagePanel(file, notes, editor, masks, describe, forget, findings)
