@@ -7,7 +7,12 @@ limits of a request itself are in pipelines/core/limits.py and hold everywhere, 
   another, and all of them compute on one device, taking turns between steps: while the largest
   requests run, an edit still gets its turn;
 - a bounded queue; the number of responses whose files stay on disk; how long an upload no
-  request named is kept.
+  request named is kept;
+- the CPU threads a computation uses (MEDEDIT_THREADS; torch's default, one per core, when unset).
+  On a CPU that other processes share, 1 is far faster than 2: two threads meet at a barrier after
+  every operation, and each barrier waits for both to be scheduled (here, with other jobs running,
+  a largest series took 14-17 s on one thread and did not finish a 20-step, 16-frame one in 300 s
+  on two). The thread count changes the last bits of a latent series, so it is left to the host.
 
 Each can be changed for a bigger machine through an environment variable: MEDEDIT_ and the field's
 name in capitals (MEDEDIT_REQUEST_BUDGET, MEDEDIT_TIME_LIMIT, ...).
@@ -36,6 +41,7 @@ class ServerLimits:
     queue_size: int = 16  # requests waiting; more are refused as busy
     results_kept: int = 256  # responses whose files stay on disk (the oldest are removed)
     upload_age: int = 600  # seconds an upload no request named is kept
+    threads: int | None = None  # torch's CPU threads per computation; None: torch's default
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerLimits":
@@ -63,6 +69,9 @@ def configure(new: ServerLimits) -> ServerLimits:
     """Use `new` from now on; returns the limits it replaces."""
     global limits
     old, limits = limits, new
+    if new.threads is not None:  # one computation at a time (device.py): the process's setting is its own
+        import torch  # here, not at the top: the limits are read by scripts that never compute
+        torch.set_num_threads(new.threads)
     return old
 
 

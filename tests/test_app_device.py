@@ -113,3 +113,21 @@ def test_decoded_frames_take_turns_and_show_progress(micro_pipeline):
     assert calls == [(i, 5) for i in range(1, 6)]
     assert torch.equal(with_callback, decode(micro_pipeline.model, latents))
     assert torch.equal(with_callback[3:4], decode(micro_pipeline.model, latents[3:4]))  # alone or beside others
+
+
+def test_the_thread_count_of_a_computation_is_a_server_setting():
+    from app import serving
+    from pipelines.core.errors import MedEditError
+
+    assert serving.ServerLimits.from_env({}).threads is None  # torch's default unless the host says
+    assert serving.ServerLimits.from_env({"MEDEDIT_THREADS": "1"}).threads == 1
+    with pytest.raises(MedEditError, match="MEDEDIT_THREADS must be above 0"):
+        serving.ServerLimits.from_env({"MEDEDIT_THREADS": "0"})
+    threads = torch.get_num_threads()
+    previous = serving.configure(serving.ServerLimits(threads=threads + 1))
+    try:
+        assert torch.get_num_threads() == threads + 1
+    finally:
+        serving.configure(serving.ServerLimits(threads=threads))
+        serving.configure(previous)
+    assert torch.get_num_threads() == threads
