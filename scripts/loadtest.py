@@ -305,6 +305,8 @@ def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: fl
                 done.append(record)
                 if len(done) in checkpoints:
                     at_checkpoint[len(done)] = rss_mb(pid)
+                    print(f"after {len(done)} requests: server RSS {at_checkpoint[len(done)]} MB",
+                          file=sys.stderr, flush=True)  # a long run's levels, even if it is cut short
 
     began = time.perf_counter()
     with ThreadPoolExecutor(len(plan)) as pool:
