@@ -1,16 +1,23 @@
 """`eval`: attribute accuracy, CFRT, non-target flips and preservation per attribute; FID and KID
-per modality with their phantom-vs-phantom floor."""
+per modality with their phantom-vs-phantom floor.
+
+`eval --uploads`: edits of uploaded images (unseen phantoms through the upload path, inverted and
+edited) against the renderer's exact counterfactual, per attribute and direction, beside the naive
+way (evaluation/uploads.py). The same checks run first; --directions and --edit are its own.
+"""
 
 import json
-from pathlib import Path
 
 from pipelines.cli import arguments as common
 from pipelines.cli.bench import THREADS_HELP, THREADS_RANGE
+from pipelines.core.errors import MedEditError
+from pipelines.core.files import write_atomic
 from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES
 from pipelines.editing.requests import integer, number
 from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, MAX_SEEDS, SEED_RANGES,
                                       evaluation_jobs)
+from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS
 
 
 def add_arguments(parser):
@@ -21,7 +28,8 @@ def add_arguments(parser):
                         help="'reporting' (default): seeds no setting was chosen on, for the figures a "
                              "model card reports; 'tuning': seeds to choose settings on")
     parser.add_argument("--modality", choices=MODALITIES, action="append", help="default: both")
-    parser.add_argument("--attribute", action="append", help="default: every attribute")
+    parser.add_argument("--attribute", "--attributes", action="append",
+                        help="repeatable or comma-separated, e.g. hair,effusion (default: every attribute)")
     parser.add_argument("--swap-at", type=float, default=None, help="default: the model's")
     parser.add_argument("--locality", type=float, default=None, help="local edits; default: the model's")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps; default: the model's")
@@ -30,6 +38,13 @@ def add_arguments(parser):
     parser.add_argument("--batch", type=int, default=BATCH, help=f"seeds sampled together (default {BATCH})")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--out", default=None, help="also write the JSON report here")
+    parser.add_argument("--uploads", action="store_true",
+                        help="evaluate edits of uploaded images against the true counterfactual instead")
+    parser.add_argument("--directions", default=None,
+                        help=f"--uploads: comma-separated, of {','.join(DIRECTIONS)} (default: both)")
+    parser.add_argument("--edit", choices=EDITS, default=None,
+                        help="--uploads: the counterfactual's captions as the edited prompts (default), "
+                             "or the attribute's slider at +-1")
 
 
 def check_options(args) -> dict:
@@ -39,16 +54,45 @@ def check_options(args) -> dict:
     if args.out:
         common.check_writable_file(args.out)
     modalities = tuple(dict.fromkeys(args.modality or MODALITIES))
-    evaluation_jobs(modalities, args.attribute)  # every name is known and evaluated
+    attributes = names_in(args.attribute)
+    evaluation_jobs(modalities, attributes)  # every name is known and evaluated
+    # A row of the upload evaluation draws SEED_BLOCKS blocks of --seeds from the attribute's seeds.
+    max_seeds = MAX_SEEDS // SEED_BLOCKS if args.uploads else MAX_SEEDS
     optional = lambda check, flag, value, limits: None if value is None else check(flag, value, *limits)  # noqa: E731
-    return {"seeds": integer("--seeds", args.seeds, 1, MAX_SEEDS),
-            "batch": integer("--batch", args.batch, *BATCH_RANGE),
-            "steps": optional(integer, "--steps", args.steps, STEPS_RANGE),
-            "swap_at": optional(number, "--swap-at", args.swap_at, SWAP_RANGE),
-            "locality": optional(number, "--locality", args.locality, LOCALITY_RANGE),
-            "anatomy_scale": optional(number, "--anatomy-scale", args.anatomy_scale, SCALE_RANGE),
-            "style_scale": optional(number, "--style-scale", args.style_scale, SCALE_RANGE),
-            "seed_range": args.seed_range, "modalities": modalities, "attributes": args.attribute}
+    options = {"seeds": integer("--seeds", args.seeds, 1, max_seeds),
+               "batch": integer("--batch", args.batch, *BATCH_RANGE),
+               "steps": optional(integer, "--steps", args.steps, STEPS_RANGE),
+               "swap_at": optional(number, "--swap-at", args.swap_at, SWAP_RANGE),
+               "locality": optional(number, "--locality", args.locality, LOCALITY_RANGE),
+               "anatomy_scale": optional(number, "--anatomy-scale", args.anatomy_scale, SCALE_RANGE),
+               "style_scale": optional(number, "--style-scale", args.style_scale, SCALE_RANGE),
+               "seed_range": args.seed_range, "modalities": modalities, "attributes": attributes}
+    if args.uploads:
+        return {**options, "directions": check_directions(args.directions), "edit": args.edit or EDITS[0]}
+    for flag, value in (("--directions", args.directions), ("--edit", args.edit)):
+        if value is not None:
+            raise MedEditError(f"{flag} applies to eval --uploads only")
+    return options
+
+
+def names_in(values: list[str] | None) -> list[str] | None:
+    """--attribute hair --attribute ink and --attributes hair,ink alike; None when none given."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",")]
+    if not all(names):
+        raise MedEditError(f"--attribute: an empty name in {','.join(values)!r}")
+    return list(dict.fromkeys(names))
+
+
+def check_directions(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return DIRECTIONS
+    directions = tuple(dict.fromkeys(d.strip() for d in value.split(",")))
+    for direction in directions:
+        if direction not in DIRECTIONS:
+            raise MedEditError(f"--directions: unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
+    return directions
 
 
 def print_table(report: dict) -> None:
@@ -66,24 +110,46 @@ def print_table(report: dict) -> None:
                   f"KID {d['kid']:.3f} (floor {d['kid_floor']:.3f})  {d['images']} images")
 
 
+def print_upload_table(report: dict) -> None:
+    print(f"{'attribute':16} {'dir':6} {'lands':>5} {'naive':>5} {'keep':>5} "
+          f"{'psnr out':>8} {'naive':>6} {'vs truth':>8} {'naive':>6}")
+    shown = lambda value: "-" if value is None else f"{value:.1f}"  # noqa: E731  (nothing outside the change)
+    for r in report["rows"]:
+        print(f"{r['attribute']:16} {r['direction']:6} {r['edit_lands']:5.2f} {r['naive_edit_lands']:5.2f} "
+              f"{r['no_non_target_flip']:5.2f} {shown(r['psnr_outside_vs_source']):>8} "
+              f"{shown(r['naive_psnr_outside_vs_source']):>6} {shown(r['psnr_vs_truth']):>8} "
+              f"{shown(r['naive_psnr_vs_truth']):>6}")
+    summary = report["summary"]
+    print(f"{report['seeds_per_row']} uploads per row, edit by {report['edit']}; PSNR in dB outside the "
+          f"counterfactual's change (vs the upload) and against the true counterfactual; inversion: "
+          f"reconstruction within {summary['reconstruction_max_diff']} of 255, latent error "
+          f"{summary['latent_error_max']:.1e}")
+
+
 def run(args) -> int:
     options = check_options(args)
     threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.
     import torch
 
-    from pipelines.evaluation.evaluator import evaluate
     from pipelines.model.loading import load_model
 
     if threads is not None:
         torch.set_num_threads(threads)
 
-    report = evaluate(load_model(args.model), **options)
+    if args.uploads:
+        from pipelines.evaluation.uploads import evaluate_uploads  # here for the reason above
+
+        report = {**evaluate_uploads(load_model(args.model), **options), "threads": torch.get_num_threads()}
+    else:
+        from pipelines.evaluation.evaluator import evaluate  # here for the reason above
+
+        report = evaluate(load_model(args.model), **options)
     text = json.dumps(report, indent=2)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_atomic(args.out, (text + "\n").encode())
     if args.json:
         print(text)
     else:
-        print_table(report)
+        (print_upload_table if args.uploads else print_table)(report)
     return 0

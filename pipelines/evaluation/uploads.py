@@ -49,12 +49,11 @@ from pipelines.editing.terms import Term, edit_inverted
 from pipelines.evaluation import metrics
 from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
 from pipelines.evaluation.plan import BATCH, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs, row_seeds
+from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS
 from pipelines.model import conditioners
 from pipelines.model.conditioners import Branches
 from pipelines.model.loaded import LoadedModel, decode
 
-DIRECTIONS = ("add", "remove")
-EDITS = ("prompts", "slider")  # the counterfactual's captions typed, or the attribute's slider at +-1
 RENDER_SIZE = 128  # phantoms are rendered larger and box-filtered down, as for training
 
 
@@ -219,7 +218,7 @@ def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=
     evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit)
     began, rows = time.perf_counter(), []
     for modality, attribute, direction in tqdm(jobs, desc="upload edits", disable=not progress):
-        block = row_seeds(seed_range, attribute, 2 * seeds)
+        block = row_seeds(seed_range, attribute, SEED_BLOCKS * seeds)
         chosen = block[:seeds] if direction == "add" else block[seeds:]
         rows.append(evaluator.row(modality, attribute, direction, chosen))
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
