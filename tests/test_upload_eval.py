@@ -1,12 +1,17 @@
 """The upload evaluation and bench (evaluation/uploads.py) on the micro model: every figure is
-there and in range, the inversion is exact, the naive way is measured beside it."""
+there and in range, the inversion is exact, the naive way is measured beside it; `eval --uploads`
+runs it from the command line."""
+
+import json
 
 import numpy as np
 import torch
 
 from pipelines.data.phantoms import phantom
 from pipelines.editing.inversion import encode
+from pipelines.cli import main
 from pipelines.editing.requests import Sampling
+from pipelines.evaluation.plan import row_seeds
 from pipelines.evaluation.uploads import bench_uploads, evaluate_uploads, sdedit
 from pipelines.model.loading import load_model
 
@@ -42,3 +47,28 @@ def test_sdedit_regenerates_from_the_swap_point_and_keeps_the_image_at_the_end(m
 def test_the_bench_times_a_first_edit_and_a_re_edit(micro_model_folder):
     result = bench_uploads(load_model(str(micro_model_folder)), repeats=1, source_size=96)
     assert 0 < result["reedit_s"] and 0 < result["upload_to_first_edit_s"] and np.isfinite(result["reedit_s"])
+
+
+def test_eval_uploads_command_passes_every_option_and_writes_the_json_it_prints(micro_model_folder, tmp_path,
+                                                                               capsys):
+    out = tmp_path / "uploads.json"
+    assert main(["eval", "--uploads", "--model", str(micro_model_folder), "--seeds", "1", "--attributes", "ruler",
+                 "--directions", "remove", "--edit", "slider", "--steps", "2", "--swap-at", "0.5", "--locality",
+                 "0", "--batch", "1", "--seed-range", "tuning", "--threads", "1", "--json", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    (row,) = printed["rows"]
+    assert (row["attribute"], row["direction"], row["seeds"]) == ("ruler", "remove", 1)
+    assert row["first_seed"] == row_seeds("tuning", "ruler", 2)[1]  # removing: the block's second half
+    assert (printed["edit"], printed["steps"], printed["swap_at"], printed["locality"]) == ("slider", 2, 0.5, 0.0)
+    assert printed["seed_range"] == "tuning" and printed["threads"] == 1
+    assert set(printed["summary"]) == {"remove", "reconstruction_max_diff", "latent_error_max"}
+
+
+def test_eval_uploads_table_has_a_line_per_row(micro_model_folder, capsys):
+    assert main(["eval", "--uploads", "--model", str(micro_model_folder), "--seeds", "1", "--attributes",
+                 "ink", "--steps", "2", "--batch", "1", "--seed-range", "tuning"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["attribute", "dir", "lands"]
+    assert [line.split()[:2] for line in lines[1:3]] == [["ink", "add"], ["ink", "remove"]]
+    assert lines[3].startswith("1 uploads per row, edit by prompts") and len(lines) == 4
