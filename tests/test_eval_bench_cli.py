@@ -37,6 +37,25 @@ CASES = [  # (arguments after the command, text the one-line message must hold)
     ("bench --model {tmp}/FILE", "is a file"),
     ("bench --threads 0", "--threads must be between 1 and 256, got 0"),
     ("eval --threads 0", "--threads must be between 1 and 256, got 0"),
+    # eval --uploads: a row draws two blocks of --seeds (adding, removing)
+    ("eval --uploads --seeds 50001", "--seeds must be between 1 and 50000, got 50001"),
+    ("eval --uploads --seeds 0", "--seeds must be between 1 and 50000, got 0"),
+    ("eval --uploads --directions add,sideways", "--directions: unknown direction 'sideways'"),
+    ("eval --uploads --directions ,", "--directions: unknown direction ''"),
+    ("eval --uploads --edit paint", "argument --edit: invalid choice: 'paint'"),
+    ("eval --uploads --attributes hair,,ink", "--attribute: an empty name in 'hair,,ink'"),
+    ("eval --uploads --attributes hair,pneumothorax", "unknown attribute 'pneumothorax'"),
+    ("eval --uploads --modality cxr --attributes hair", "'hair' belongs to dermoscopy, which is not evaluated"),
+    ("eval --uploads --seed-range all", "argument --seed-range: invalid choice: 'all'"),
+    ("eval --uploads --steps 0", "--steps must be between 1 and 100, got 0"),
+    ("eval --uploads --swap-at -0.1", "--swap-at must be between 0 and 1"),
+    ("eval --uploads --locality 0.95", "--locality must be between 0 and 0.9"),
+    ("eval --uploads --batch 2000", "--batch must be between 1 and 1024"),
+    ("eval --uploads --threads 0", "--threads must be between 1 and 256, got 0"),
+    ("eval --uploads --out {tmp}/FILE/uploads.json", "FILE is a file, not a folder"),
+    ("eval --uploads --model {tmp}/FILE", "is a file"),
+    ("eval --directions add", "--directions applies to eval --uploads only"),
+    ("eval --edit slider", "--edit applies to eval --uploads only"),
 ]
 
 DRIVER = r"""
@@ -86,6 +105,10 @@ def test_good_values_get_as_far_as_loading_the_model(tmp_path, capsys):
     from pipelines.cli import main
 
     for argv in (["eval", "--seeds", "1", "--steps", "1", "--seed-range", "tuning"],
+                 ["eval", "--attributes", "hair,ink", "--attribute", "effusion"],
+                 ["eval", "--uploads", "--seeds", "50000", "--attributes", "hair,ink", "--directions", "remove,add",
+                  "--edit", "slider", "--steps", "1", "--swap-at", "0", "--locality", "0.9", "--threads", "1",
+                  "--out", str(tmp_path / "new" / "uploads.json")],
                  ["bench", "--repeats", "1", "--threads", "1"]):
         assert main([*argv, "--model", str(tmp_path)]) == 2
         err = capsys.readouterr().err
