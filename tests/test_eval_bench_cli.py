@@ -113,3 +113,32 @@ def test_good_values_get_as_far_as_loading_the_model(tmp_path, capsys):
         assert main([*argv, "--model", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert str(tmp_path) in err and "must be" not in err, err
+
+
+@pytest.fixture(scope="module")
+def two_step_model(micro_model_folder, tmp_path_factory):
+    """The micro model sampling in 2 steps: bench's 16-frame series, stock ones included, stay quick."""
+    import dataclasses
+    import shutil
+
+    from pipelines.model.info import read_model_info, write_model_info
+    folder = tmp_path_factory.mktemp("two-step") / "micro-two-step"
+    shutil.copytree(micro_model_folder, folder)
+    info = read_model_info(folder)
+    write_model_info(folder, dataclasses.replace(info, defaults={**info.defaults, "steps": 2}))
+    return folder
+
+
+def test_bench_reports_the_pipeline_and_an_upload_in_one_json(two_step_model, capsys):
+    from pipelines.cli import main
+    from pipelines.cli.bench import print_table
+
+    assert main(["bench", "--model", str(two_step_model), "--repeats", "1", "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["operations"]) == {"pair", "reedit", "series16_latent", "series16_embedding"}
+    uploads = report["uploads"]
+    assert uploads["upload_to_first_edit_s"] > 0 and uploads["reedit_s"] > 0 and uploads["threads"] == 1
+    assert uploads["steps"] == report["steps"] and report["load_s"] > 0
+    print_table(report)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("upload (256 px PNG) to its first edit ") and "median of 1 after a warm-up" in last

@@ -1,4 +1,5 @@
-"""`bench`: speed of pair, re-edit and series against the stock diffusers pipeline."""
+"""`bench`: speed of pair, re-edit and series against the stock diffusers pipeline, then an upload's:
+its PNG to the first edit, and a slider re-edit from the cached inversion (evaluation/uploads.py)."""
 
 import json
 
@@ -29,6 +30,7 @@ def run(args) -> int:
     import torch
 
     from pipelines.evaluation.benchmark import bench
+    from pipelines.evaluation.uploads import bench_uploads
     from pipelines.model.loading import load_model
 
     if threads is not None:
@@ -37,7 +39,7 @@ def run(args) -> int:
     began = time.perf_counter()
     model = load_model(args.model)
     load_s = time.perf_counter() - began
-    report = {"load_s": round(load_s, 3), **bench(model, repeats)}
+    report = {"load_s": round(load_s, 3), **bench(model, repeats), "uploads": bench_uploads(model, repeats)}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -52,3 +54,7 @@ def print_table(report: dict) -> None:
         print(f"{name:20} {cell(op['ours_s'], 3):>22} {cell(op['stock_s'], 3):>22} {cell(op['speedup'], 2):>20}")
     print(f"medians of {report['repeats']} interleaved rounds after a warm-up; peak memory "
           f"{report['peak_memory_mb']:.0f} MB, load {report['load_s']:.2f} s")
+    uploads = report["uploads"]
+    print(f"upload ({uploads['source_size']} px PNG) to its first edit {uploads['upload_to_first_edit_s']:.3f} s "
+          f"(median of {report['repeats']} after a warm-up); slider re-edit from the cached inversion "
+          f"{uploads['reedit_s']:.3f} s (median of 4)")
