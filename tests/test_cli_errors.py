@@ -172,6 +172,20 @@ def test_the_entry_point_itself_gives_one_line_and_exit_2(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_upload_evaluation_script_refuses_as_the_commands_do(tmp_path):
+    """scripts/eval_uploads.py wraps `eval --uploads --json` and `bench --json`: the same one line."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDEDIT_MODEL": ""}
+    script = str(ROOT / "scripts" / "eval_uploads.py")
+    for argv, message in ((["--seeds", "0"], "--seeds must be between 1 and 50000, got 0"),
+                          (["--directions", "add,up"], "unknown direction 'up'"),
+                          (["--bench", "--repeats", "0"], "--repeats must be between 1 and 100, got 0")):
+        done = subprocess.run([sys.executable, script, *argv, "--out", "u.json"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_still_prints_usage_and_exits_0(capsys):
     from pipelines.cli import main
 

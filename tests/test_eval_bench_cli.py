@@ -36,6 +36,8 @@ CASES = [  # (arguments after the command, text the one-line message must hold)
     ("bench --repeats x", "argument --repeats: invalid int value: 'x'"),
     ("bench --model {tmp}/FILE", "is a file"),
     ("bench --threads 0", "--threads must be between 1 and 256, got 0"),
+    ("bench --out {tmp}/FILE/bench.json", "FILE is a file, not a folder"),
+    ("bench --out {tmp}", "is a folder; give a file name"),
     ("eval --threads 0", "--threads must be between 1 and 256, got 0"),
     # eval --uploads: a row draws two blocks of --seeds (adding, removing)
     ("eval --uploads --seeds 50001", "--seeds must be between 1 and 50000, got 50001"),
@@ -129,12 +131,15 @@ def two_step_model(micro_model_folder, tmp_path_factory):
     return folder
 
 
-def test_bench_reports_the_pipeline_and_an_upload_in_one_json(two_step_model, capsys):
+def test_bench_reports_the_pipeline_and_an_upload_in_one_json(two_step_model, tmp_path, capsys):
     from pipelines.cli import main
     from pipelines.cli.bench import print_table
 
-    assert main(["bench", "--model", str(two_step_model), "--repeats", "1", "--threads", "1", "--json"]) == 0
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", str(two_step_model), "--repeats", "1", "--threads", "1", "--json",
+                 "--out", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(out.read_text())
     assert set(report["operations"]) == {"pair", "reedit", "series16_latent", "series16_embedding"}
     uploads = report["uploads"]
     assert uploads["upload_to_first_edit_s"] > 0 and uploads["reedit_s"] > 0 and uploads["threads"] == 1

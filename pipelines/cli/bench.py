@@ -4,6 +4,7 @@ its PNG to the first edit, and a slider re-edit from the cached inversion (evalu
 import json
 
 from pipelines.cli import arguments as common
+from pipelines.core.files import write_atomic
 from pipelines.editing.requests import integer
 
 REPEATS = 3
@@ -18,10 +19,13 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=REPEATS,
                         help=f"timed rounds after the warm-up (default {REPEATS})")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    parser.add_argument("--out", default=None, help="also write the JSON report here")
 
 
 def run(args) -> int:
     common.check_model_source(args)
+    if args.out:
+        common.check_writable_file(args.out)
     repeats = integer("--repeats", args.repeats, *REPEATS_RANGE)
     threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.
@@ -40,8 +44,11 @@ def run(args) -> int:
     model = load_model(args.model)
     load_s = time.perf_counter() - began
     report = {"load_s": round(load_s, 3), **bench(model, repeats), "uploads": bench_uploads(model, repeats)}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        write_atomic(args.out, (text + "\n").encode())
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(text)
     else:
         print_table(report)
     return 0
