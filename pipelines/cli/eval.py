@@ -23,7 +23,8 @@ from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS
 def add_arguments(parser):
     common.add_model_arguments(parser)
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                        help=f"seeds per attribute (default {DEFAULT_SEEDS}, at most {MAX_SEEDS})")
+                        help=f"seeds per attribute (default {DEFAULT_SEEDS}, at most {MAX_SEEDS}); with "
+                             f"--uploads, per attribute and direction (at most {MAX_SEEDS // SEED_BLOCKS})")
     parser.add_argument("--seed-range", choices=tuple(SEED_RANGES), default=DEFAULT_RANGE,
                         help="'reporting' (default): seeds no setting was chosen on, for the figures a "
                              "model card reports; 'tuning': seeds to choose settings on")
