@@ -123,7 +123,8 @@ def slider_panel(attributes: list[dict]) -> tuple[gr.Tabs, dict[str, gr.Slider]]
                                 for a in group:
                                     sliders[a["name"]] = gr.Slider(*SLIDER_RANGE, value=0, step=0.1,
                                                                    label=readable(a["name"]),
-                                                                   info=f"“{a['phrase']}”")
+                                                                   info=f"“{a['phrase']}”",
+                                                                   elem_id=f"slider-{a['name']}")
     return tabs, sliders
 
 

@@ -27,7 +27,7 @@ def image_panel() -> ImagePanel:
         file = gr.File(label="Your image", file_count="single", type="filepath", height=110, elem_id="upload-file")
         notes = gr.Markdown(elem_id="upload-notes")
         editor = gr.ImageEditor(
-            label="Optional: paint green where the edit may change it, red where it must stay",
+            label="Optional masks: green where it may change, red what must stay",
             type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(), layers=False,
             brush=gr.Brush(colors=[(EDIT_COLOUR, BRUSH_OPACITY), (KEEP_COLOUR, BRUSH_OPACITY)],
                            color_mode="fixed", default_size=12),

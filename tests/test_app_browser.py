@@ -1,14 +1,21 @@
 """The app in headless Chromium at 1366x768, a laptop's screen: the first screen holds the prompts,
 the Edit button and the before/after; a ready edit renders, a series animates, the export
-downloads and goes away when a new result replaces the one it holds."""
+downloads and goes away when a new result replaces the one it holds; an image the user brings is
+uploaded, described, masked, edited by two sliders and exported as a series."""
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from pipelines.data.phantoms import render
+from tests.upload_files import dicom_bytes, dicom_dataset
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -124,3 +131,128 @@ def test_picking_another_model_takes_its_sampling_defaults(page, other_model_fol
     page.get_by_text("Edit strength and settings").click()
     page.wait_for_function("document.querySelector('#swap-at input[type=number]')?.value == '0.45'")
     assert slider_value("swap-at") == 0.45 and slider_value("locality") == 0.0
+
+
+# ---------------------------------------------------------------- your own image
+
+def image_box(page) -> dict:
+    """Where the uploaded image is drawn on the editor's canvas: centred, at the editor's zoom."""
+    canvas = page.locator("#upload-editor canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    zoom = float(page.locator("#upload-editor .zoom-number").inner_text().strip("% ")) / 100
+    side = UPLOAD_SHOWN * zoom
+    return {"x": box["x"] + (box["width"] - side) / 2, "y": box["y"] + (box["height"] - side) / 2, "side": side}
+
+
+def paint(page, box: dict, rows, left: float, right: float):
+    """Brush strokes across the image, at fractions of its side."""
+    for row in rows:
+        y = box["y"] + row * box["side"]
+        page.mouse.move(box["x"] + left * box["side"], y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + right * box["side"], y, steps=12)
+        page.mouse.up()
+        page.wait_for_timeout(300)  # the editor finishes a stroke before the next begins
+
+
+def shown_pixels(page, selector: str) -> list:
+    """The decoded pixels of each image under `selector`, fetched as the browser got them."""
+    sources = page.eval_on_selector_all(f"{selector} img[src]", "els => els.map(e => e.src)")
+    return [np.asarray(Image.open(io.BytesIO(page.request.get(s).body())).convert("RGB")) for s in sources]
+
+
+UPLOAD_SHOWN = 384  # the editor shows the 64-px upload enlarged to this (app/outputs.enlarge)
+
+
+@pytest.fixture(scope="module")
+def upload_png(tmp_path_factory):
+    """A chest X-ray phantom with an effusion and no pacemaker, 128 px, as a PNG."""
+    image = render("cxr", {"effusion": True, "pacemaker": False}, seed=30_000_017, size=128).image
+    path = tmp_path_factory.mktemp("uploads") / "my-chest.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def upload_jpeg(upload_png):
+    path = upload_png.with_name("my-chest.jpg")
+    Image.open(upload_png).convert("RGB").save(path, quality=95)
+    return path
+
+
+@pytest.fixture(scope="module")
+def upload_dicom(upload_png):
+    grey = np.asarray(Image.open(upload_png).convert("L")).astype(np.uint16) * 16
+    path = upload_png.with_name("study")  # DICOM files often have no extension
+    path.write_bytes(dicom_bytes(dicom_dataset(4095 - grey, photometric="MONOCHROME1")))
+    return path
+
+
+def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(page, upload_png, tmp_path):
+    page.set_default_timeout(120_000)
+    page.get_by_text("Edit your own image").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(upload_png))
+    page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('start from your image')")
+
+    # Describe: the classifier fills the source prompts, shows its confidences, and the edit renders.
+    page.locator("#describe-button").click()
+    page.wait_for_function("document.querySelector('#findings')?.innerText?.includes('classifier finds')")
+    assert "effusion" in page.locator("#findings").inner_text() and "%" in page.locator("#findings").inner_text()
+    assert page.locator("#anatomy textarea").input_value().startswith("Chest X-ray")
+    wait_for_edit(page)
+
+    # A keep mask: red strokes over the left of the image.
+    box = image_box(page)
+    page.locator("#upload-editor button[aria-label=Color]").click()
+    page.locator("#upload-editor menu.swatch button.color").nth(1).click()
+    paint(page, box, [0.40, 0.45, 0.50, 0.55, 0.60], 0.08, 0.45)
+    page.wait_for_function("document.querySelector('#upload-masks')?.innerText?.includes('red area stays')")
+
+    # Two sliders: remove the effusion, add a pacemaker; then edit.
+    page.get_by_text("Add or remove a finding or artifact").click()
+    for name, value in (("effusion", "-1"), ("pacemaker", "1")):
+        number = page.locator(f"#slider-{name} input[type=number]")
+        number.fill(value)
+        number.blur()
+    page.locator("#edit-button").click()
+    page.wait_for_function("document.querySelector('#edit-notes')?.innerText?.includes('your image')")
+    wait_for_edit(page)
+    before, after = shown_pixels(page, "#before-after")
+    kept = slice(int(0.15 * UPLOAD_SHOWN), int(0.40 * UPLOAD_SHOWN))
+    assert (before[UPLOAD_SHOWN // 2, kept] == after[UPLOAD_SHOWN // 2, kept]).all()  # the keep mask held
+    assert (before != after).any()
+
+    # The series, exported: every frame an edited upload, nothing of the file but its hash.
+    page.get_by_role("tab", name="Series").click()
+    page.get_by_role("button", name="Make series").click()
+    page.wait_for_selector("#series-animation img[src*='.gif']")
+    page.locator("#export-series").click()
+    link = page.locator("#series-zip a[download], #series-zip a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / "series.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        provenance = manifest["provenance"]
+        assert provenance["source"] == "upload"
+        upload = provenance["extra"]
+        assert {t["name"] for t in upload["terms"]} == {"effusion", "pacemaker"}
+        assert upload["regions"]["keep_mask"]["share"] > 0 and "edit_mask" not in upload["regions"]
+        assert upload["source_sha256"] == hashlib.sha256(upload_png.read_bytes()).hexdigest()
+        assert sum(n.startswith("frames/") and n.endswith(".png") for n in archive.namelist()) >= 2
+        assert upload_png.name not in json.dumps(manifest)
+
+
+def test_a_dicom_and_a_jpeg_upload_say_what_was_done(page, upload_dicom, upload_jpeg):
+    page.get_by_text("Edit your own image").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(upload_dicom))
+    page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('DICOM')")
+    assert "MONOCHROME1 inverted" in page.locator("#upload-notes").inner_text()
+    # Back to generated images: the file and the notes go; another file can be brought.
+    page.locator("#forget-upload").click()
+    page.wait_for_function("!document.querySelector('#upload-notes')?.innerText?.trim()")
+    page.locator("#upload-file input[type=file]").set_input_files(str(upload_jpeg))
+    page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('JPEG')")

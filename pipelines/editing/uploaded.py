@@ -74,7 +74,7 @@ class UploadedImages:
         clean = clean.to(self.model.transformer.device, self.model.transformer.dtype)
         inversion = invert(self.model.transformer, self.model.scheduler, clean, s.steps,
                            self.neutral_branches(s), s.anatomy_scale, s.style_scale, s.seed, progress)
-        reconstruction = decode(self.model, inversion.states[-1].latents)[0].numpy()
+        reconstruction = decode(self.model, inversion.states[-1].latents, progress)[0].numpy()
         return (*self.inversions.put(key, (inversion, reconstruction)), False)
 
     def edit_terms(self, s: Sampling, e: Edit) -> list[Term]:
@@ -114,7 +114,10 @@ class UploadedImages:
         final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
                                        self.neutral_branches(s), terms, s.anatomy_scale, s.style_scale,
                                        e.locality, self.region(regions), progress)
-        edited = reconstruction.copy() if final is inversion.states[-1] else decode(self.model, final.latents)[0].numpy()
+        if final is inversion.states[-1]:  # nothing to edit: the reconstruction is the result
+            edited = reconstruction.copy()
+        else:
+            edited = decode(self.model, final.latents, progress)[0].numpy()
         if paste_back:
             neutral, edited = image.copy(), paste_outside(image, edited, changed, regions and regions.keep)
         else:
@@ -148,7 +151,7 @@ class UploadedImages:
             rise = bezier(torch.tensor([0.0, 0.5 + 0.5 * series.bend, 1.0]), times)  # [T]
             final, changed = tail(swap, [Term(t.name, t.branches.repeat(len(times)), rise * t.weight) for t in terms])
             latents, changed = final.latents.expand(len(times), -1, -1, -1), [changed]
-        frames = [f.numpy() for f in decode(self.model, latents)]
+        frames = [f.numpy() for f in decode(self.model, latents, progress)]
         if paste_back:
             union = None if any(c is None for c in changed) else torch.cat(changed).amax(0, keepdim=True)
             frames = [paste_outside(image, f, union, regions and regions.keep) for f in frames]
