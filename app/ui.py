@@ -20,8 +20,8 @@ from app.wiring import by_name, leaves, rows_by_name
 
 TITLE = "MedEdit: edit synthetic medical images"
 INTRO = ("Describe a **synthetic** dermoscopy image or chest X-ray, say what to change in its **anatomy** "
-         "or its **acquisition style**, and compare before and after. Synthetic, not a patient; not for "
-         "clinical use.")
+         "or its **acquisition style**, and compare before and after, or edit your own image (under Edit). "
+         "Not for clinical use.")
 CSS = """
 .mededit-pixels img { image-rendering: pixelated; }
 .mededit-words, .mededit-words * { color: #b45309 !important; font-size: 0.95em; }
