@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from pipelines.editing.cost import (PASSES_PER_DECODE, PASSES_PER_ENCODE, image_work, latent_swaps,
+from pipelines.editing.cost import (PASSES_PER_DECODE, PASSES_PER_ENCODE, image_work,
                                     request_work, term_count)
 from pipelines.editing.regions import Regions
 from pipelines.editing.requests import Edit, Sampling, Series
@@ -89,10 +89,11 @@ def test_a_series_work_is_what_the_model_does(micro_pipeline, series, sliders):
 
 
 @pytest.mark.parametrize("steps, swap, points", [(20, 6, 6), (20, 0, 10), (7, 1, 3), (5, 5, 4), (50, 10, 2)])
-def test_latent_swaps_are_the_pipelines(steps, swap, points):
+def test_latent_swaps_are_numpys_linspace(steps, swap, points):
+    """The swaps as the pipelines computed them before (numpy.linspace), so series stay the same."""
     weakest = max(swap, round(0.9 * steps))
     expected = sorted({round(x) for x in np.linspace(weakest, swap, points - 1)}, reverse=True)
-    assert latent_swaps(steps, swap, points) == expected
+    assert Series(control_points=points).latent_swaps(steps, swap) == expected
 
 
 def test_units_and_exports_count_as_for_a_generated_image():

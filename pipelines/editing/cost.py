@@ -109,17 +109,6 @@ def _image_tail(s: Sampling, terms: int, swap: int, batch: int = 1, single: bool
     return batch * (term_passes(s, terms) + (after - 1) * later)
 
 
-def latent_swaps(steps: int, swap: int, control_points: int) -> list[int]:
-    """The swap steps of a latent-mode series' tails, as the pipeline picks them (np.linspace from
-    the weakest, 0.9 of the steps, to the edit's own, rounded, without repeats)."""
-    weakest = max(swap, round(0.9 * steps))
-    n = control_points - 1
-    if n == 1:
-        return [weakest]
-    step = (swap - weakest) / (n - 1)
-    return sorted({round(weakest + i * step) for i in range(n - 1)} | {swap}, reverse=True)
-
-
 def image_work(s: Sampling, e: Edit, terms: int, series: Series | None = None, exported: bool = False) -> Work:
     """The work of an edit (no series) or a series of an uploaded image with `terms` guidance terms
     (term_count, or len(MedEditPipeline.edit_terms)): the upload encoded, inverted (steps x
@@ -132,7 +121,7 @@ def image_work(s: Sampling, e: Edit, terms: int, series: Series | None = None, e
         tails = _image_tail(s, terms, swap, single=single)
         tail_count, frames = 1, int(tails > 0)
     elif series.mode == "latent":
-        swaps = latent_swaps(s.steps, swap, series.control_points)
+        swaps = series.latent_swaps(s.steps, swap)
         tails = sum(_image_tail(s, terms, k, single=single) for k in swaps)
         tail_count, frames = len(swaps), series.frames
     else:

@@ -132,9 +132,7 @@ class MedEditPipeline(UploadedImages):
         """The paper's mode: final latents of swaps from weak (late) to strong (the edit's swap
         point) are the control points of one Bezier curve that starts at the neutral latent."""
         strongest = e.swap_step(s.steps)
-        weakest = max(strongest, round(0.9 * s.steps))
-        swaps = sorted({round(x) for x in np.linspace(weakest, strongest, series.control_points - 1)},
-                       reverse=True)  # weak to strong
+        swaps = series.latent_swaps(s.steps, strongest)  # weak to strong
         run, _ = self.neutral_run(s, progress)
         edited = self.edited_branches(s, e)
         control = torch.cat([run[-1].latents] +  # [P, C, h, w], neutral first

@@ -214,3 +214,14 @@ class Series:
             raise MedEditError(f"unknown series mode {shown(self.mode)}; choose one of: {', '.join(SERIES_MODES)}")
         self.bend = number("bend", self.bend, *BEND_RANGE)
         self.control_points = integer("control points", self.control_points, *CONTROL_POINTS_RANGE)
+
+    def latent_swaps(self, steps: int, strongest: int) -> list[int]:
+        """Latent mode's swap steps, weak to strong: evenly from 0.9 of the steps (or the edit's own
+        swap, if later) to the edit's own, one per control point after the neutral, rounded, without
+        repeats (numpy.linspace's arithmetic, so the series stay as they were)."""
+        weakest = max(strongest, round(0.9 * steps))
+        n = self.control_points - 1
+        if n == 1:
+            return [weakest]
+        step = (strongest - weakest) / (n - 1)
+        return sorted({round(weakest + i * step) for i in range(n - 1)} | {strongest}, reverse=True)

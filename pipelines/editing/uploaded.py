@@ -142,9 +142,7 @@ class UploadedImages:
         tail = lambda swap, terms: edit_inverted(self.model.transformer, inversion, swap, source, terms,  # noqa: E731
                                                  *scales, e.locality, region, progress)
         if series.mode == "latent":
-            weakest = max(swap, round(0.9 * s.steps))
-            swaps = sorted({round(x) for x in np.linspace(weakest, swap, series.control_points - 1)}, reverse=True)
-            tails = [tail(k, terms) for k in swaps]
+            tails = [tail(k, terms) for k in series.latent_swaps(s.steps, swap)]
             control = torch.cat([inversion.states[-1].latents] + [final.latents for final, _ in tails])
             latents, changed = bezier_keep_norm(control, times), [c for _, c in tails]
         else:
