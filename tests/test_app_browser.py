@@ -191,7 +191,7 @@ def upload_dicom(upload_png):
 
 def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(page, upload_png, tmp_path):
     page.set_default_timeout(120_000)
-    page.get_by_text("Edit your own image").click()
+    page.get_by_role("button", name="Edit your own image (PNG, JPEG, DICOM)").click()
     page.locator("#upload-file input[type=file]").set_input_files(str(upload_png))
     page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('start from your image')")
 
@@ -247,7 +247,7 @@ def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(
 
 
 def test_a_dicom_and_a_jpeg_upload_say_what_was_done(page, upload_dicom, upload_jpeg):
-    page.get_by_text("Edit your own image").click()
+    page.get_by_role("button", name="Edit your own image (PNG, JPEG, DICOM)").click()
     page.locator("#upload-file input[type=file]").set_input_files(str(upload_dicom))
     page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('DICOM')")
     assert "MONOCHROME1 inverted" in page.locator("#upload-notes").inner_text()
