@@ -1,7 +1,8 @@
 """The masks a user paints on their image in the upload panel's editor: one brush in two colours,
 green where the edit may change the image, red where it must stay (the keep mask). The editor's
-layers come back as RGBA images at the shown size; a pixel counts as painted where it is mostly
-opaque, and its colour says which mask it belongs to.
+layers come back as RGBA images at the shown size; a pixel counts as painted where the paint's
+opacity is above a quarter of the brush's (not an anti-aliased fringe), and its colour says which
+mask it belongs to; the masks are then fitted to the model's size as the image was.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pipelines.data.uploads import fit_mask
 
 EDIT_COLOUR, KEEP_COLOUR = "#16a34a", "#dc2626"  # green: may change; red: must stay
 BRUSH_OPACITY = 0.55  # the image shows through the paint
-PAINTED_ALPHA = 0.25 * BRUSH_OPACITY * 255  # below this, an anti-aliased fringe
+PAINTED_ALPHA = 0.25 * BRUSH_OPACITY * 255
 
 
 def painted_masks(layers: list, size: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -130,6 +130,21 @@ def test_export_refuses_the_settings_of_an_uploaded_images_edit(client):
         client.predict(json.dumps({"source": "upload", "seed": 1}), api_name="/export")
 
 
+def test_painted_layers_become_the_edit_and_keep_masks():
+    from app.painting import painted_masks
+    layer = np.zeros((384, 384, 4), np.uint8)
+    layer[:96, :, :] = (22, 163, 74, 140)  # green, at the brush's opacity: the top quarter may change
+    layer[288:, :192, :] = (220, 38, 38, 140)  # red: the bottom-left must stay
+    layer[150:160, :, :] = (220, 38, 38, 10)  # a faint fringe: not painted
+    edit, keep = painted_masks([layer], 64)
+    assert edit.shape == keep.shape == (64, 64)
+    assert edit[:16].all() and not edit[16:].any()
+    assert keep[48:, :32].all() and keep.sum() == 16 * 32
+    assert painted_masks([np.zeros((384, 384, 4), np.uint8)], 64) == (None, None)
+    with pytest.raises(Exception, match="RGBA"):
+        painted_masks([np.zeros((384, 384, 3), np.uint8)], 64)
+
+
 def _png(tmp_path):
     path = tmp_path / "plain.png"
     Image.open(io.BytesIO(png_bytes(np.full((64, 64, 3), 90, np.uint8)))).save(path)
