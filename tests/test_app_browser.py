@@ -57,6 +57,17 @@ def wait_for_edit(page):
     page.wait_for_selector("#difference img[src]")
 
 
+def exported(page, what: str, path):
+    """Click "Export this edit/series", download the ZIP it offers to `path`."""
+    page.locator(f"#export-{what}").click()
+    link = page.locator(f"#{what}-zip a[download], #{what}-zip a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    download.value.save_as(path)
+    return path
+
+
 def on_screen(page, selector: str) -> bool:
     """The element wholly inside the viewport, the page not scrolled."""
     box = page.locator(selector).bounding_box()
@@ -91,14 +102,7 @@ def test_a_ready_edit_renders_exports_and_a_new_result_clears_the_export(page, t
     wait_for_edit(page)
     page.wait_for_function("document.querySelector('#edit-notes')?.innerText?.includes('computed')")
 
-    page.locator("#export-edit").click()
-    link = page.locator("#edit-zip a[download], #edit-zip a").first
-    link.wait_for()
-    with page.expect_download() as download:
-        link.click()
-    path = tmp_path / "export.zip"
-    download.value.save_as(path)
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(exported(page, "edit", tmp_path / "export.zip")) as archive:
         names = set(archive.namelist())
         assert {"frames/frame_000.png", "frames/frame_001.png", "side_by_side.png", "manifest.json"} <= names
         manifest = json.loads(archive.read("manifest.json"))
@@ -227,14 +231,7 @@ def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(
     page.get_by_role("tab", name="Series").click()
     page.get_by_role("button", name="Make series").click()
     page.wait_for_selector("#series-animation img[src*='.gif']")
-    page.locator("#export-series").click()
-    link = page.locator("#series-zip a[download], #series-zip a").first
-    link.wait_for()
-    with page.expect_download() as download:
-        link.click()
-    path = tmp_path / "series.zip"
-    download.value.save_as(path)
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(exported(page, "series", tmp_path / "series.zip")) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         provenance = manifest["provenance"]
         assert provenance["source"] == "upload"
