@@ -33,13 +33,19 @@ def grey_phantom_dicom():
     return dicom_dataset(image, WindowCenter=2040, WindowWidth=4080)
 
 
-def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_model_folder, tmp_path, capsys):
+def dicom_with_keep_mask(tmp_path):
+    """The grey phantom DICOM written as upload.dcm, and keep.png beside it (its top 30 rows)."""
     ds = grey_phantom_dicom()
     upload = tmp_path / "upload.dcm"
     upload.write_bytes(dicom_bytes(ds))
     keep = np.zeros((96, 96), np.uint8)
     keep[:30] = 255
     (tmp_path / "keep.png").write_bytes(png_bytes(keep))
+    return ds, upload
+
+
+def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_model_folder, tmp_path, capsys):
+    ds, upload = dicom_with_keep_mask(tmp_path)
     out = tmp_path / "out"
     rc = main(["edit", "--model", str(micro_model_folder), "--image", str(upload), *SOURCE,
                "--attribute", "pacemaker=1", "--steps", "5", "--keep-mask", str(tmp_path / "keep.png"),
@@ -83,12 +89,7 @@ def assert_nothing_of_the_source_comes_out(ds, out: Path, terminal):
 def test_a_series_of_an_uploaded_dicom_is_exported_as_an_edited_image(micro_model_folder, tmp_path, capsys):
     """`series --image`: frames from the upload to its edit, the keep mask's pixels the upload's
     own in every frame, the ZIP's DICOM a new anonymous Secondary Capture."""
-    ds = grey_phantom_dicom()
-    upload = tmp_path / "upload.dcm"
-    upload.write_bytes(dicom_bytes(ds))
-    keep = np.zeros((96, 96), np.uint8)
-    keep[:30] = 255
-    (tmp_path / "keep.png").write_bytes(png_bytes(keep))
+    ds, upload = dicom_with_keep_mask(tmp_path)
     out = tmp_path / "out"
     rc = main(["series", "--model", str(micro_model_folder), "--image", str(upload), *SOURCE,
                "--attribute", "pacemaker=1", "--steps", "4", "--frames", "3", "--control-points", "3",
