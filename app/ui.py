@@ -49,23 +49,32 @@ class Wiring:
         inputs = {"form": c.form(), "session": self.session, "held": self.held}
         event = self.computing(handlers.edit, inputs, outputs, heavy=False)
         rerender = {**event, "trigger_mode": "always_last", "show_progress": "minimal"}
-        c.edit_button.click(**event, show_progress_on=[r.pair, r.difference])
+        c.edit_button.click(**self.painting()).success(**event, show_progress_on=[r.pair, r.difference])
         for control in list(c.sliders.values()) + list(c.sampling_settings().values()):
-            control.release(**rerender)
+            control.release(**self.painting(trigger_mode="always_last")).success(**rerender)
         for box in (*c.prompts().values(), c.seed):
-            box.submit(**rerender)
-        c.randomize.click(handlers.random_seed, None, c.seed, **PRIVATE).then(**rerender)
+            box.submit(**self.painting(trigger_mode="always_last")).success(**rerender)
+        c.randomize.click(handlers.random_seed, None, c.seed, **PRIVATE).then(**self.painting()).success(**rerender)
         return rerender
+
+    def painting(self, **options) -> dict:
+        """The masks read from the editor into the held image, first thing on every edit and
+        series: the editor's own change events can lag the brush by seconds, and an edit must keep
+        what was painted when it was asked for."""
+        p = self.c.image
+        return by_name(image_handlers.painted, {"editor": p.editor, "held": self.held},
+                       {"held": self.held, "masks": p.masks}, show_progress="hidden", **PRIVATE, **options)
 
     def series(self):
         c, r = self.c, self.r
         outputs = {"gallery": r.gallery, "animation": r.animation, "settings": r.series_settings,
                    "notes": r.series_notes, "archive": r.series_zip, "session": self.session}
         inputs = {"form": c.form(), "series": r.series_form(), "session": self.session, "held": self.held}
-        r.series_button.click(**self.computing(handlers.series, inputs, outputs, heavy=True), scroll_to_output=True)
+        r.series_button.click(**self.painting()).success(**self.computing(handlers.series, inputs, outputs, heavy=True),
+                                                         scroll_to_output=True)
         for control in (r.frames, r.control_points, r.bend):
-            control.release(**self.computing(handlers.series, inputs, outputs, heavy=True,
-                                             trigger_mode="always_last", show_progress="minimal"))
+            control.release(**self.painting(trigger_mode="always_last")).success(
+                **self.computing(handlers.series, inputs, outputs, heavy=True, show_progress="minimal"))
         for kind, button, archive in (("edit", r.export_edit, r.edit_zip), ("series", r.export_series, r.series_zip)):
             button.click(lambda s, kind=kind: handlers.export(kind, s), self.session, archive,
                          **serving.event_options(heavy=True), **PRIVATE)
@@ -82,12 +91,10 @@ class Wiring:
         p.file.clear(**by_name(image_handlers.forget, {}, panel, **PRIVATE))
         p.forget.click(**by_name(image_handlers.forget, {}, panel, **PRIVATE)).then(lambda: None, None, p.file,
                                                                                      **PRIVATE)
-        p.editor.change(**by_name(image_handlers.painted, {"editor": p.editor, "held": self.held},
-                                  {"held": self.held, "masks": p.masks}, trigger_mode="always_last",
-                                  show_progress="hidden", **PRIVATE))
+        p.editor.change(**self.painting(trigger_mode="always_last"))
         described = {**c.prompts(), "findings": p.findings, "tab": c.slider_tabs}
         p.describe.click(**self.computing(image_handlers.describe_held, {"held": self.held}, described,
-                                          heavy=False)).success(**rerender)
+                                          heavy=False)).success(**self.painting()).success(**rerender)
 
     def model(self, status: gr.Markdown):
         """The model's status and sliders on load; its own sampling defaults when it is changed."""

@@ -57,6 +57,18 @@ def wait_for_edit(page):
     page.wait_for_selector("#difference img[src]")
 
 
+def pair_sources(page) -> list:
+    return page.eval_on_selector_all("#before-after img[src]", "els => els.map(e => e.src)")
+
+
+def wait_for_new_edit(page, shown: list):
+    """Wait until the before/after shows an "after" other than those in `shown`, loaded: a render
+    already on screen must not pass for the one just asked for (each response writes its own files)."""
+    page.wait_for_function("shown => { const s = [...document.querySelectorAll('#before-after img[src]')];"
+                           " return s.length >= 2 && !shown.includes(s[s.length - 1].src); }", arg=shown)
+    wait_for_edit(page)
+
+
 def exported(page, what: str, path):
     """Click "Export this edit/series", download the ZIP it offers to `path`."""
     page.locator(f"#export-{what}").click()
@@ -195,6 +207,7 @@ def upload_dicom(upload_png):
 
 def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(page, upload_png, tmp_path):
     page.set_default_timeout(120_000)
+    generated = pair_sources(page)  # none yet, unless the page renders on load
     page.get_by_role("button", name="Edit your own image (PNG, JPEG, DICOM)").click()
     page.locator("#upload-file input[type=file]").set_input_files(str(upload_png))
     page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('start from your image')")
@@ -204,27 +217,31 @@ def test_your_own_image_upload_describe_two_sliders_keep_mask_and_series_export(
     page.wait_for_function("document.querySelector('#findings')?.innerText?.includes('classifier finds')")
     assert "effusion" in page.locator("#findings").inner_text() and "%" in page.locator("#findings").inner_text()
     assert page.locator("#anatomy textarea").input_value().startswith("Chest X-ray")
-    wait_for_edit(page)
+    wait_for_new_edit(page, generated)
+    page.wait_for_function("document.querySelector('#edit-notes')?.innerText?.includes('your image')")
 
-    # A keep mask: red strokes over the left of the image.
+    # Two sliders, each re-rendering the edit as it moves: remove the effusion, add a pacemaker.
+    page.get_by_text("Add or remove a finding or artifact").click()
+    for name, value in (("effusion", "-1"), ("pacemaker", "1")):
+        shown = pair_sources(page)
+        number = page.locator(f"#slider-{name} input[type=number]")
+        number.fill(value)
+        number.blur()
+        wait_for_new_edit(page, shown)
+
+    # A keep mask, red strokes over the left of the image, then Edit straight away: the edit keeps
+    # what was painted when it was asked for.
     box = image_box(page)
     page.locator("#upload-editor button[aria-label=Color]").click()
     page.locator("#upload-editor menu.swatch button.color").nth(1).click()
     paint(page, box, [0.40, 0.45, 0.50, 0.55, 0.60], 0.08, 0.45)
-    page.wait_for_function("document.querySelector('#upload-masks')?.innerText?.includes('red area stays')")
-
-    # Two sliders: remove the effusion, add a pacemaker; then edit.
-    page.get_by_text("Add or remove a finding or artifact").click()
-    for name, value in (("effusion", "-1"), ("pacemaker", "1")):
-        number = page.locator(f"#slider-{name} input[type=number]")
-        number.fill(value)
-        number.blur()
+    shown = pair_sources(page)
     page.locator("#edit-button").click()
-    page.wait_for_function("document.querySelector('#edit-notes')?.innerText?.includes('your image')")
-    wait_for_edit(page)
+    wait_for_new_edit(page, shown)
+    assert "red area stays" in page.locator("#upload-masks").inner_text()
     before, after = shown_pixels(page, "#before-after")
-    kept = slice(int(0.15 * UPLOAD_SHOWN), int(0.40 * UPLOAD_SHOWN))
-    assert (before[UPLOAD_SHOWN // 2, kept] == after[UPLOAD_SHOWN // 2, kept]).all()  # the keep mask held
+    rows, columns = (slice(int(a * UPLOAD_SHOWN), int(b * UPLOAD_SHOWN)) for a, b in ((0.42, 0.58), (0.15, 0.40)))
+    assert (before[rows, columns] == after[rows, columns]).all()  # the keep mask held, as painted before Edit
     assert (before != after).any()
 
     # The series, exported: every frame an edited upload, nothing of the file but its hash.
