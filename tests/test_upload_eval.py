@@ -5,8 +5,10 @@ runs it from the command line."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
+from pipelines.core.errors import MedEditError
 from pipelines.data.phantoms import phantom
 from pipelines.editing.inversion import encode
 from pipelines.cli import main
@@ -30,6 +32,12 @@ def test_the_report_has_every_figure_for_both_directions(micro_model_folder):
             assert 0.0 <= row[key] <= 1.0
         assert row["round_trip_psnr_vs_truth"] > 0 and row["naive_psnr_vs_truth"] > 0
     assert set(report["summary"]) == {"add", "remove", "reconstruction_max_diff", "latent_error_max"}
+
+
+@pytest.mark.parametrize("directions", [("up",), ("add", "sideways"), ()])
+def test_an_unknown_direction_is_refused_before_any_work(directions):
+    with pytest.raises(MedEditError, match="choose one or both of add, remove"):
+        evaluate_uploads(None, seeds=2, attributes=["ruler"], directions=directions, progress=False)
 
 
 def test_sdedit_regenerates_from_the_swap_point_and_keeps_the_image_at_the_end(micro_pipeline):

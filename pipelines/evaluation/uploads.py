@@ -214,6 +214,9 @@ def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=
                      swap_at=None, locality=None, anatomy_scale=None, style_scale=None, batch: int = BATCH,
                      edit: str = "prompts", progress: bool = True) -> dict:
     """The report: one row per attribute and direction, `seeds` uploads each."""
+    unknown = [d for d in directions if d not in DIRECTIONS]
+    if unknown or not directions:
+        raise MedEditError(f"directions {list(directions)}: choose one or both of {', '.join(DIRECTIONS)}")
     jobs = [(m, a, d) for m, a in evaluation_jobs(modalities, attributes) for d in directions]
     evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit)
     began, rows = time.perf_counter(), []
