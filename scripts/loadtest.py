@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -352,6 +353,8 @@ def run(args) -> dict:
     finally:
         for server, _ in servers:
             stop_server(server)
+        if not args.keep_files:  # every file the run downloaded, and the servers' logs
+            shutil.rmtree(scratch, ignore_errors=True)
     mismatches = [r["key"][:160] for r in done if "digest" in r and r["key"] in replayed
                   and replayed[r["key"]].get("digest") not in (None, r["digest"])]
     errors = [r for r in done if "error" in r] + [r for r in replayed.values() if "error" in r]
@@ -374,6 +377,7 @@ def run(args) -> dict:
                       **{k: percentiles([r["seconds"] for r in done if r["kind"] == k]) for k in KINDS}},
         "server_rss_mb": memory,
         "server_content_length_warnings": log_text.count("Content-Length"),
+        "files_kept_in": str(scratch) if args.keep_files else None,
     }
 
 
@@ -394,6 +398,8 @@ def parse_args(argv=None):
                                                          "at which to read the server's memory")
     parser.add_argument("--no-replay", dest="replay", action="store_false",
                         help="skip the sequential replay (no bitwise comparison; for long memory runs)")
+    parser.add_argument("--keep-files", action="store_true",
+                        help="keep the downloaded files and the servers' logs (default: removed at the end)")
     args = parser.parse_args(argv)
     for name in ("clients", "requests", "steps", "frames", "seeds"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

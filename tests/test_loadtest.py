@@ -5,6 +5,7 @@ and reports the server's memory at its checkpoints."""
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -75,11 +76,12 @@ def test_workload_mixes_kinds_and_repeats_requests():
     assert all(1 < len(step) < 8 for step in at_once)  # some identical, some different, at once
 
 
-def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder):
+def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
                            "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6",
                            "--model", str(micro_model_folder)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["requests"] == 6 and report["distinct_requests"] >= 2
@@ -91,6 +93,7 @@ def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_mo
     assert memory["before_load"] > 50 and memory["peak"] >= memory["before_load"]
     assert set(memory["checkpoints"]) == {"2", "6"} and all(mb > 50 for mb in memory["checkpoints"].values())
     assert memory["last_over_first_checkpoint"] == round(memory["checkpoints"]["6"] / memory["checkpoints"]["2"], 3)
+    assert report["files_kept_in"] is None and not list(tmp_path.glob("mededit-loadtest-*"))  # nothing left behind
 
 
 def test_checkpoints_are_checked_before_the_run():
