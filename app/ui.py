@@ -60,10 +60,11 @@ class Wiring:
     def painting(self, **options) -> dict:
         """The masks read from the editor into the held image, first thing on every edit and
         series: the editor's own change events can lag the brush by seconds, and an edit must keep
-        what was painted when it was asked for."""
+        what was painted when it was asked for. Light work, so no limit on how many run at once."""
         p = self.c.image
         return by_name(image_handlers.painted, {"editor": p.editor, "held": self.held},
-                       {"held": self.held, "masks": p.masks}, show_progress="hidden", **PRIVATE, **options)
+                       {"held": self.held, "masks": p.masks}, show_progress="hidden", concurrency_limit=None,
+                       **PRIVATE, **options)
 
     def series(self):
         c, r = self.c, self.r
