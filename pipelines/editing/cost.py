@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.editing.sampling import guidance_branches
 
 PASSES_PER_DECODE = 4  # the embedded model on a CPU: a 64-px decode ~ 3.5 passes
 PASSES_PER_ENCODE = 2  # an uploaded image into latents: ~0.45 of a decode (16 ms vs 38 ms measured)
@@ -35,9 +36,8 @@ class Work:
 
 
 def branches(s: Sampling) -> int:
-    """Guidance branches per image and step: two when the scales are equal (the anatomy-only
-    branch cancels out, as sampling.guided_noise uses), else three."""
-    return 2 if s.anatomy_scale == s.style_scale else 3
+    """Guidance branches per image and step, as sampling runs them."""
+    return len(guidance_branches(s.anatomy_scale, s.style_scale))
 
 
 def _tail(s: Sampling, e: Edit, batch: int = 1) -> int:

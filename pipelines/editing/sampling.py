@@ -39,14 +39,17 @@ def added_conditions(transformer, latents: torch.Tensor) -> dict | None:
             "aspect_ratio": torch.tensor([[height / width]], dtype=dtype, device=device).repeat(b, 1)}
 
 
-def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale):
-    """Epsilon with two-scale guidance, all branches in one forward pass.
+def guidance_branches(anatomy_scale: float, style_scale: float) -> list[int]:
+    """Which of the three branches (null, anatomy, both) guidance runs. With equal scales eps(a,0)
+    cancels out (eps = eps(0,0) + w [eps(a,s) - eps(0,0)]), so only two are run: a third less
+    work for the same result."""
+    return [0, 2] if anatomy_scale == style_scale else [0, 1, 2]
 
-    With equal scales eps(a,0) cancels out (eps = eps(0,0) + w [eps(a,s) - eps(0,0)]), so only
-    two of the three branches are run: a third less work for the same result.
-    """
+
+def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale):
+    """Epsilon with two-scale guidance, all branches (guidance_branches) in one forward pass."""
     b = latents.shape[0]
-    picked = [0, 2] if anatomy_scale == style_scale else [0, 1, 2]
+    picked = guidance_branches(anatomy_scale, style_scale)
     n = len(picked)
     tokens = branches.tokens[:, picked].flatten(0, 1)  # [nB, L, D]
     mask = branches.mask[:, picked].flatten(0, 1).to(latents.device)  # [nB, L]

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from pipelines.editing.inversion import Inversion
-from pipelines.editing.sampling import Keep, Prefix, added_conditions, advance, change_mask, guided_noise
+from pipelines.editing.sampling import (Keep, Prefix, added_conditions, advance, change_mask, guidance_branches,
+                                       guided_noise)
 from pipelines.model.conditioners import Branches
 
 
@@ -45,7 +46,7 @@ class TermGuidance:
         """eps_src [B, C, h, w] and each term's eps_k, from one forward pass."""
         b, channels = x.shape[0], x.shape[1]
         anatomy_scale, style_scale = self.scales
-        picked = [2] if anatomy_scale == style_scale else [1, 2]  # the null branch is shared
+        picked = guidance_branches(anatomy_scale, style_scale)[1:]  # the null branch is shared
         conditions = [c if c.tokens.shape[0] == b else c.repeat(b)
                       for c in [self.source] + [term.branches for term in self.terms]]
         tokens = torch.stack([conditions[0].tokens[:, 0]] + [c.tokens[:, j] for c in conditions for j in picked], 1)
