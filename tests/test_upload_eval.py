@@ -31,6 +31,10 @@ def test_the_report_has_every_figure_for_both_directions(micro_model_folder):
         for key in ("edit_lands", "naive_edit_lands", "no_non_target_flip"):
             assert 0.0 <= row[key] <= 1.0
         assert row["round_trip_psnr_vs_truth"] > 0 and row["naive_psnr_vs_truth"] > 0
+        assert 0.0 <= row["edit_footprint_area"] <= 1.0
+        # Outside the footprint no channel moved more than 24 levels: PSNR >= 20 log10(255 / 24).
+        both = row["psnr_outside_truth_and_edit_vs_source"]
+        assert both is None or both >= 20 * np.log10(255 / 24)
     assert set(report["summary"]) == {"add", "remove", "reconstruction_max_diff", "latent_error_max"}
 
 

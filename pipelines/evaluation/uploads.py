@@ -19,8 +19,10 @@ elsewhere (regions.paste_outside); "decoded" is the edit decoded whole, for comp
 The classifier judges whether an edit lands (the attribute present afterwards when added, absent
 when removed) and whether another attribute flipped (against the reconstruction's labels). PSNR
 against the source is measured outside the counterfactual's changed region (the pixels where the
-true counterfactual differs from the source). Seeds come from evaluation.plan's ranges: adding uses
-a row's first n seeds, removing the next n.
+true counterfactual differs from the source), and once more outside that region and the edit's own
+footprint (the pixels ours moved visibly, metrics.edit_footprint): a model that draws a hair where
+the renderer drew none loses PSNR in the first, not in the second. Seeds come from
+evaluation.plan's ranges: adding uses a row's first n seeds, removing the next n.
 
 `bench_uploads` measures speed: an uploaded PNG to its first edit (read, fit, invert, edit,
 decode), and a re-edit by slider from the cached inversion.
@@ -150,10 +152,14 @@ class UploadEvaluator:
                 probs[k].append(predict_probs(self.classifier, list(out[k]))[:, columns])
             for j in range(len(out["source"])):
                 changed = (out["truth"][j] != out["source"][j]).any(2)  # the counterfactual's region
+                footprint = metrics.edit_footprint(out["source"][j], out["ours"][j])  # where ours moved visibly
+                record("footprint_area", float(footprint.mean()))
                 if not changed.all():
                     for k in ("ours", "decoded", "naive", "reconstruction", "round_trip"):
                         record(f"psnr_outside_{k}", psnr(out["source"][j], out[k][j], changed))
                     record("psnr_outside_spill", psnr(out["reconstruction"][j], out["decoded"][j], changed))
+                if not (changed | footprint).all():  # what is left once the edit's own strokes are set aside
+                    record("psnr_outside_both", psnr(out["source"][j], out["ours"][j], changed | footprint))
                 for k in ("ours", "decoded", "naive", "reconstruction", "truth_round_trip"):
                     record(f"psnr_truth_{k}", psnr(out["truth"][j], out[k][j]))
                 replayed = out["replayed"][j].astype(int)  # the source prompts' steps run again
@@ -179,6 +185,7 @@ class UploadEvaluator:
             "naive_psnr_outside_vs_source": mean("psnr_outside_naive"),
             "round_trip_psnr_outside_vs_source": mean("psnr_outside_round_trip"),
             "psnr_outside_vs_reconstruction": mean("psnr_outside_spill"),  # the edit's own spill
+            "psnr_outside_truth_and_edit_vs_source": mean("psnr_outside_both"),
             "psnr_vs_truth": mean("psnr_truth_ours"), "decoded_psnr_vs_truth": mean("psnr_truth_decoded"),
             "naive_psnr_vs_truth": mean("psnr_truth_naive"),
             "unedited_psnr_vs_truth": mean("psnr_truth_reconstruction"),
@@ -186,14 +193,15 @@ class UploadEvaluator:
             "reconstruction_equals_round_trip": mean("reconstruction_equal"),
             "reconstruction_max_diff": int(max(values["reconstruction_max_diff"])),
             "latent_error_max": float(max(values["latent_error"])),
-            "changed_area": mean("changed_area"),
+            "changed_area": mean("changed_area"), "edit_footprint_area": mean("footprint_area"),
         }
 
 
 SUMMARY_KEYS = ("edit_lands", "decoded_edit_lands", "naive_edit_lands", "truth_lands", "no_non_target_flip",
                 "decoded_no_non_target_flip", "naive_no_non_target_flip", "truth_no_non_target_flip",
                 "psnr_outside_vs_source", "decoded_psnr_outside_vs_source", "naive_psnr_outside_vs_source",
-                "round_trip_psnr_outside_vs_source", "psnr_outside_vs_reconstruction", "psnr_vs_truth",
+                "round_trip_psnr_outside_vs_source", "psnr_outside_vs_reconstruction",
+                "psnr_outside_truth_and_edit_vs_source", "psnr_vs_truth",
                 "decoded_psnr_vs_truth", "naive_psnr_vs_truth", "unedited_psnr_vs_truth", "round_trip_psnr_vs_truth",
                 "reconstruction_equals_round_trip")
 
