@@ -1,7 +1,7 @@
 """The app in headless Chromium at 1366x768, a laptop's screen: the first screen holds the prompts,
 the Edit button and the before/after; a ready edit renders, a series animates, the export
 downloads and goes away when a new result replaces the one it holds; an image the user brings is
-uploaded, described, masked, edited by two sliders and exported as a series."""
+uploaded, described, edited by two sliders, masked and edited at once, and exported as a series."""
 
 import hashlib
 import io
