@@ -17,7 +17,7 @@ from pipelines.data.attributes import MODALITIES
 from pipelines.editing.requests import integer, number
 from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, MAX_SEEDS, SEED_RANGES,
                                       evaluation_jobs)
-from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS
+from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS, checked_directions
 
 
 def add_arguments(parser):
@@ -89,11 +89,7 @@ def names_in(values: list[str] | None) -> list[str] | None:
 def check_directions(value: str | None) -> tuple[str, ...]:
     if value is None:
         return DIRECTIONS
-    directions = tuple(dict.fromkeys(d.strip() for d in value.split(",")))
-    for direction in directions:
-        if direction not in DIRECTIONS:
-            raise MedEditError(f"--directions: unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
-    return directions
+    return checked_directions(dict.fromkeys(d.strip() for d in value.split(",")), "--directions")
 
 
 def print_table(report: dict) -> None:

@@ -51,7 +51,7 @@ from pipelines.editing.terms import Term, edit_inverted
 from pipelines.evaluation import metrics
 from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
 from pipelines.evaluation.plan import BATCH, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs, row_seeds
-from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS
+from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS, checked_directions
 from pipelines.model import conditioners
 from pipelines.model.conditioners import Branches
 from pipelines.model.loaded import LoadedModel, decode
@@ -222,9 +222,7 @@ def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=
                      swap_at=None, locality=None, anatomy_scale=None, style_scale=None, batch: int = BATCH,
                      edit: str = "prompts", progress: bool = True) -> dict:
     """The report: one row per attribute and direction, `seeds` uploads each."""
-    unknown = [d for d in directions if d not in DIRECTIONS]
-    if unknown or not directions:
-        raise MedEditError(f"directions {list(directions)}: choose one or both of {', '.join(DIRECTIONS)}")
+    directions = checked_directions(directions)
     jobs = [(m, a, d) for m, a in evaluation_jobs(modalities, attributes) for d in directions]
     evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit)
     began, rows = time.perf_counter(), []
