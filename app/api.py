@@ -115,15 +115,17 @@ def image_request(image, edit_mask, keep_mask, anatomy, style, series_fields: di
 
 @user_errors
 def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
-                   style_scale, model, locality=None, edit_mask=None, keep_mask=None, progress=gr.Progress()):
+                   style_scale, model, locality=None, edit_mask=None, keep_mask=None, refresh=None,
+                   progress=gr.Progress()):
     """Edit an uploaded image (PNG, JPEG or DICOM): inverted exactly, edited by the prompts and
     sliders, only inside edit_mask and never inside keep_mask (mask images, white or opaque =
-    painted, of the image's size or the model's). Empty source prompts: described from the image.
+    painted, of the image's size or the model's), the last `refresh` share of the steps (0..1,
+    default 0) with fresh noise. Empty source prompts: described from the image.
     Returns (source, edited, difference, side by side, export ZIP, settings)."""
     request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, None, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
-                                   locality=locality)
+                                   locality=locality, refresh=refresh)
 
     def files(result):
         settings = {**report(result, request.source, "edit"), "notes": notes + result.notes}
@@ -142,14 +144,14 @@ def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at
 @user_errors
 def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
                      style_scale, mode, frames, control_points, bend, model, locality=None, edit_mask=None,
-                     keep_mask=None, progress=gr.Progress()):
+                     keep_mask=None, refresh=None, progress=gr.Progress()):
     """A series from an uploaded image to its edit (as /edit_image takes it). Returns (frames, GIF,
     export ZIP, settings)."""
     series_fields = dict(frames=frames, mode=mode, control_points=control_points, bend=bend)
     request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, series_fields, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
-                                   locality=locality)
+                                   locality=locality, refresh=refresh)
 
     def files(result):
         settings = {**report(result, request.source, "series"), "notes": notes + result.notes}
@@ -173,6 +175,7 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         # Defaults: the default model's own (its info file).
         swap_at, seed = number("swap_at", defaults["swap_at"]), number("seed", 0)
         locality, steps = number("locality", defaults["locality"]), number("steps", defaults["steps"])
+        refresh = number("refresh", 0.0)
         anatomy_scale = number("anatomy_scale", defaults["anatomy_scale"])
         style_scale = number("style_scale", defaults["style_scale"])
         mode, frames = text("mode", "latent"), number("frames", FRAMES_DEFAULT)
@@ -198,9 +201,10 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         endpoint(api_series, edit_in + [mode, frames, control_points, bend, model, locality],
                  [frames_out, gif, settings_out], "series", heavy=True)
         endpoint(api_export, [settings_in], [archive], "export", heavy=True)
-        masks = [edit_mask, keep_mask]
+        image_only = [edit_mask, keep_mask, refresh]  # what only an uploaded image's edit takes
         endpoint(api_describe_image, [image_in], [description], "describe_image", heavy=False)
-        endpoint(api_edit_image, [image_in] + edit_in + [model, locality] + masks,
+        endpoint(api_edit_image, [image_in] + edit_in + [model, locality] + image_only,
                  [source_out, edited, difference, figure, archive, settings_out], "edit_image", heavy=False)
-        endpoint(api_series_image, [image_in] + edit_in + [mode, frames, control_points, bend, model, locality] + masks,
+        endpoint(api_series_image,
+                 [image_in] + edit_in + [mode, frames, control_points, bend, model, locality] + image_only,
                  [frames_out, gif, archive, settings_out], "series_image", heavy=True)

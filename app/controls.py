@@ -47,7 +47,7 @@ class Controls:
         return {"model": self.model, "anatomy": self.anatomy, "style": self.style, "to_anatomy": self.to_anatomy,
                 "to_style": self.to_style, "swap_at": self.swap_at, "seed": self.seed, "steps": self.steps,
                 "anatomy_scale": self.anatomy_scale, "style_scale": self.style_scale, "locality": self.locality,
-                "sliders": self.sliders}
+                "refresh": self.image.refresh, "sliders": self.sliders}
 
     def prompts(self) -> dict:
         return {"anatomy": self.anatomy, "style": self.style, "to_anatomy": self.to_anatomy, "to_style": self.to_style}

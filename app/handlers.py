@@ -46,13 +46,14 @@ class EditForm:
     style_scale: float
     locality: float
     sliders: dict[str, float] = field(default_factory=dict)  # attribute name -> scale; 0 is off
+    refresh: float = 0.0  # an uploaded image's edit only
 
     def request(self, series: dict | None = None, image: HeldImage | None = None) -> inputs.Request:
         """The edit (or series) of a generated image, or of `image` when one is held."""
         fields = dict(model=self.model, anatomy=self.anatomy, style=self.style, to_anatomy=self.to_anatomy,
                       to_style=self.to_style, sliders=moved_sliders(self.sliders), swap_at=self.swap_at,
                       seed=self.seed, steps=self.steps, anatomy_scale=self.anatomy_scale,
-                      style_scale=self.style_scale, locality=self.locality)
+                      style_scale=self.style_scale, locality=self.locality, refresh=self.refresh)
         if series is None:
             request = inputs.edit_request(**fields)
         else:

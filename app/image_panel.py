@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from pipelines.core.limits import REFRESH_RANGE
+
 from app.painting import BRUSH_OPACITY, EDIT_COLOUR, KEEP_COLOUR
 
 
@@ -16,6 +18,7 @@ class ImagePanel:
     notes: gr.Markdown  # what was read and done to it
     editor: gr.ImageEditor  # the image, with the masks painted on it
     masks: gr.Markdown  # what the masks cover
+    refresh: gr.Slider  # how much of the end of the run may redraw the image's fine detail
     describe: gr.Button
     forget: gr.Button
     findings: gr.Markdown  # what the classifier found, with its confidence
@@ -33,8 +36,13 @@ def image_panel() -> ImagePanel:
                            color_mode="fixed", default_size=12),
             eraser=gr.Eraser(default_size=12), elem_id="upload-editor")
         masks = gr.Markdown(elem_id="upload-masks")
+        refresh = gr.Slider(*REFRESH_RANGE, value=0.0, step=0.05, elem_id="refresh",
+                            label="Redraw fine detail (when a removal leaves traces, e.g. 0.2)",
+                            info="Technical name: refresh, the share of the last denoising steps that draw fresh "
+                                 "noise instead of your image's own. 0 keeps every fine detail of your image; "
+                                 "removing hair leaves faint strands unless some is redrawn.")
         with gr.Row():
             describe = gr.Button("Describe it (fill the source prompts)", elem_id="describe-button")
             forget = gr.Button("Back to generated images", elem_id="forget-upload")
         findings = gr.Markdown(elem_id="findings")
-    return ImagePanel(file, notes, editor, masks, describe, forget, findings)
+    return ImagePanel(file, notes, editor, masks, refresh, describe, forget, findings)

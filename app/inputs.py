@@ -84,11 +84,12 @@ def sampling_request(model, anatomy, style, seed, steps, anatomy_scale, style_sc
 
 
 def edit_request(model, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
-                 style_scale, locality=None) -> Request:
+                 style_scale, locality=None, refresh=None) -> Request:
+    """`refresh` acts on an uploaded image's edit only (Edit.refresh)."""
     request = sampling_request(model, anatomy, style, seed, steps, anatomy_scale, style_scale)
     request.edit = Edit.with_defaults(request.pipeline.model.info.defaults, text_field("to_anatomy", to_anatomy),
                                       text_field("to_style", to_style), parse_sliders(sliders, request.pipeline),
-                                      swap_at, locality)
+                                      swap_at, locality, 0.0 if refresh is None else refresh)
     return request
 
 

@@ -50,7 +50,7 @@ class Wiring:
         event = self.computing(handlers.edit, inputs, outputs, heavy=False)
         rerender = {**event, "trigger_mode": "always_last", "show_progress": "minimal"}
         c.edit_button.click(**self.painting()).success(**event, show_progress_on=[r.pair, r.difference])
-        for control in list(c.sliders.values()) + list(c.sampling_settings().values()):
+        for control in list(c.sliders.values()) + list(c.sampling_settings().values()) + [c.image.refresh]:
             control.release(**self.painting(trigger_mode="always_last")).success(**rerender)
         for box in (*c.prompts().values(), c.seed):
             box.submit(**self.painting(trigger_mode="always_last")).success(**rerender)

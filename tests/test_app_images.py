@@ -94,12 +94,21 @@ def test_series_image_returns_frames_and_its_export(client, phantom_png):
     frames, gif, archive, settings = client.predict(
         handle(phantom_png), **SOURCE, to_anatomy="", to_style="", sliders='{"effusion": -1.0, "marker": 1.0}',
         mode="latent", frames=3, control_points=3, bend=0.0, model="", locality=0.0, edit_mask=None,
-        keep_mask=None, **FAST, api_name="/series_image")
+        keep_mask=None, refresh=0.25, **FAST, api_name="/series_image")
     assert len(frames) == 3 and all(is_png(f["image"]) for f in frames)
     assert Image.open(gif).n_frames == 3
-    assert settings["source"] == "upload" and settings["frames"] == 3
+    assert settings["source"] == "upload" and settings["frames"] == 3 and settings["refresh"] == 0.25
     with zipfile.ZipFile(archive) as z:
         assert sum(n.startswith("frames/") for n in z.namelist()) == 3
+
+
+def test_an_out_of_range_refresh_is_refused_by_name(client, phantom_png):
+    with pytest.raises(Exception) as caught:
+        client.predict(handle(phantom_png), **SOURCE, to_anatomy="", to_style="", sliders='{"effusion": -1.0}',
+                       model="", locality=0.0, edit_mask=None, keep_mask=None, refresh=3, **FAST,
+                       api_name="/edit_image")
+    assert "refresh must be between 0 and 1, got 3" in str(caught.value)
+    assert "Traceback" not in str(caught.value)
 
 
 def test_bad_files_get_clear_messages_and_are_removed(app_url, client, tmp_path):

@@ -49,7 +49,7 @@ def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_
     out = tmp_path / "out"
     rc = main(["edit", "--model", str(micro_model_folder), "--image", str(upload), *SOURCE,
                "--attribute", "pacemaker=1", "--steps", "5", "--keep-mask", str(tmp_path / "keep.png"),
-               "--out", str(out)])
+               "--refresh", "0.2", "--out", str(out)])
     terminal = capsys.readouterr()
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["edited.png", "metadata.json", "neutral.png",
@@ -63,6 +63,7 @@ def test_an_uploaded_dicom_is_edited_and_none_of_its_identifiers_come_out(micro_
     assert record["extra"]["source_sha256"] == meta["source_sha256"]
     assert record["digital_source_type"].endswith("/compositeWithTrainedAlgorithmicMedia")
     assert record["extra"]["image_sha256"] == meta["image_sha256"] and record["extra"]["regions"]
+    assert meta["refresh"] == record["extra"]["refresh"] == 0.2
     assert_nothing_of_the_source_comes_out(ds, out, terminal)
 
 
@@ -181,9 +182,10 @@ def test_bad_files_are_refused_in_one_line_before_torch_loads(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["edit", "series"])
-@pytest.mark.parametrize("flag", ["--edit-mask", "--keep-mask"])
-def test_a_mask_needs_an_image(tmp_path, command, flag, capsys):
-    assert main([command, *SOURCE, flag, str(tmp_path / "m.png"), "--out", str(tmp_path / "o")]) == 2
+@pytest.mark.parametrize("flag", ["--edit-mask", "--keep-mask", "--refresh"])
+def test_a_mask_or_refresh_needs_an_image(tmp_path, command, flag, capsys):
+    value = "0.2" if flag == "--refresh" else str(tmp_path / "m.png")
+    assert main([command, *SOURCE, flag, value, "--out", str(tmp_path / "o")]) == 2
     assert "need --image" in capsys.readouterr().err
 
 

@@ -58,6 +58,8 @@ CASES = [  # (arguments after the command, text the one-line message must hold)
     ("eval --uploads --model {tmp}/FILE", "is a file"),
     ("eval --directions add", "--directions applies to eval --uploads only"),
     ("eval --edit slider", "--edit applies to eval --uploads only"),
+    ("eval --refresh 0.2", "--refresh applies to eval --uploads only"),
+    ("eval --uploads --refresh 1.5", "--refresh must be between 0 and 1, got 1.5"),
 ]
 
 DRIVER = r"""

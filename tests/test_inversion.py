@@ -78,6 +78,32 @@ def test_outside_the_edit_mask_and_inside_the_keep_mask_the_latents_are_the_imag
     assert (final - unchanged)[~outside].abs().max() > 1e-3
 
 
+def test_refresh_draws_the_last_steps_noise_fresh_inside_the_edit_only(micro_pipeline):
+    inversion, _, _ = micro_pipeline.inverted(IMAGE, S)
+    kept = inversion.tail_noises(2)
+    assert all(a is b for a, b in zip(kept[:4], inversion.noises[:4]))  # steps 0-3: the image's own
+    assert all(a is b for a, b in zip(kept[4:], inversion.fresh[4:]))
+    assert all(a is b for a, b in zip(inversion.tail_noises(0), inversion.noises))
+    assert not any(torch.equal(f, n) for f, n in zip(inversion.fresh, inversion.noises))
+    assert Edit(refresh=0.2).refresh_steps(S.steps) == 1 and Edit(refresh=1.0).refresh_steps(S.steps) == 6
+    edit = np.zeros((64, 64), bool)
+    edit[:, :32] = True  # the left half may change
+    hair = Edit(sliders={"hair": 1.0}, swap_at=0.3)
+    exact = micro_pipeline.edit_image(IMAGE, S, hair, Regions(edit))
+    refreshed = micro_pipeline.edit_image(IMAGE, S, Edit(sliders={"hair": 1.0}, swap_at=0.3, refresh=0.5),
+                                          Regions(edit))
+    again = micro_pipeline.edit_image(IMAGE, S, Edit(sliders={"hair": 1.0}, swap_at=0.3, refresh=0.5),
+                                      Regions(edit))
+    assert np.array_equal(refreshed.edited, again.edited)  # fresh, but drawn from the seed
+    assert not np.array_equal(refreshed.edited[:, :28], exact.edited[:, :28])
+    assert np.array_equal(refreshed.edited[:, 36:], IMAGE[:, 36:])  # outside the edit: the upload's pixels
+    assert refreshed.settings["refresh"] == 0.5 and exact.settings["refresh"] == 0.0
+    nothing = micro_pipeline.edit_image(IMAGE, S, Edit(swap_at=0.0, refresh=1.0), paste_back=False)
+    assert np.array_equal(nothing.edited, nothing.neutral)  # no edit: still the round trip, exactly
+    with pytest.raises(MedEditError, match="refresh must be between 0 and 1"):
+        Edit(refresh=1.5)
+
+
 def test_masks_at_the_uploads_own_size_follow_its_resize_and_crop(micro_pipeline):
     wide = np.zeros((64, 128, 3), np.uint8)
     wide[:, :, 0] = np.arange(128, dtype=np.uint8)[None]

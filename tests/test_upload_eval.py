@@ -66,14 +66,15 @@ def test_eval_uploads_command_passes_every_option_and_writes_the_json_it_prints(
     out = tmp_path / "uploads.json"
     assert main(["eval", "--uploads", "--model", str(micro_model_folder), "--seeds", "1", "--attributes", "ruler",
                  "--directions", "remove", "--edit", "slider", "--steps", "2", "--swap-at", "0.5", "--locality",
-                 "0", "--batch", "1", "--seed-range", "tuning", "--threads", "1", "--json", "--out", str(out)]) == 0
+                 "0", "--batch", "1", "--seed-range", "tuning", "--threads", "1", "--refresh", "0.5", "--json",
+                 "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     (row,) = printed["rows"]
     assert (row["attribute"], row["direction"], row["seeds"]) == ("ruler", "remove", 1)
     assert row["first_seed"] == row_seeds("tuning", "ruler", 2)[1]  # removing: the block's second half
     assert (printed["edit"], printed["steps"], printed["swap_at"], printed["locality"]) == ("slider", 2, 0.5, 0.0)
-    assert printed["seed_range"] == "tuning" and printed["threads"] == 1
+    assert printed["seed_range"] == "tuning" and printed["threads"] == 1 and printed["refresh"] == 0.5
     assert set(printed["summary"]) == {"remove", "reconstruction_max_diff", "latent_error_max"}
 
 
@@ -83,4 +84,4 @@ def test_eval_uploads_table_has_a_line_per_row(micro_model_folder, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["attribute", "dir", "lands"]
     assert [line.split()[:2] for line in lines[1:3]] == [["ink", "add"], ["ink", "remove"]]
-    assert lines[3].startswith("1 uploads per row, edit by prompts") and len(lines) == 4
+    assert lines[3].startswith("1 uploads per row, edit by prompts;") and len(lines) == 4

@@ -92,9 +92,9 @@ def parse_attributes(items: list[str]) -> dict[str, float]:
 
 
 def check_edit(args) -> Edit:
-    """The edited prompts, sliders' scales, swap point and locality; names are checked on load."""
+    """The edited prompts, sliders' scales, swap point, locality and refresh; names are checked on load."""
     return Edit.with_defaults(STAND_IN_DEFAULTS, args.to_anatomy, args.to_style,
-                              parse_attributes(args.attribute), args.swap_at, args.locality)
+                              parse_attributes(args.attribute), args.swap_at, args.locality, args.refresh)
 
 
 def check_series(args) -> Series:
@@ -159,7 +159,7 @@ def edit_from(args, pipeline):
     for name in sliders:
         pipeline.model.info.attribute(name)
     return Edit.with_defaults(pipeline.model.info.defaults, args.to_anatomy, args.to_style, sliders,
-                              args.swap_at, args.locality)
+                              args.swap_at, args.locality, args.refresh)
 
 
 def load_pipeline(args):

@@ -12,7 +12,7 @@ from pipelines.cli import arguments as common
 from pipelines.cli.bench import THREADS_HELP, THREADS_RANGE
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import write_atomic
-from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
+from pipelines.core.limits import LOCALITY_RANGE, REFRESH_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES
 from pipelines.editing.requests import integer, number
 from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, MAX_SEEDS, SEED_RANGES,
@@ -46,6 +46,9 @@ def add_arguments(parser):
     parser.add_argument("--edit", choices=EDITS, default=None,
                         help="--uploads: the counterfactual's captions as the edited prompts (default), "
                              "or the attribute's slider at +-1")
+    parser.add_argument("--refresh", type=float, default=None,
+                        help="--uploads: share of the last steps that draw fresh noise instead of the "
+                             "upload's own (default 0)")
 
 
 def check_options(args) -> dict:
@@ -69,8 +72,9 @@ def check_options(args) -> dict:
                "style_scale": optional(number, "--style-scale", args.style_scale, SCALE_RANGE),
                "seed_range": args.seed_range, "modalities": modalities, "attributes": attributes}
     if args.uploads:
-        return {**options, "directions": check_directions(args.directions), "edit": args.edit or EDITS[0]}
-    for flag, value in (("--directions", args.directions), ("--edit", args.edit)):
+        return {**options, "directions": check_directions(args.directions), "edit": args.edit or EDITS[0],
+                "refresh": 0.0 if args.refresh is None else number("--refresh", args.refresh, *REFRESH_RANGE)}
+    for flag, value in (("--directions", args.directions), ("--edit", args.edit), ("--refresh", args.refresh)):
         if value is not None:
             raise MedEditError(f"{flag} applies to eval --uploads only")
     return options
@@ -117,7 +121,8 @@ def print_upload_table(report: dict) -> None:
               f"{shown(r['naive_psnr_outside_vs_source']):>6} {shown(r['psnr_vs_truth']):>8} "
               f"{shown(r['naive_psnr_vs_truth']):>6}")
     summary = report["summary"]
-    print(f"{report['seeds_per_row']} uploads per row, edit by {report['edit']}; PSNR in dB outside the "
+    refreshed = f", last {report['refresh']:g} of the steps' noise fresh" if report["refresh"] else ""
+    print(f"{report['seeds_per_row']} uploads per row, edit by {report['edit']}{refreshed}; PSNR in dB outside the "
           f"counterfactual's change (vs the upload) and against the true counterfactual; inversion: "
           f"reconstruction within {summary['reconstruction_max_diff']} of 255, latent error "
           f"{summary['latent_error_max']:.1e}")

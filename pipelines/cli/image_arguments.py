@@ -1,5 +1,5 @@
-"""`--image FILE [--edit-mask FILE] [--keep-mask FILE]`: what `edit` and `series` share for an image
-the user brings, checked before the model loads.
+"""`--image FILE [--edit-mask FILE] [--keep-mask FILE] [--refresh R]`: what `edit` and `series`
+share for an image the user brings, checked before the model loads.
 
 The files are read and decoded (PNG, JPEG or DICOM; masks: white or opaque = painted, at the
 image's size or the model's) before torch loads, so a bad file is refused in one line. The source
@@ -20,6 +20,9 @@ def add_image_arguments(parser):
                         help="with --image: a mask image; the edit changes only where it is painted")
     parser.add_argument("--keep-mask", default=None, metavar="FILE",
                         help="with --image: a mask image; what is painted stays (wins over --edit-mask)")
+    parser.add_argument("--refresh", type=float, default=0.0,
+                        help="with --image: share of the last steps that draw fresh noise instead of the "
+                             "image's own, 0..1 (default 0); raise it when a removal leaves traces, e.g. 0.2")
 
 
 def check_image_sampling(args) -> None:
@@ -37,8 +40,8 @@ def check_upload(args):
     """The image and mask files read, decoded and checked: (Decoded, Regions or None), or
     (None, None) without --image."""
     if args.image is None:
-        if args.edit_mask or args.keep_mask:
-            raise MedEditError("--edit-mask and --keep-mask need --image")
+        if args.edit_mask or args.keep_mask or args.refresh:
+            raise MedEditError("--edit-mask, --keep-mask and --refresh need --image")
         return None, None
     # Imported here: a run without --image needs neither PIL decoding nor pydicom.
     from pipelines.data.uploads import read_image, read_mask

@@ -10,6 +10,7 @@ SCALE_RANGE = (0.0, 15.0)  # guidance per channel
 SLIDER_RANGE = (-3.0, 3.0)  # attribute sliders: negative removes, beyond 1 exaggerates
 SWAP_RANGE = (0.0, 1.0)  # fraction of the steps before the prompt swap
 LOCALITY_RANGE = (0.0, 0.9)  # a share of the largest change; at 1 nothing would be edited
+REFRESH_RANGE = (0.0, 1.0)  # share of the steps, the last ones, an uploaded image's edit draws fresh noise in
 MAX_PROMPT_CHARS = 400  # far past what the text window reads (64 tokens); longer is a mistake
 
 FRAMES_RANGE = (2, 64)

@@ -10,6 +10,9 @@ errors do not add up. Sampling again from state 0 with the source prompts and th
 repeats every step exactly (the same inputs to the same functions): the last state is x0, the
 autoencoder's own round trip of the image, to float tolerance. An edit starts from the state at
 its swap step and runs the tail under other prompts with the same z_i (sampling.advance, noises).
+The z_i hold what the source prompts did not predict: the image's own fine detail, hairs included,
+so a removal run on them leaves faint traces. An edit may draw the last steps' noise fresh instead
+(`fresh`, drawn after the targets from the same seed; Edit.refresh).
 
 The deterministic solver has no noise slot to absorb the difference; and with a final sigma of 0
 the last step has none either, so the inverted run ends at sigma_min, targeted at x0 itself.
@@ -36,6 +39,12 @@ class Inversion:
     noises: list[torch.Tensor]
     clean: torch.Tensor  # [B, C, h, w] the encoded image x0
     landed: torch.Tensor | None = None  # where the last step itself lands: x0 up to rounding
+    fresh: list[torch.Tensor] | None = None  # a Gaussian noise per step, for steps an edit refreshes
+
+    def tail_noises(self, refresh: int) -> list[torch.Tensor]:
+        """The noise of every step, the last `refresh` of them fresh."""
+        kept = max(0, self.steps - refresh)
+        return self.noises[:kept] + self.fresh[kept:]
 
     @property
     def steps(self) -> int:
@@ -60,15 +69,16 @@ def noise_scale(scheduler: DPMSolverMultistepScheduler, i: int) -> torch.Tensor:
     return sigma_t * torch.sqrt(1.0 - torch.exp(-2 * h))
 
 
-def noised_targets(scheduler: DPMSolverMultistepScheduler, clean: torch.Tensor, seed: int) -> list[torch.Tensor]:
+def noised_targets(scheduler: DPMSolverMultistepScheduler, clean: torch.Tensor,
+                   generator: torch.Generator) -> list[torch.Tensor]:
     """x_i for every step i (fresh noise each, drawn on the CPU so a seed means the same everywhere),
     then x0 itself as the last step's target."""
-    generator = torch.Generator().manual_seed(seed)
-    targets = []
-    for t in scheduler.timesteps:
-        noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
-        targets.append(scheduler.add_noise(clean, noise, t.reshape(1)))
+    targets = [scheduler.add_noise(clean, gaussian(clean, generator), t.reshape(1)) for t in scheduler.timesteps]
     return targets + [clean]
+
+
+def gaussian(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator).to(like.device, like.dtype)
 
 
 def invert(transformer, scheduler, clean: torch.Tensor, steps: int, source: Branches,
@@ -77,7 +87,8 @@ def invert(transformer, scheduler, clean: torch.Tensor, steps: int, source: Bran
     branches), with `steps` steps of the model's scheduler made stochastic."""
     scheduler = inversion_scheduler(scheduler)
     scheduler.set_timesteps(steps)
-    targets = noised_targets(scheduler, clean, seed)
+    generator = torch.Generator().manual_seed(seed)
+    targets = noised_targets(scheduler, clean, generator)
     if source.tokens.shape[0] != clean.shape[0]:
         source = source.repeat(clean.shape[0])
     latents = targets[0]
@@ -96,7 +107,7 @@ def invert(transformer, scheduler, clean: torch.Tensor, steps: int, source: Bran
     # The last step lands on x0 up to rounding; the run ends on x0 itself, so an image with nothing
     # to edit (and an edit's region blending) gives back the round trip bit for bit.
     states[-1].latents = clean
-    return Inversion(states, noises, clean, latents)
+    return Inversion(states, noises, clean, latents, [gaussian(clean, generator) for _ in noises])
 
 
 @torch.no_grad()

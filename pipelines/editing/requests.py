@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import (BEND_RANGE, CONTROL_POINTS_DEFAULT, CONTROL_POINTS_RANGE, FRAMES_DEFAULT,
                                    FRAMES_RANGE, LOCALITY_RANGE, MAX_JSON_CHARS, MAX_JSON_DEPTH,
-                                   MAX_PROMPT_CHARS, SCALE_RANGE, SEED_MAX, SERIES_MODES, SLIDER_RANGE,
-                                   STEPS_RANGE, SWAP_RANGE)
+                                   MAX_PROMPT_CHARS, REFRESH_RANGE, SCALE_RANGE, SEED_MAX, SERIES_MODES,
+                                   SLIDER_RANGE, STEPS_RANGE, SWAP_RANGE)
 
 # Control characters (C0, DEL, C1) other than tab and newline, and lone UTF-16 surrogates: neither
 # is text a tokenizer, a PNG text chunk or a UTF-8 file can hold.
@@ -168,19 +168,24 @@ class Sampling:
 
 @dataclass
 class Edit:
-    """The edited prompts (empty: same as the neutral one), sliders, and the swap point."""
+    """The edited prompts (empty: same as the neutral one), sliders, the swap point, locality, and
+    (for an uploaded image) how much of the end of the run draws fresh noise instead of the image's own."""
 
     to_anatomy: str = ""
     to_style: str = ""
     sliders: dict[str, float] = field(default_factory=dict)
     swap_at: float = 0.2  # fraction of the steps run with the neutral prompts; earlier = stronger
     locality: float = 0.0  # 0: the whole image may change; higher: only where the edit acts
+    # An upload's recorded noises hold its fine detail, and so the traces of what a removal takes
+    # away (hairs); the last `refresh` share of the steps draw fresh noise (from the seed) instead.
+    refresh: float = 0.0
 
     def __post_init__(self):
         self.to_anatomy = prompt("edited anatomy prompt", self.to_anatomy)
         self.to_style = prompt("edited style prompt", self.to_style)
         self.swap_at = number("swap point", self.swap_at, *SWAP_RANGE)
         self.locality = number("locality", self.locality, *LOCALITY_RANGE)
+        self.refresh = number("refresh", self.refresh, *REFRESH_RANGE)
         if not isinstance(self.sliders, dict):
             raise MedEditError("sliders must map attribute names to scales")
         sliders = {}
@@ -191,14 +196,18 @@ class Edit:
 
     @classmethod
     def with_defaults(cls, defaults: dict, to_anatomy="", to_style="", sliders=None, swap_at=None,
-                      locality=None) -> "Edit":
+                      locality=None, refresh: float = 0.0) -> "Edit":
         """An edit whose unset (None) swap point and locality are the model's `defaults`."""
         return cls(to_anatomy, to_style, {} if sliders is None else sliders,
                    defaults["swap_at"] if swap_at is None else swap_at,
-                   defaults["locality"] if locality is None else locality)
+                   defaults["locality"] if locality is None else locality, refresh)
 
     def swap_step(self, steps: int) -> int:
         return min(steps, round(self.swap_at * steps))
+
+    def refresh_steps(self, steps: int) -> int:
+        """How many of the last steps draw fresh noise."""
+        return round(self.refresh * steps)
 
 
 @dataclass

@@ -10,7 +10,9 @@ a series' frames rise from 0 to 1) and M_k its own implicit mask: where that
 term changes the prediction at the swap step (sampling.change_mask), so an edit stays where it
 acts and two edits do not spread into each other. Outside the union of the implicit masks and
 the caller's region the latents are the inversion's own (sampling.Keep). With no term the tail is
-the inversion's run, which gives the image back.
+the inversion's run, which gives the image back. `refresh` last steps add fresh noise instead of
+the inversion's (inversion.Inversion.tail_noises): inside the edit only, as Keep puts the
+inversion's latents back outside.
 """
 
 from dataclasses import dataclass
@@ -95,11 +97,13 @@ class TermGuidance:
 
 def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches, terms: list[Term],
                   anatomy_scale: float, style_scale: float, locality: float = 0.0,
-                  region: torch.Tensor | None = None, callback=None) -> tuple[Prefix, torch.Tensor | None]:
+                  region: torch.Tensor | None = None, callback=None,
+                  refresh: int = 0) -> tuple[Prefix, torch.Tensor | None]:
     """The inverted run's state at step `swap`, finished under the source prompts plus `terms`,
-    with the inversion's noises. `locality` > 0 gives each term its implicit mask; `region`
-    ([1 or B, 1, h, w], 1 where the image may change) bounds every edit. Returns the final state
-    and where the edit could change the latents ([B or 1, 1, h, w]; None: everywhere)."""
+    with the inversion's noises (the last `refresh` steps' fresh). `locality` > 0 gives each term
+    its implicit mask; `region` ([1 or B, 1, h, w], 1 where the image may change) bounds every
+    edit. Returns the final state and where the edit could change the latents ([B or 1, 1, h, w];
+    None: everywhere)."""
     states, steps = inversion.states, inversion.steps
     if not terms or swap >= steps:
         return states[-1], torch.zeros_like(states[-1].latents[:, :1])  # the image itself: no edit
@@ -116,5 +120,5 @@ def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches
     keep = None if region is None else Keep(region, [state.latents for state in states])
     final = advance(transformer, prefix, steps, source if source.tokens.shape[0] == b else source.repeat(b),
                     anatomy_scale, style_scale, callback, keep, guidance.combine(eps_source, eps_terms),
-                    inversion.noises, predict=guidance)
+                    inversion.tail_noises(refresh), predict=guidance)
     return final, region

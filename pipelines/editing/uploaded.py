@@ -113,7 +113,7 @@ class UploadedImages:
         terms = self.edit_terms(s, e)
         final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
                                        self.neutral_branches(s), terms, s.anatomy_scale, s.style_scale,
-                                       e.locality, self.region(regions), progress)
+                                       e.locality, self.region(regions), progress, e.refresh_steps(s.steps))
         if final is inversion.states[-1]:  # nothing to edit: the reconstruction is the result
             edited = reconstruction.copy()
         else:
@@ -140,7 +140,7 @@ class UploadedImages:
         source, region = self.neutral_branches(s), self.region(regions)
         scales, swap = (s.anatomy_scale, s.style_scale), e.swap_step(s.steps)
         tail = lambda swap, terms: edit_inverted(self.model.transformer, inversion, swap, source, terms,  # noqa: E731
-                                                 *scales, e.locality, region, progress)
+                                                 *scales, e.locality, region, progress, e.refresh_steps(s.steps))
         if series.mode == "latent":
             tails = [tail(k, terms) for k in series.latent_swaps(s.steps, swap)]
             control = torch.cat([inversion.states[-1].latents] + [final.latents for final, _ in tails])
@@ -164,7 +164,7 @@ class UploadedImages:
         file's), how it was inverted, each term's weight, the masks, and what lies outside the
         edit's region (the upload's pixels, or the decoded round trip)."""
         return {**self.settings(s, e), "source": "upload", "image_sha256": self.pixels_sha256(image),
-                "inversion": INVERSION, "inversion_seed": s.seed,
+                "inversion": INVERSION, "inversion_seed": s.seed, "refresh": e.refresh,
                 "terms": [{"name": t.name, "weight": float(t.weight)} for t in terms],
                 "regions": {} if regions is None else regions.record(),
                 "outside_the_edit": "the upload's pixels" if paste_back else "the autoencoder's round trip"}

@@ -5,7 +5,8 @@ saw is rendered with the attribute off (adding) or on (removing), written as a P
 through the upload path (data.uploads: read, resize to the model's size), inverted under its own
 captions, and edited at the model's default swap point and locality, by the counterfactual's
 captions typed as the edited prompts (as evaluation.evaluator edits generated images) or by the
-attribute's slider at +1 or -1 (`edit`). The renderer draws the same phantom with the attribute
+attribute's slider at +1 or -1 (`edit`), optionally with the last steps' noise drawn fresh
+(`refresh`, Edit.refresh). The renderer draws the same phantom with the attribute
 toggled: the true counterfactual.
 In the same run:
   - the naive way, SDEdit: the upload's latent noised to the swap point with fresh noise and
@@ -85,7 +86,7 @@ def psnr(a: np.ndarray, b: np.ndarray, outside: np.ndarray | None = None) -> flo
 
 class UploadEvaluator:
     def __init__(self, model: LoadedModel, steps=None, anatomy_scale=None, style_scale=None, swap_at=None,
-                 locality=None, batch: int = BATCH, edit: str = "prompts"):
+                 locality=None, batch: int = BATCH, edit: str = "prompts", refresh: float = 0.0):
         defaults = model.info.defaults
         pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
         if edit not in EDITS:
@@ -93,7 +94,9 @@ class UploadEvaluator:
         self.model, self.batch, self.edit = model, batch, edit
         self.steps, self.swap_at, self.locality = pick(steps, "steps"), pick(swap_at, "swap_at"), pick(locality, "locality")
         self.scales = (pick(anatomy_scale, "anatomy_scale"), pick(style_scale, "style_scale"))
-        self.swap = Edit(swap_at=self.swap_at).swap_step(self.steps)
+        request = Edit(swap_at=self.swap_at, refresh=refresh)
+        self.swap, self.refresh = request.swap_step(self.steps), request.refresh
+        self.refresh_steps = request.refresh_steps(self.steps)
         self.classifier = load_classifier()
         self.encode = conditioners.cached(model.conditioner.encode, 256)
 
@@ -125,7 +128,7 @@ class UploadEvaluator:
             edited = self.branches([(p.anatomy, p.style) for p in truths])
         inversion = invert(transformer, self.model.scheduler, clean, self.steps, source, *self.scales, seeds[0])
         ours, changed = edit_inverted(transformer, inversion, self.swap, source, [Term(attribute, edited)],
-                                      *self.scales, self.locality)
+                                      *self.scales, self.locality, refresh=self.refresh_steps)
         naive = sdedit(transformer, self.model.scheduler, clean, self.steps, self.swap, edited, *self.scales, seeds[0])
         truth_clean = encode(self.model.vae, torch.from_numpy(truth))
         decoded = self.decode(ours.latents)
@@ -220,11 +223,11 @@ def summarize(rows: list[dict]) -> dict:
 def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=("dermoscopy", "cxr"),
                      attributes=None, directions=DIRECTIONS, seed_range: str = DEFAULT_RANGE, steps=None,
                      swap_at=None, locality=None, anatomy_scale=None, style_scale=None, batch: int = BATCH,
-                     edit: str = "prompts", progress: bool = True) -> dict:
+                     edit: str = "prompts", refresh: float = 0.0, progress: bool = True) -> dict:
     """The report: one row per attribute and direction, `seeds` uploads each."""
     directions = checked_directions(directions)
     jobs = [(m, a, d) for m, a in evaluation_jobs(modalities, attributes) for d in directions]
-    evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit)
+    evaluator = UploadEvaluator(model, steps, anatomy_scale, style_scale, swap_at, locality, batch, edit, refresh)
     began, rows = time.perf_counter(), []
     for modality, attribute, direction in tqdm(jobs, desc="upload edits", disable=not progress):
         block = row_seeds(seed_range, attribute, SEED_BLOCKS * seeds)
@@ -232,6 +235,7 @@ def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=
         rows.append(evaluator.row(modality, attribute, direction, chosen))
     return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
             "scales": evaluator.scales, "swap_at": evaluator.swap_at, "locality": evaluator.locality, "edit": edit,
+            "refresh": evaluator.refresh,
             "seeds_per_row": seeds, "seed_range": seed_range, "inversion": "edit-friendly, DPM-Solver++ 2M",
             "seconds": round(time.perf_counter() - began, 1), "rows": rows, "summary": summarize(rows)}
 

@@ -111,8 +111,9 @@ def provenance_record(provenance: Provenance | None, extra: dict | None = None) 
 
 
 # What an edit of a brought image adds to its settings (editing/uploaded.py): which image (the
-# pixels' sha256, and the file's when the caller read a file), how inverted, the masks' record.
-UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "terms", "regions")
+# pixels' sha256, and the file's when the caller read a file), how inverted, how much of the end
+# of the run had fresh noise, the masks' record.
+UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "refresh", "terms", "regions")
 
 
 def provenance_from_settings(settings: dict) -> Provenance:
