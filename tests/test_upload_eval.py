@@ -1,8 +1,9 @@
 """The upload evaluation and bench (evaluation/uploads.py) on the micro model: every figure is
 there and in range, the inversion is exact, the naive way is measured beside it; `eval --uploads`
-runs it from the command line."""
+runs it from the command line, and reports run in parts merge into one (scripts/merge_upload_reports.py)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +86,32 @@ def test_eval_uploads_table_has_a_line_per_row(micro_model_folder, capsys):
     assert lines[0].split()[:3] == ["attribute", "dir", "lands"]
     assert [line.split()[:2] for line in lines[1:3]] == [["ink", "add"], ["ink", "remove"]]
     assert lines[3].startswith("1 uploads per row, edit by prompts;") and len(lines) == 4
+
+
+def test_reports_run_in_parts_merge_into_one_with_the_summary_over_all_rows(micro_model_folder, tmp_path):
+    import importlib.util
+    script = Path(__file__).resolve().parent.parent / "scripts" / "merge_upload_reports.py"
+    spec = importlib.util.spec_from_file_location("merge", script)
+    merge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merge)
+    model = load_model(str(micro_model_folder))
+    run = lambda attribute, direction, **kw: evaluate_uploads(  # noqa: E731
+        model, seeds=1, attributes=[attribute], directions=(direction,), steps=2, batch=1, seed_range="tuning",
+        progress=False, **kw)
+    parts = [run("ruler", "add"), run("ink", "remove")]
+    paths = []
+    for i, part in enumerate(parts):
+        paths.append(tmp_path / f"part{i}.json")
+        paths[-1].write_text(json.dumps(part))
+    assert merge.main([*map(str, paths), "--out", str(tmp_path / "all.json")]) == 0
+    merged = json.loads((tmp_path / "all.json").read_text())
+    assert [(r["attribute"], r["direction"]) for r in merged["rows"]] == [("ruler", "add"), ("ink", "remove")]
+    whole = evaluate_uploads(model, seeds=1, attributes=["ruler", "ink"], steps=2, batch=1, seed_range="tuning",
+                             progress=False)
+    rows = {(r["attribute"], r["direction"]): r for r in whole["rows"]}
+    assert merged["rows"] == [rows["ruler", "add"], rows["ink", "remove"]]  # a part is the same rows
+    assert set(merged["summary"]) == {"add", "remove", "reconstruction_max_diff", "latent_error_max"}
+    with pytest.raises(SystemExit, match="differ in refresh"):
+        merge.merge([parts[0], run("ink", "remove", refresh=0.5)])
+    with pytest.raises(SystemExit, match="more than one part"):
+        merge.merge([parts[0], parts[0]])
