@@ -22,7 +22,9 @@ when removed) and whether another attribute flipped (against the reconstruction'
 against the source is measured outside the counterfactual's changed region (the pixels where the
 true counterfactual differs from the source), and once more outside that region and the edit's own
 footprint (the pixels ours moved visibly, metrics.edit_footprint): a model that draws a hair where
-the renderer drew none loses PSNR in the first, not in the second. Seeds come from
+the renderer drew none loses PSNR in the first, not in the second. In dermoscopy the PSNR inside
+the source's lesion is reported too, apart for the edits that flipped another attribute and those
+that did not: whether a flip came with a changed lesion. Seeds come from
 evaluation.plan's ranges: adding uses a row's first n seeds, removing the next n.
 
 `bench_uploads` measures speed: an uploaded PNG to its first edit (read, fit, invert, edit,
@@ -111,11 +113,14 @@ class UploadEvaluator:
     def run_batch(self, modality: str, attribute: str, add: bool, seeds: list[int]) -> dict:
         """Sources, truths and the images made from them for one batch of seeds."""
         size, attr = self.model.info.image_size, self.model.info.attribute(attribute)
-        sources, truths = [], []
+        sources, truths, lesions = [], [], []
         for seed in seeds:
             factors = {**sample_factors(modality, seed), attribute: not add}
             sources.append(render(modality, factors, seed, RENDER_SIZE))
             truths.append(render(modality, {**factors, attribute: add}, seed, RENDER_SIZE))
+            if "lesion" in sources[-1].masks:  # fitted as the image is
+                lesion = np.repeat(sources[-1].masks["lesion"][..., None], 3, 2).astype(np.uint8) * 255
+                lesions.append(as_upload(lesion, size)[..., 0] >= 128)
         uploads = np.stack([as_upload(p.image, size) for p in sources])
         truth = np.stack([as_upload(p.image, size) for p in truths])
         transformer, device = self.model.transformer, self.model.transformer.device
@@ -140,7 +145,7 @@ class UploadEvaluator:
                 "reconstruction": self.decode(inversion.states[-1].latents), "ours": pasted, "decoded": decoded,
                 "replayed": self.decode(inversion.landed),
                 "naive": self.decode(naive), "truth_round_trip": self.decode(truth_clean),
-                "latent_error": error.cpu().numpy()}
+                "latent_error": error.cpu().numpy(), "lesion": lesions}
 
     def row(self, modality: str, attribute: str, direction: str, seeds: list[int]) -> dict:
         names = [a.name for a in attributes_of(modality)]
@@ -169,11 +174,17 @@ class UploadEvaluator:
                 record("reconstruction_equal", float(np.array_equal(replayed, out["round_trip"][j])))
                 record("reconstruction_max_diff", int(np.abs(replayed - out["round_trip"][j]).max()))
                 record("changed_area", float(changed.mean()))
+                if out["lesion"] and out["lesion"][j].any():
+                    record("lesion_psnr", psnr(out["source"][j], out["ours"][j], ~out["lesion"][j]))
             values.setdefault("latent_error", []).extend(out["latent_error"].tolist())
         p = {k: np.concatenate(v) for k, v in probs.items()}
         lands = lambda k: float(((p[k][:, target] >= 0.5) == add).mean())  # noqa: E731
         no_flip = lambda k: metrics.no_non_target_flip_rate(p["reconstruction"], p[k], target)  # noqa: E731
         mean = lambda key: float(np.mean(values[key])) if values.get(key) else None  # noqa: E731
+        lesion = np.array(values.get("lesion_psnr", []))
+        flipped = metrics.non_target_flips(p["reconstruction"], p["ours"], target)[:, 0]  # [seeds]
+        lesion_mean = lambda chosen: (float(lesion[chosen].mean())  # noqa: E731
+                                      if len(lesion) == len(chosen) and chosen.any() else None)
         return {
             "modality": modality, "attribute": attribute, "direction": direction, "seeds": len(seeds),
             "first_seed": seeds[0], "edit_lands": lands("ours"), "decoded_edit_lands": lands("decoded"),
@@ -197,6 +208,8 @@ class UploadEvaluator:
             "reconstruction_max_diff": int(max(values["reconstruction_max_diff"])),
             "latent_error_max": float(max(values["latent_error"])),
             "changed_area": mean("changed_area"), "edit_footprint_area": mean("footprint_area"),
+            "lesion_psnr_vs_source": mean("lesion_psnr"), "lesion_psnr_vs_source_flipped": lesion_mean(flipped),
+            "lesion_psnr_vs_source_no_flip": lesion_mean(~flipped),
         }
 
 
