@@ -38,13 +38,15 @@ def test_the_report_has_every_figure_for_both_directions(micro_model_folder):
         assert both is None or both >= 20 * np.log10(255 / 24)
         # Inside the lesion: the mean over all edits lies between those with a flip and those without.
         apart = [row[f"lesion_psnr_vs_source_{k}"] for k in ("flipped", "no_flip")]
-        assert row["lesion_psnr_vs_source"] > 0 and any(v is not None for v in apart)
+        assert row["lesion_psnr_vs_source"] > 0 and row["truth_lesion_psnr_vs_source"] > 0
+        assert any(v is not None for v in apart)
         known = [v for v in apart if v is not None]
         assert min(known) - 1e-9 <= row["lesion_psnr_vs_source"] <= max(known) + 1e-9
     assert set(report["summary"]) == {"add", "remove", "reconstruction_max_diff", "latent_error_max"}
     (chest,) = evaluate_uploads(model, seeds=1, attributes=["marker"], directions=("add",), steps=2, batch=1,
                                 seed_range="tuning", progress=False)["rows"]
     assert chest["lesion_psnr_vs_source"] is None and chest["lesion_psnr_vs_source_flipped"] is None
+    assert chest["truth_lesion_psnr_vs_source"] is None
 
 
 @pytest.mark.parametrize("directions", [("up",), ("add", "sideways"), ()])

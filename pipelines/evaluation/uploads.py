@@ -24,7 +24,8 @@ true counterfactual differs from the source), and once more outside that region 
 footprint (the pixels ours moved visibly, metrics.edit_footprint): a model that draws a hair where
 the renderer drew none loses PSNR in the first, not in the second. In dermoscopy the PSNR inside
 the source's lesion is reported too, apart for the edits that flipped another attribute and those
-that did not: whether a flip came with a changed lesion. Seeds come from
+that did not (whether a flip came with a changed lesion), beside the true counterfactual's (how
+much of the lesion the toggled attribute itself covers). Seeds come from
 evaluation.plan's ranges: adding uses a row's first n seeds, removing the next n.
 
 `bench_uploads` measures speed: an uploaded PNG to its first edit (read, fit, invert, edit,
@@ -176,6 +177,7 @@ class UploadEvaluator:
                 record("changed_area", float(changed.mean()))
                 if out["lesion"] and out["lesion"][j].any():
                     record("lesion_psnr", psnr(out["source"][j], out["ours"][j], ~out["lesion"][j]))
+                    record("lesion_psnr_truth", psnr(out["source"][j], out["truth"][j], ~out["lesion"][j]))
             values.setdefault("latent_error", []).extend(out["latent_error"].tolist())
         p = {k: np.concatenate(v) for k, v in probs.items()}
         lands = lambda k: float(((p[k][:, target] >= 0.5) == add).mean())  # noqa: E731
@@ -210,6 +212,7 @@ class UploadEvaluator:
             "changed_area": mean("changed_area"), "edit_footprint_area": mean("footprint_area"),
             "lesion_psnr_vs_source": mean("lesion_psnr"), "lesion_psnr_vs_source_flipped": lesion_mean(flipped),
             "lesion_psnr_vs_source_no_flip": lesion_mean(~flipped),
+            "truth_lesion_psnr_vs_source": mean("lesion_psnr_truth"),
         }
 
 
