@@ -4,13 +4,14 @@ names, made by the real writers, and hostile or broken files refused with a clea
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.uid import RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_UPLOAD_BYTES
 from pipelines.data.uploads import as_rgb_array, fit, fit_mask, read_image, read_mask
-from tests.upload_files import (dicom_bytes, dicom_dataset, jpeg_bomb, jpeg_bytes, jpeg_ls_dicom, png_bomb,
-                                png_bytes, report_dicom)
+from tests.upload_files import (dicom_bytes, dicom_dataset, encapsulated_dicom, jpeg_bomb, jpeg_bytes,
+                                jpeg_extended_12_bit_dicom, jpeg_ls_dicom, pillow_codestream, png_bomb, png_bytes,
+                                report_dicom)
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (48, 40), dtype=np.uint8)
@@ -153,6 +154,29 @@ def test_a_huge_dicom_frame_is_refused_before_decoding():
     ds.Rows, ds.Columns = 20_000, 20_000  # the header lies: 400 megapixels
     with pytest.raises(MedEditError, match="20000x20000 = 400 megapixels"):
         read_image(dicom_bytes(ds))
+
+
+@pytest.mark.parametrize("format, syntax", [("JPEG", JPEGBaseline8Bit), ("JPEG2000", JPEG2000Lossless)])
+def test_a_compressed_frame_larger_than_its_header_says_is_refused_before_decoding(format, syntax):
+    data = encapsulated_dicom(pillow_codestream(3000, 2000, format), syntax, rows=64, columns=64)
+    with pytest.raises(MedEditError, match="the DICOM header says 64x64, its pixel data is 3000x2000"):
+        read_image(data)
+    honest = read_image(encapsulated_dicom(pillow_codestream(24, 16, format), syntax, rows=16, columns=24))
+    assert honest.pixels.shape == (16, 24, 3)
+
+
+def test_a_12_bit_jpeg_extended_dicom_says_which_decoder_it_needs():
+    with pytest.raises(MedEditError, match=r"compressed with JPEG Extended \(12-bit\).*install pylibjpeg"):
+        read_image(jpeg_extended_12_bit_dicom())
+
+
+def test_uncompressed_pixel_data_longer_than_the_header_says_is_refused_quietly(capfd):
+    ds = dicom_dataset(np.zeros((64, 64), np.uint16))
+    ds.PixelData = np.zeros((600, 600), np.uint16).tobytes()  # 87 frames' worth for a 1-frame header
+    with pytest.raises(MedEditError, match=r"header says 64x64 \(1 frame\(s\) of 16 bits: 8192 bytes\), its "
+                                           "pixel data holds 720000 bytes"):
+        read_image(dicom_bytes(ds))
+    assert capfd.readouterr().err == ""  # pydicom's own warning never reaches stderr
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):

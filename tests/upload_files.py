@@ -106,3 +106,30 @@ def jpeg_bomb(width: int = 9000, height: int = 9000) -> bytes:
     at = data.find(b"\xff\xc0")  # SOF0: marker, length (2), precision (1), height (2), width (2)
     data[at + 5:at + 7], data[at + 7:at + 9] = height.to_bytes(2, "big"), width.to_bytes(2, "big")
     return bytes(data)
+
+
+def encapsulated_dicom(codestream: bytes, syntax, rows: int, columns: int) -> bytes:
+    """An 8-bit grey DICOM whose header says rows x columns, holding one compressed frame as given
+    (whose own header may say another size)."""
+    from pydicom.encaps import encapsulate
+    ds = dicom_dataset(np.zeros((rows, columns), np.uint16), bits=8)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    return dicom_bytes(ds)
+
+
+def pillow_codestream(width: int, height: int, format: str) -> bytes:
+    """A grey JPEG or JPEG 2000 codestream of width x height (all black: small whatever its size)."""
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def jpeg_extended_12_bit_dicom() -> bytes:
+    """A valid 12-bit JPEG Extended (process 4) DICOM: pydicom's own test file, which Pillow cannot
+    decode (8-bit JPEG only)."""
+    from pydicom.data import get_testdata_file
+    with open(get_testdata_file("JPEG-lossy.dcm", download=False), "rb") as f:
+        return f.read()

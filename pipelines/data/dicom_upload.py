@@ -5,10 +5,16 @@ against MAX_UPLOAD_PIXELS and its transfer syntax against the decoders installed
 through the modality LUT (rescale slope and intercept), then the VOI LUT or the first window (or,
 with neither, their own range), and MONOCHROME1 is inverted so that bright means dense, as on
 MONOCHROME2. Colour images (RGB, YBR converted by pydicom, palette colour) are scaled by their bit
-depth. No message quotes pydicom's own, since those may quote element values.
+depth. No message quotes pydicom's own, since those may quote element values: its warnings are
+caught (a note counts them) and its log goes nowhere.
+
+A compressed frame's own header (dicom_frames.py) is read before decoding: a frame larger than the
+DICOM header says, or a 12-bit JPEG with only Pillow (8-bit JPEG) to decode it, is refused by name.
 """
 
 import io
+import logging
+import warnings
 
 import numpy as np
 from pydicom import dcmread
@@ -17,14 +23,31 @@ from pydicom.uid import UID
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
+from pipelines.data.dicom_frames import JPEG_FAMILY, frame_geometry
 
 PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 GREY = ("MONOCHROME1", "MONOCHROME2")
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
+PILLOW_JPEG_BITS = 8  # Pillow, pydicom's fallback JPEG decoder, reads 8-bit JPEG only
+
+# pydicom logs what it warns, and its messages may quote element values: they reach no log.
+_pydicom_log = logging.getLogger("pydicom")
+_pydicom_log.addHandler(logging.NullHandler())
+_pydicom_log.propagate = False
 
 
 def read_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
-    """[H, W, 3] uint8 of the first frame, with notes on what was done to it."""
+    """[H, W, 3] uint8 of the first frame, with notes on what was done to it; pydicom's warnings
+    (a header it had to correct) become one note."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pixels, notes = read_dicom_quietly(data)
+    if caught:
+        notes.append(f"the DICOM reader corrected {len(caught)} deviation(s) from the standard in the file")
+    return pixels, notes
+
+
+def read_dicom_quietly(data: bytes) -> tuple[np.ndarray, list[str]]:
     try:
         ds = dcmread(io.BytesIO(data), force=False)
     except Exception as error:  # pydicom raises many kinds on a damaged header
@@ -42,6 +65,7 @@ def read_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
     notes = [f"the DICOM file holds {frames} frames; the first is used"] if frames > 1 else []
     if syntax.is_compressed:
         check_decoder(syntax)
+        check_frame_header(ds, syntax, rows, columns, frames)
     else:
         check_length(ds, rows, columns, frames)
     try:
@@ -50,6 +74,10 @@ def read_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
     except MedEditError:
         raise
     except DECODE_ERRORS as error:
+        if syntax.is_compressed:
+            raise MedEditError(f"the DICOM image is compressed as {syntax.name}, and the installed decoder "
+                               f"({', '.join(decoder_plugins(syntax))}) cannot decode it ({type(error).__name__}): "
+                               "it is corrupt, or needs pylibjpeg or GDCM; or convert it to PNG") from None
         raise MedEditError(f"the DICOM file's pixel data cannot be decoded: it is corrupt or "
                            f"truncated ({type(error).__name__})") from None
 
@@ -91,14 +119,42 @@ def check_decoder(syntax: UID) -> None:
                            "installed (pylibjpeg or GDCM); export it uncompressed, or as PNG")
 
 
+def decoder_plugins(syntax: UID) -> tuple[str, ...]:
+    try:
+        return tuple(dicom_pixels.get_decoder(syntax).available_plugins)
+    except (NotImplementedError, ValueError, KeyError):
+        return ()
+
+
+def check_frame_header(ds, syntax: UID, rows: int, columns: int, frames: int) -> None:
+    """The first compressed frame's own size must be the header's (or decoding would expand what
+    the header hides), and a JPEG's precision one an installed decoder reads."""
+    geometry = frame_geometry(ds.PixelData, syntax, frames)
+    if geometry is None:
+        return
+    if (geometry.columns, geometry.rows) != (columns, rows):
+        raise MedEditError(f"the DICOM header says {columns}x{rows}, its pixel data is "
+                           f"{geometry.columns}x{geometry.rows}: the file is inconsistent (refused before decoding)")
+    pillow_only = set(decoder_plugins(syntax)) <= {"pillow"}
+    if syntax in JPEG_FAMILY and geometry.precision > PILLOW_JPEG_BITS and pillow_only:
+        kind = syntax.name.split(" (")[0]
+        raise MedEditError(f"the DICOM image is compressed with {kind} ({geometry.precision}-bit), which no "
+                           "installed decoder reads; install pylibjpeg (pip install pylibjpeg "
+                           "pylibjpeg-libjpeg) or convert to PNG")
+
+
 def check_length(ds, rows: int, columns: int, frames: int) -> None:
-    """Uncompressed pixel data must be as long as the header says, or the file is truncated."""
+    """Uncompressed pixel data must be as long as the header says: shorter, the file is truncated;
+    longer (past the one byte that pads it to even), the header does not describe it."""
     bits = int(ds.BitsAllocated) * int(ds.SamplesPerPixel)
     needed = (rows * columns * frames * bits + 7) // 8
     held = len(ds.PixelData)
     if held < needed:
         raise MedEditError(f"the DICOM file is truncated: its pixel data holds {held} of the "
                            f"{needed} bytes its header describes")
+    if held > needed + needed % 2:
+        raise MedEditError(f"the DICOM header says {columns}x{rows} ({frames} frame(s) of {bits} bits: "
+                           f"{needed} bytes), its pixel data holds {held} bytes: the file is inconsistent")
 
 
 def to_rgb(frame: np.ndarray, ds, photometric: str, notes: list[str]) -> np.ndarray:
