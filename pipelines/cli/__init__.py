@@ -1,4 +1,4 @@
-"""`python -m pipelines COMMAND ...`: dispatch to pipelines/cli/COMMAND.py.
+"""`python -m pipelines COMMAND ...` (installed: `mededit COMMAND ...`): dispatch to pipelines/cli/COMMAND.py.
 
 Only the chosen command's module is imported, so `phantoms` starts without loading torch.
 Bad input, argparse's own errors included, ends with one line on stderr and exit code 2, never a
@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 from pipelines.core.errors import MedEditError
 
@@ -45,8 +46,14 @@ class OneLineParser(argparse.ArgumentParser):
         raise MedEditError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def program_name() -> str:
+    """What the user typed, for messages and --help: the installed `mededit` (pyproject.toml's
+    console command) or `python -m pipelines`."""
+    return "mededit" if Path(sys.argv[0]).stem == "mededit" else "python -m pipelines"
+
+
 def build_parser(command: str | None, argv: list[str] = ()) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m pipelines", description="MedEdit's command line.")
+    parser = OneLineParser(prog=program_name(), description="MedEdit's command line.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)

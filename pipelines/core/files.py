@@ -8,9 +8,22 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # refused: loading them runs code
 CHUNK = 1 << 20
+
+
+def find_assets() -> Path:
+    """The shipped weights: the copy `pip install .` puts in the package (pyproject.toml), else the
+    checkout's assets/ (a clone, or `pip install -e .`). The package's copy is tried first: an
+    unrelated `assets` folder may sit beside an installed package in site-packages."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "assets", package.parent / "assets"):
+        if (folder / "mededit-default").is_dir():
+            return folder
+    return package.parent / "assets"  # neither: the loaders then name the missing folder
+
+
+ASSETS = find_assets()
 
 
 def sha256_bytes(data: bytes) -> str:
