@@ -47,6 +47,7 @@ CASES = [
     ("series --anatomy x --control-points 1 --out {tmp}/s", "control points must be between 2 and 10"),
     ("series --anatomy x --bend 2 --out {tmp}/s", "bend must be between -1 and 1"),
     ("series --anatomy x --attribute hair=abc --out {tmp}/s", "--attribute takes NAME=SCALE"),
+    ("series --anatomy x --attribute pacemaker --out {tmp}/s", "got 'pacemaker'; e.g. pacemaker=1 to add it"),
     ("series --anatomy x --attribute hair=9 --out {tmp}/s", "slider hair must be between -3 and 3"),
     ("series --anatomy x --swap-at 1.5 --out {tmp}/s", "swap point must be between 0 and 1"),
     ("series --anatomy x --locality 0.95 --out {tmp}/s", "locality must be between 0 and 0.9"),

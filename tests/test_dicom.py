@@ -119,3 +119,15 @@ def test_bytes_match_files_and_bad_input_leaves_nothing(tmp_path):
             dicom_series_bytes(bad, provenance("cxr"))
     with pytest.raises(MedEditError):
         dicom_series_bytes(frames(1, "L"), provenance("ct"))
+
+
+def test_an_upload_accepted_with_burned_in_text_is_exported_saying_so():
+    from pipelines.export.xmp import xmp_packet
+    from pipelines.export.provenance import provenance_record
+    marked = dataclasses.replace(provenance("cxr"), source="upload",
+                                 extra={"source_sha256": "f" * 64, "burned_in_annotation": "YES"})
+    ds = pydicom.dcmread(io.BytesIO(dicom_series_bytes(frames(1, "L"), marked)[0][1]))
+    assert ds.BurnedInAnnotation == "YES" and '"burned_in_annotation": "YES"' in ds.ImageComments
+    assert "may show identifying text" in xmp_packet(provenance_record(marked))
+    plain = dataclasses.replace(marked, extra={"source_sha256": "f" * 64})
+    assert "identifying text" not in xmp_packet(provenance_record(plain))

@@ -22,7 +22,8 @@ from pipelines.data.uploads import fit_pixels, read_image
 from pipelines.data.phantoms import phantom
 from pipelines.editing.regions import unpack_mask
 from pipelines.export.images import read_png_provenance
-from tests.upload_files import dicom_bytes, dicom_dataset, identifiers, png_bomb, png_bytes
+from tests.upload_files import (dicom_bytes, dicom_dataset, identifiers, jpeg_extended_12_bit_dicom, png_bomb,
+                                png_bytes)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ["--anatomy", "Normal chest X-ray with no significant findings", "--style", "PA view"]
@@ -118,6 +119,30 @@ def test_a_series_of_an_uploaded_dicom_is_exported_as_an_edited_image(micro_mode
     assert_nothing_of_the_source_comes_out(ds, out, terminal)
 
 
+def test_burned_in_text_accepted_knowingly_is_said_by_every_output(micro_model_folder, tmp_path, capsys):
+    """--allow-burned-in: the series runs, and its settings, PNGs (provenance and XMP), the ZIP's
+    README and its DICOM all say the source's pixels may show identifying text."""
+    ds = grey_phantom_dicom()
+    ds.BurnedInAnnotation = "YES"
+    upload = tmp_path / "burned.dcm"
+    upload.write_bytes(dicom_bytes(ds))
+    out = tmp_path / "out"
+    rc = main(["series", "--model", str(micro_model_folder), "--image", str(upload), *SOURCE, "--steps", "2",
+               "--frames", "2", "--control-points", "2", "--allow-burned-in", "--out", str(out)])
+    terminal = capsys.readouterr()
+    assert rc == 0, terminal.err
+    assert "its pixels may show identifying text" in terminal.out  # the note
+    assert json.loads((out / "manifest.json").read_text())["burned_in_annotation"] == "YES"
+    png = (out / "frame_000.png").read_bytes()
+    assert read_png_provenance(png)["extra"]["burned_in_annotation"] == "YES"
+    assert b"burned-in annotation: the source's pixels may show identifying text" in png  # the XMP
+    with zipfile.ZipFile(out / "series.zip") as archive:
+        assert "MAY SHOW IDENTIFYING TEXT" in archive.read("README.txt").decode()
+        exported = pydicom.dcmread(io.BytesIO(archive.read("dicom/frame_000.dcm")))
+    assert exported.BurnedInAnnotation == "YES"
+    assert_nothing_of_the_source_comes_out(ds, out, terminal)
+
+
 def test_without_prompts_the_classifier_describes_the_upload(micro_model_folder, tmp_path, capsys):
     upload = tmp_path / "derm.png"
     upload.write_bytes(png_bytes(phantom("dermoscopy", 8, size=128, melanoma=False, hair=False).image))
@@ -147,6 +172,12 @@ BAD = [
     ("ok.png", png_bytes(np.zeros((64, 64, 3), np.uint8)), ["--edit-mask", "{tmp}/empty.png"],
      "the edit mask is empty"),
     ("ok.png", png_bytes(np.zeros((64, 64, 3), np.uint8)), ["--swap-at", "2"], "swap point must be between"),
+    ("burned.dcm", dicom_bytes(dicom_dataset(np.zeros((64, 64), np.uint16), BurnedInAnnotation="YES")), [],
+     "may show identifying text in its pixels (its header says BurnedInAnnotation YES)"),
+    ("lying_long.dcm", dicom_bytes(dicom_dataset(np.zeros((64, 64), np.uint16),
+                                                 PixelData=np.zeros((600, 600), np.uint16).tobytes())), [],
+     "its pixel data holds 720000 bytes"),  # one line: pydicom's own warning never reaches stderr
+    ("jpeg12.dcm", jpeg_extended_12_bit_dicom(), [], "compressed with JPEG Extended (12-bit)"),
 ]
 
 
@@ -182,10 +213,10 @@ def test_bad_files_are_refused_in_one_line_before_torch_loads(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["edit", "series"])
-@pytest.mark.parametrize("flag", ["--edit-mask", "--keep-mask", "--refresh"])
+@pytest.mark.parametrize("flag", ["--edit-mask", "--keep-mask", "--refresh", "--allow-burned-in"])
 def test_a_mask_or_refresh_needs_an_image(tmp_path, command, flag, capsys):
-    value = "0.2" if flag == "--refresh" else str(tmp_path / "m.png")
-    assert main([command, *SOURCE, flag, value, "--out", str(tmp_path / "o")]) == 2
+    value = {"--refresh": ["0.2"], "--allow-burned-in": []}.get(flag, [str(tmp_path / "m.png")])
+    assert main([command, *SOURCE, flag, *value, "--out", str(tmp_path / "o")]) == 2
     assert "need --image" in capsys.readouterr().err
 
 

@@ -208,3 +208,27 @@ def test_arrays_from_an_app_are_taken_grey_rgb_or_rgba():
     assert np.array_equal(as_rgb_array(RGB), RGB)
     with pytest.raises(MedEditError, match="uint8 array"):
         as_rgb_array(GREY.astype(np.float32))
+
+
+BURNED_IN = {  # elements -> the reason the refusal gives, or None: accepted without a word
+    "says YES": (dict(BurnedInAnnotation="YES"), "its header says BurnedInAnnotation YES"),
+    "screen save": (dict(ImageType=["DERIVED", "SECONDARY", "SCREEN SAVE"]), "a screen save"),
+    "scanned document": (dict(ConversionType="SD"), "a scanned document"),
+    "ultrasound": (dict(Modality="US"), "an ultrasound image"),
+    "ultrasound that says NO": (dict(Modality="US", BurnedInAnnotation="NO"), None),
+    "plain secondary capture": ({}, None),
+}
+
+
+@pytest.mark.parametrize("name", list(BURNED_IN))
+def test_a_dicom_that_may_show_identifying_text_is_refused_unless_allowed(name):
+    elements, reason = BURNED_IN[name]
+    data = dicom_bytes(dicom_dataset(np.full((16, 16), 7, np.uint16), **elements))
+    if reason is None:
+        assert not read_image(data).burned_in and not read_image(data, allow_burned_in=True).burned_in
+        return
+    with pytest.raises(MedEditError, match=f"may show identifying text in its pixels \\((it is )?{reason}.*--allow-burned-in"):
+        read_image(data)
+    allowed = read_image(data, allow_burned_in=True)
+    assert allowed.burned_in and fit(allowed, 8).burned_in
+    assert any(reason in note and "BurnedInAnnotation YES" in note for note in allowed.notes)

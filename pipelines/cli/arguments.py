@@ -81,11 +81,15 @@ def check_sampling(args) -> Sampling:
 
 
 def parse_attributes(items: list[str]) -> dict[str, float]:
+    """NAME=SCALE each; a bare NAME is refused (a silent 1.0 would be a guess at the strength)."""
     sliders = {}
     for item in items:
         name, sep, value = item.partition("=")
+        if not sep:
+            raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}; e.g. {name.strip() or 'hair'}=1 "
+                               "to add it, =-1 to remove it")
         try:
-            sliders[name.strip()] = float(value) if sep else 1.0
+            sliders[name.strip()] = float(value)
         except ValueError:
             raise MedEditError(f"--attribute takes NAME=SCALE, got {item!r}") from None
     return sliders

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from pipelines.cli import arguments as common
-from pipelines.cli.image_arguments import add_image_arguments, check_image_sampling, check_upload, upload_notes
+from pipelines.cli.image_arguments import (add_image_arguments, check_image_sampling, check_upload, record_source,
+                                           upload_notes)
 from pipelines.core.files import atomic_folder
 from pipelines.export.images import comparison, save_png
 from pipelines.export.provenance import MARKS, provenance_from_settings
@@ -45,7 +46,7 @@ def run(args) -> int:
             result = pipeline.edit(sampling, edit)
         else:
             result = pipeline.edit_image(decoded.pixels, sampling, edit, regions)
-            result.settings["source_sha256"] = decoded.sha256
+            record_source(result.settings, decoded)
         meta = write_outputs(tmp, result, notes)
     out = args.out
     for note in [] if args.json else meta["notes"]:  # --json: they are in the JSON

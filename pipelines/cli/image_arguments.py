@@ -1,15 +1,17 @@
-"""`--image FILE [--edit-mask FILE] [--keep-mask FILE] [--refresh R]`: what `edit` and `series`
-share for an image the user brings, checked before the model loads.
+"""`--image FILE [--edit-mask FILE] [--keep-mask FILE] [--refresh R] [--allow-burned-in]`: what
+`edit` and `series` share for an image the user brings, checked before the model loads.
 
 The files are read and decoded (PNG, JPEG or DICOM; masks: white or opaque = painted, at the
 image's size or the model's) before torch loads, so a bad file is refused in one line. The source
 prompts are --anatomy/--style or, when both are empty, what the attribute classifier finds in the
 image (said in a note). Outputs record the file's sha256 (settings "source_sha256"), never its
-name or any DICOM element.
+name or any DICOM element; a DICOM whose pixels may show identifying text is refused unless
+--allow-burned-in, and then every output says so (pipelines/data/burned_in.py).
 """
 
 from pipelines.cli import arguments as common
 from pipelines.core.errors import MedEditError
+from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.editing.requests import Sampling
 
 
@@ -23,6 +25,10 @@ def add_image_arguments(parser):
     parser.add_argument("--refresh", type=float, default=0.0,
                         help="with --image: share of the last steps that draw fresh noise instead of the "
                              "image's own, 0..1 (default 0); raise it when a removal leaves traces, e.g. 0.2")
+    parser.add_argument("--allow-burned-in", action="store_true",
+                        help="with --image: accept a DICOM whose pixels may show identifying text "
+                             "(BurnedInAnnotation YES, a screen save, a scanned document, an ultrasound); "
+                             "every output then says so")
 
 
 def check_image_sampling(args) -> None:
@@ -40,18 +46,26 @@ def check_upload(args):
     """The image and mask files read, decoded and checked: (Decoded, Regions or None), or
     (None, None) without --image."""
     if args.image is None:
-        if args.edit_mask or args.keep_mask or args.refresh:
-            raise MedEditError("--edit-mask, --keep-mask and --refresh need --image")
+        if args.edit_mask or args.keep_mask or args.refresh or args.allow_burned_in:
+            raise MedEditError("--edit-mask, --keep-mask, --refresh and --allow-burned-in need --image")
         return None, None
     # Imported here: a run without --image needs neither PIL decoding nor pydicom.
     from pipelines.data.uploads import read_image, read_mask
     from pipelines.editing.regions import Regions
 
-    decoded = read_image(args.image)
+    decoded = read_image(args.image, allow_burned_in=args.allow_burned_in)
     masks = {flag: read_mask(path, f"{flag} image") if path else None
              for flag, path in (("--edit-mask", args.edit_mask), ("--keep-mask", args.keep_mask))}
     regions = Regions(masks["--edit-mask"], masks["--keep-mask"])
     return decoded, None if regions.empty else regions
+
+
+def record_source(settings: dict, decoded) -> None:
+    """What of the file a result's settings (and so every output) record: its sha256, and that its
+    pixels may show identifying text when it was accepted so."""
+    settings["source_sha256"] = decoded.sha256
+    if decoded.burned_in:
+        settings[BURNED_IN_KEY] = "YES"
 
 
 def upload_notes(args, decoded) -> list[str]:

@@ -13,7 +13,8 @@ import json
 from PIL import Image
 
 from pipelines.cli import arguments as common
-from pipelines.cli.image_arguments import add_image_arguments, check_image_sampling, check_upload, upload_notes
+from pipelines.cli.image_arguments import (add_image_arguments, check_image_sampling, check_upload, record_source,
+                                           upload_notes)
 from pipelines.core.files import atomic_folder
 from pipelines.export.archive import export_zip
 from pipelines.export.images import animation_gif, animation_webp_lossless, save_png
@@ -46,7 +47,7 @@ def run(args) -> int:
             result = pipeline.series(sampling, edit, series)
         else:
             result = pipeline.series_image(decoded.pixels, sampling, edit, series, regions)
-            result.settings["source_sha256"] = decoded.sha256
+            record_source(result.settings, decoded)
         meta = write_outputs(tmp, result, notes, dicom=not args.no_dicom)
     out = args.out
     for note in [] if args.json else meta["notes"]:  # --json: they are in the JSON

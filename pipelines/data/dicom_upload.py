@@ -1,4 +1,5 @@
-"""A DICOM upload through pydicom: the image pixel module and nothing else of the file.
+"""A DICOM upload through pydicom: the image pixel module and nothing else of the file (but the
+few elements that say whether its pixels may show identifying text: burned_in.py).
 
 The first frame is decoded (a multi-frame file says so in a note), after its size is checked
 against MAX_UPLOAD_PIXELS and its transfer syntax against the decoders installed. Grey images go
@@ -22,6 +23,7 @@ from pydicom import pixels as dicom_pixels
 from pydicom.uid import UID
 
 from pipelines.core.errors import MedEditError
+from pipelines.data.burned_in import check_burned_in
 from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
 from pipelines.data.dicom_frames import JPEG_FAMILY, frame_geometry
 
@@ -36,18 +38,19 @@ _pydicom_log.addHandler(logging.NullHandler())
 _pydicom_log.propagate = False
 
 
-def read_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
-    """[H, W, 3] uint8 of the first frame, with notes on what was done to it; pydicom's warnings
-    (a header it had to correct) become one note."""
+def read_dicom(data: bytes, allow_burned_in: bool = False) -> tuple[np.ndarray, list[str], bool]:
+    """[H, W, 3] uint8 of the first frame, with notes on what was done to it, and whether its
+    pixels may show burned-in text (refused unless `allow_burned_in`: burned_in.py); pydicom's
+    warnings (a header it had to correct) become one note."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pixels, notes = read_dicom_quietly(data)
+        pixels, notes, burned_in = read_dicom_quietly(data, allow_burned_in)
     if caught:
         notes.append(f"the DICOM reader corrected {len(caught)} deviation(s) from the standard in the file")
-    return pixels, notes
+    return pixels, notes, burned_in
 
 
-def read_dicom_quietly(data: bytes) -> tuple[np.ndarray, list[str]]:
+def read_dicom_quietly(data: bytes, allow_burned_in: bool) -> tuple[np.ndarray, list[str], bool]:
     try:
         ds = dcmread(io.BytesIO(data), force=False)
     except Exception as error:  # pydicom raises many kinds on a damaged header
@@ -60,9 +63,13 @@ def read_dicom_quietly(data: bytes) -> tuple[np.ndarray, list[str]]:
     if "PixelData" not in ds:
         raise MedEditError("the DICOM file holds floating-point pixel data (a parametric map); "
                            "only integer images are supported")
+    burned_in = check_burned_in(ds, allow_burned_in)
     rows, columns, frames, photometric = pixel_module(ds)
     check_pixels(columns, rows, "DICOM frame")
     notes = [f"the DICOM file holds {frames} frames; the first is used"] if frames > 1 else []
+    if burned_in:
+        notes.append(f"accepted although its pixels may show identifying text ({burned_in}); every output "
+                     "says so (BurnedInAnnotation YES)")
     if syntax.is_compressed:
         check_decoder(syntax)
         check_frame_header(ds, syntax, rows, columns, frames)
@@ -70,7 +77,7 @@ def read_dicom_quietly(data: bytes) -> tuple[np.ndarray, list[str]]:
         check_length(ds, rows, columns, frames)
     try:
         frame = dicom_pixels.pixel_array(ds, index=0)
-        return to_rgb(frame, ds, photometric, notes), notes
+        return to_rgb(frame, ds, photometric, notes), notes, burned_in is not None
     except MedEditError:
         raise
     except DECODE_ERRORS as error:

@@ -7,7 +7,8 @@
 Every refusal is a MedEditError that says why: a file over MAX_UPLOAD_BYTES, a format other than
 these three, a frame over MAX_UPLOAD_PIXELS (read from the header, before any decoding: a
 decompression bomb never expands), a corrupt or truncated file, a DICOM without pixel data or
-compressed in a transfer syntax no installed decoder reads. What was done to the image (16 bits
+compressed in a transfer syntax no installed decoder reads, a DICOM whose pixels may show
+identifying text (burned-in annotation; unless allowed: burned_in.py). What was done to the image (16 bits
 to 8, a DICOM window, MONOCHROME1 inverted, transparency flattened, the first of several frames,
 resizing) is said in `notes`.
 
@@ -43,6 +44,7 @@ class Decoded:
     sha256: str  # of the file's bytes: the only thing of the file an export records
     kind: str  # "PNG", "JPEG" or "DICOM"
     notes: list[str] = field(default_factory=list)
+    burned_in: bool = False  # a DICOM whose pixels may show identifying text, accepted knowingly
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Upload:
     kind: str
     notes: list[str] = field(default_factory=list)
     source_size: tuple[int, int] = (0, 0)  # (width, height) of the file's image
+    burned_in: bool = False
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -97,16 +100,18 @@ def sniff(data: bytes) -> str:
     raise MedEditError("not a PNG, JPEG or DICOM file (DICOM needs its 128-byte preamble and 'DICM')")
 
 
-def read_image(source) -> Decoded:
-    """A PNG, JPEG or DICOM file (a path or its bytes) as [H, W, 3] uint8 pixels, with notes."""
+def read_image(source, allow_burned_in: bool = False) -> Decoded:
+    """A PNG, JPEG or DICOM file (a path or its bytes) as [H, W, 3] uint8 pixels, with notes. A
+    DICOM whose pixels may show identifying text is refused unless `allow_burned_in`."""
     data = file_bytes(source)
     kind = sniff(data)
     digest = hashlib.sha256(data).hexdigest()
+    burned_in = False
     if kind == "DICOM":
-        pixels, notes = read_dicom(data)
+        pixels, notes, burned_in = read_dicom(data, allow_burned_in)
     else:
         pixels, notes = read_pillow(data, kind)
-    return Decoded(pixels, digest, kind, notes)
+    return Decoded(pixels, digest, kind, notes, burned_in)
 
 
 def open_pillow(data: bytes, kind: str, what: str = "image") -> Image.Image:
@@ -186,7 +191,7 @@ def fit(decoded: Decoded, size: int) -> Upload:
     """The image resized (shorter side to `size`) and centre-cropped to size x size."""
     image, notes = fit_pixels(decoded.pixels, size)
     height, width = decoded.pixels.shape[:2]
-    return Upload(image, decoded.sha256, decoded.kind, decoded.notes + notes, (width, height))
+    return Upload(image, decoded.sha256, decoded.kind, decoded.notes + notes, (width, height), decoded.burned_in)
 
 
 def fit_geometry(width: int, height: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:

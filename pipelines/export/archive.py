@@ -15,7 +15,7 @@ from pipelines.core.limits import SOFTWARE
 from pipelines.export.dicom import dicom_series_bytes
 from pipelines.export.images import (DEFAULT_DURATION_MS, animation_gif, animation_webp_lossless, check_frames,
                                      comparison, png_bytes)
-from pipelines.export.provenance import MARKS, Provenance, to_json
+from pipelines.export.provenance import MARKS, Provenance, burned_in, to_json
 
 
 # What the images are, by Provenance.source; then what every export holds.
@@ -68,6 +68,9 @@ def readme(p: dict, dicom: bool) -> str:
                       for name, mask in sorted(regions.items()))
     head = HEADS[source].format(mark=MARKS[source][1], masks=masks or "none painted",
                                 source_sha256=p["extra"].get("source_sha256", "not given"), **p)
+    if burned_in(p):
+        head += ("Burned-in: THE SOURCE FILE MAY SHOW IDENTIFYING TEXT IN ITS PIXELS (burned-in annotation,\n"
+                 "           accepted knowingly); so may these images (DICOM BurnedInAnnotation YES).\n")
     return head + CONTENTS.format(dicom_line=DICOM_LINES[source] if dicom else "")
 
 

@@ -10,7 +10,8 @@ an external camera acquired the image. Every file is a new instance of a new stu
   workstation); the patient is an anonymous placeholder that says nothing of the source, whose
   elements are never read into the file (only its sha256 travels, in the provenance); the
   descriptions say EDITED_MARK, never "synthetic". BurnedInAnnotation is left out: what the
-  upload's pixels show is not known here, so "NO" would be a claim this file cannot make.
+  upload's pixels show is not known here, so "NO" would be a claim this file cannot make; it is
+  "YES" when the source may show identifying text and was accepted knowingly (data/burned_in.py).
 The provenance (prompts, seed, swap point, model id and revision) travels as JSON in
 ImageComments, a standard (non-private) attribute.
 
@@ -33,6 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, gene
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import EDITED_MARK, SOFTWARE, SYNTHETIC_MARK
+from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.export.images import check_frames
 from pipelines.export.provenance import Provenance, provenance_record, to_json
 
@@ -143,7 +145,9 @@ def _instance(pixels: np.ndarray, photometric: str, p: Provenance, extra: dict, 
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = _derivation(p)
     ds.ImageComments = f"{SOFTWARE}: {p.mark}. " + to_json(provenance_record(p, extra))
-    if who.burned_in_annotation is not None:
+    if p.source == "upload" and p.extra.get(BURNED_IN_KEY) == "YES":
+        ds.BurnedInAnnotation = "YES"  # the source's pixels may show identifying text: so may these
+    elif who.burned_in_annotation is not None:
         ds.BurnedInAnnotation = who.burned_in_annotation
     if p.modality in IMAGE_LATERALITY:
         ds.ImageLaterality = IMAGE_LATERALITY[p.modality]

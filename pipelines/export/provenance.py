@@ -15,6 +15,7 @@ import numpy as np
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import EDITED_MARK, SOFTWARE, SYNTHETIC_MARK
 from pipelines.data.attributes import check_modality, modality_of
+from pipelines.data.burned_in import BURNED_IN_KEY
 
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # Provenance.source -> IPTC digital source type (NewsCodes URI)
@@ -74,6 +75,11 @@ class Provenance:
         return MARKS[self.source][1]
 
 
+def burned_in(record: dict) -> bool:
+    """Whether a provenance record says its source's pixels may show identifying text."""
+    return (record.get("extra") or {}).get(BURNED_IN_KEY) == "YES"
+
+
 def mark_of(record: dict) -> str:
     """The mark a provenance record (provenance_record) says: synthetic, or edited."""
     return MARKS[record.get("source", "generated")][1]
@@ -112,8 +118,10 @@ def provenance_record(provenance: Provenance | None, extra: dict | None = None) 
 
 # What an edit of a brought image adds to its settings (editing/uploaded.py): which image (the
 # pixels' sha256, and the file's when the caller read a file), how inverted, how much of the end
-# of the run had fresh noise, the masks' record.
-UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "refresh", "terms", "regions")
+# of the run had fresh noise, the masks' record, and "burned_in_annotation": "YES" when the file's
+# pixels may show identifying text and the caller accepted it (data/burned_in.py).
+UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "refresh", "terms", "regions",
+               BURNED_IN_KEY)
 
 
 def provenance_from_settings(settings: dict) -> Provenance:

@@ -4,17 +4,19 @@ IPTC's Digital Source Type (Iptc4xmpExt:DigitalSourceType, a NewsCodes URI) says
 made: trainedAlgorithmicMedia for an image a model made from prompts, compositeWithTrainedAlgorithmic-
 Media for an image the user brought that a model edited. IPTC Photo Metadata 2025.1's AI System
 Used / AI System Version Used name the model; the description says the mark in words (synthetic,
-or edited). No prompt goes here: the prompts stay in MedEdit's own
+or edited), and that the source's pixels may show identifying text when it was accepted with
+burned-in annotation (data/burned_in.py). No prompt goes here: the prompts stay in MedEdit's own
 provenance record (PNG tEXt), which a reader must look for on purpose.
 """
 
 from xml.sax.saxutils import escape, quoteattr
 
 from pipelines.core.limits import SOFTWARE
-from pipelines.export.provenance import mark_of
+from pipelines.export.provenance import burned_in, mark_of
 
 PNG_KEY = "XML:com.adobe.xmp"  # the iTXt keyword XMP readers look for in a PNG
 IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+BURNED_IN_WORDS = "burned-in annotation: the source's pixels may show identifying text, and so may this image"
 
 PACKET = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/">
@@ -44,4 +46,10 @@ def xmp_packet(record: dict) -> str:
     return PACKET.format(iptc=IPTC_EXT, source=quoteattr(record["digital_source_type"]),
                          system=quoteattr(f"{SOFTWARE} ({model})"),
                          version=quoteattr(str(record.get("model_revision") or "")),
-                         tool=quoteattr(SOFTWARE), description=escape(f"{SOFTWARE}: {mark_of(record)}"))
+                         tool=quoteattr(SOFTWARE), description=escape(description(record)))
+
+
+def description(record: dict) -> str:
+    text = f"{SOFTWARE}: {mark_of(record)}"
+    return text + ("; " + BURNED_IN_WORDS if burned_in(record) else "")
+
