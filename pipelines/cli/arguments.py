@@ -16,6 +16,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
                                    STEPS_RANGE, SWAP_RANGE)
 from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.model.offered import check_slider_names
 
 # Valid stand-ins for the settings a model's mededit.json fills in: checking a request before the
 # model is loaded checks only the values the user gave.
@@ -96,9 +97,12 @@ def parse_attributes(items: list[str]) -> dict[str, float]:
 
 
 def check_edit(args) -> Edit:
-    """The edited prompts, sliders' scales, swap point, locality and refresh; names are checked on load."""
-    return Edit.with_defaults(STAND_IN_DEFAULTS, args.to_anatomy, args.to_style,
+    """The edited prompts, sliders' scales and names, swap point, locality and refresh. The names
+    are read from the model's files (offered.py) where they say; a Hub model's on load."""
+    edit = Edit.with_defaults(STAND_IN_DEFAULTS, args.to_anatomy, args.to_style,
                               parse_attributes(args.attribute), args.swap_at, args.locality, args.refresh)
+    check_slider_names(args.model, edit.sliders)
+    return edit
 
 
 def check_series(args) -> Series:

@@ -16,7 +16,6 @@ from pipelines.cli import arguments as common
 from pipelines.cli.image_arguments import (add_image_arguments, check_image_sampling, check_upload, record_source,
                                            upload_notes)
 from pipelines.core.files import atomic_folder
-from pipelines.export.archive import export_zip
 from pipelines.export.images import animation_gif, animation_webp_lossless, save_png
 from pipelines.export.provenance import MARKS, provenance_from_settings
 
@@ -65,6 +64,7 @@ def write_outputs(tmp, result, notes: list[str], dicom: bool) -> dict:
         save_png(frame, tmp / f"frame_{extra['frame']:03d}.png", prov, extra)
     (tmp / "series.gif").write_bytes(animation_gif(frames, provenance=prov))
     (tmp / "series.webp").write_bytes(animation_webp_lossless(frames, provenance=prov))
+    from pipelines.export.archive import export_zip  # here: pydicom takes 0.3 s, and a refusal needs none
     export_zip(frames, prov, extras, tmp / "series.zip", dicom=dicom)
     key, mark = MARKS[prov.source]
     meta = {**result.settings, "times": result.times, "seconds": round(result.seconds, 3),

@@ -10,15 +10,14 @@ import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
 
 from pipelines.core.errors import MedEditError
-from pipelines.core.files import ASSETS, PICKLE_SUFFIXES, content_hash
+from pipelines.core.files import PICKLE_SUFFIXES, content_hash
 from pipelines.model.conditioners import EmbeddedConditioner
 from pipelines.model.info import INFO_FILE, read_model_info
 from pipelines.model.loaded import LoadedModel
+from pipelines.model.offered import EMBEDDED, EMBEDDED_FOLDER  # noqa: F401 (named here by callers)
 from pipelines.model.projector import DisentangledProjector
 from pipelines.model.text_encoder import TextEncoder
 
-EMBEDDED = "embedded"
-EMBEDDED_FOLDER = ASSETS / "mededit-default"
 COMPONENTS = {"transformer": "diffusion_pytorch_model.safetensors",
               "vae": "diffusion_pytorch_model.safetensors",
               "projector": "diffusion_pytorch_model.safetensors",

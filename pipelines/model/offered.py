@@ -1,0 +1,40 @@
+"""Which model a name means, and which attribute sliders it offers, read from its files without
+torch: a command refuses an unknown --attribute in well under a second, before anything heavy loads
+(loading.py then loads the model; its own check stays for the library and the app)."""
+
+import os
+from pathlib import Path
+
+from pipelines.core.errors import MedEditError
+from pipelines.core.files import ASSETS
+from pipelines.data.attributes import ATTRIBUTES
+from pipelines.model.info import INFO_FILE, read_model_info
+
+EMBEDDED = "embedded"
+EMBEDDED_FOLDER = ASSETS / "mededit-default"
+PIXART_INDEX = "model_index.json"  # a diffusers pipeline folder (sources.py checks the rest)
+
+
+def default_source() -> str:
+    """$MEDEDIT_MODEL's first entry (the app offers every comma-separated one), else embedded."""
+    first = os.environ.get("MEDEDIT_MODEL", "").split(",")[0].strip()
+    return first or EMBEDDED
+
+
+def slider_names(source: str | None = None) -> list[str] | None:
+    """The attributes a model's sliders move, or None where only loading can tell: a Hub repo id
+    (not read before loading) or an adapter (its own labels become sliders too)."""
+    source = source or default_source()
+    folder = EMBEDDED_FOLDER if source == EMBEDDED else Path(source).expanduser()
+    if (folder / PIXART_INDEX).is_file():
+        return [a.name for a in ATTRIBUTES]  # a plain PixArt pipeline: the registry's (pixart.py)
+    if (folder / INFO_FILE).is_file():
+        return [a["name"] for a in read_model_info(folder).attributes]
+    return None
+
+
+def check_slider_names(source: str | None, names) -> None:
+    known = slider_names(source)
+    for name in names if known is not None else ():
+        if name not in known:
+            raise MedEditError(f"unknown attribute {name!r}; this model has: {', '.join(known)}")
