@@ -19,6 +19,7 @@ from pipelines.export.images import difference_map, side_by_side
 from app import image_handlers, inputs, jobs, serving
 from app.errors import user_errors
 from app.outputs import figure, folders, report
+from app.payloads import guard_payloads
 from app.uploads import releasing_uploads
 
 
@@ -88,17 +89,18 @@ def api_export(settings, progress=gr.Progress()):
 
 
 @user_errors
-def api_describe_image(image):
+def api_describe_image(image, allow_burned_in=None):
     """What the shipped attribute classifier finds in the image: the source prompts it proposes,
     and each finding with its confidence. Returns the description as JSON."""
-    held = image_handlers.held_from_files(image)
+    held = image_handlers.held_from_files(image, allow_burned_in=allow_burned_in)
     return jobs.on_device("edit", describe, held.pixels).as_dict()
 
 
-def image_request(image, edit_mask, keep_mask, anatomy, style, series_fields: dict | None, **fields) -> tuple:
+def image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, series_fields: dict | None,
+                  **fields) -> tuple:
     """The request for an uploaded image, its masks and the settings sent (prompts described from
     the image when both are empty), and its notes."""
-    held = image_handlers.held_from_files(image, edit_mask, keep_mask)
+    held = image_handlers.held_from_files(image, edit_mask, keep_mask, allow_burned_in)
     notes = list(held.notes)
     if anatomy in (None, "") and style in (None, ""):
         description = jobs.on_device("edit", describe, held.pixels)
@@ -116,13 +118,14 @@ def image_request(image, edit_mask, keep_mask, anatomy, style, series_fields: di
 @user_errors
 def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
                    style_scale, model, locality=None, edit_mask=None, keep_mask=None, refresh=None,
-                   progress=gr.Progress()):
+                   allow_burned_in=None, progress=gr.Progress()):
     """Edit an uploaded image (PNG, JPEG or DICOM): inverted exactly, edited by the prompts and
     sliders, only inside edit_mask and never inside keep_mask (mask images, white or opaque =
     painted, of the image's size or the model's), the last `refresh` share of the steps (0..1,
-    default 0) with fresh noise. Empty source prompts: described from the image.
+    default 0) with fresh noise. Empty source prompts: described from the image. A DICOM whose
+    pixels may show identifying text only with allow_burned_in true (then every output says so).
     Returns (source, edited, difference, side by side, export ZIP, settings)."""
-    request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, None, model=model,
+    request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, None, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
                                    locality=locality, refresh=refresh)
@@ -144,11 +147,12 @@ def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at
 @user_errors
 def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
                      style_scale, mode, frames, control_points, bend, model, locality=None, edit_mask=None,
-                     keep_mask=None, refresh=None, progress=gr.Progress()):
+                     keep_mask=None, refresh=None, allow_burned_in=None, progress=gr.Progress()):
     """A series from an uploaded image to its edit (as /edit_image takes it). Returns (frames, GIF,
     export ZIP, settings)."""
     series_fields = dict(frames=frames, mode=mode, control_points=control_points, bend=bend)
-    request, notes = image_request(image, edit_mask, keep_mask, anatomy, style, series_fields, model=model,
+    request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, series_fields,
+                                   model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
                                    locality=locality, refresh=refresh)
@@ -165,7 +169,9 @@ def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_
 
 
 def add_api_endpoints(demo: gr.Blocks, defaults: dict):
-    """The endpoints on hidden components: never clicked, only called by name."""
+    """The endpoints on hidden components: never clicked, only called by name. The values gradio
+    checks before a handler runs get messages of their own (app/payloads.py)."""
+    guard_payloads(demo)
     with gr.Column(visible=False):
         text = lambda label, value="": gr.Textbox(value, label=label)  # noqa: E731
         number = lambda label, value: gr.Number(value, label=label)  # noqa: E731  # no bounds: the handlers check
@@ -176,6 +182,7 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         swap_at, seed = number("swap_at", defaults["swap_at"]), number("seed", 0)
         locality, steps = number("locality", defaults["locality"]), number("steps", defaults["steps"])
         refresh = number("refresh", 0.0)
+        allow_burned_in = gr.Checkbox(False, label="allow_burned_in")  # a DICOM that may show identifying text
         anatomy_scale = number("anatomy_scale", defaults["anatomy_scale"])
         style_scale = number("style_scale", defaults["style_scale"])
         mode, frames = text("mode", "latent"), number("frames", FRAMES_DEFAULT)
@@ -201,8 +208,8 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         endpoint(api_series, edit_in + [mode, frames, control_points, bend, model, locality],
                  [frames_out, gif, settings_out], "series", heavy=True)
         endpoint(api_export, [settings_in], [archive], "export", heavy=True)
-        image_only = [edit_mask, keep_mask, refresh]  # what only an uploaded image's edit takes
-        endpoint(api_describe_image, [image_in], [description], "describe_image", heavy=False)
+        image_only = [edit_mask, keep_mask, refresh, allow_burned_in]  # what only an uploaded image's edit takes
+        endpoint(api_describe_image, [image_in, allow_burned_in], [description], "describe_image", heavy=False)
         endpoint(api_edit_image, [image_in] + edit_in + [model, locality] + image_only,
                  [source_out, edited, difference, figure, archive, settings_out], "edit_image", heavy=False)
         endpoint(api_series_image,

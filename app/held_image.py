@@ -20,6 +20,7 @@ class HeldImage:
     notes: tuple[str, ...] = ()
     edit_mask: np.ndarray | None = None  # [H, W] bool, the pixels' size or the model's
     keep_mask: np.ndarray | None = None
+    burned_in: bool = False  # its pixels may show identifying text, accepted knowingly: outputs say so
     digest: str = field(init=False)  # of the pixels and masks: what a cached result depends on
 
     def __post_init__(self):

@@ -20,6 +20,7 @@ from pipelines.evaluation.describe import Description, describe
 from app import jobs, state
 from app.errors import user_errors
 from app.held_image import HeldImage
+from app.inputs import flag_field
 from app.outputs import enlarge, folders
 from app.painting import describe_masks, painted_masks
 from app.uploads import received_path
@@ -29,14 +30,16 @@ HELD_NOTE = ("**Edits now start from your image** (inverted exactly, then edited
 
 
 @user_errors
-def upload(file, model) -> dict:
-    """Read the uploaded file and hold it; show it in the painting editor."""
+def upload(file, model, allow_burned_in: bool = False) -> dict:
+    """Read the uploaded file and hold it; show it in the painting editor. A DICOM whose pixels may
+    show identifying text is refused unless the panel's "accept burned-in text" box is ticked."""
     path = received_path(file, "image")
     if path is None:
         raise MedEditError("no file was uploaded")
     size = state.get_pipeline(model).model.info.image_size
-    fitted = jobs.on_device("edit", lambda: fit(read_image(path), size))  # decoding competes for the cores
-    held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes))
+    allow = bool(allow_burned_in)
+    fitted = jobs.on_device("edit", lambda: fit(read_image(path, allow), size))  # decoding competes for the cores
+    held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes), burned_in=fitted.burned_in)
     shown = folders.new().plain_png("upload", enlarge(fitted.image))
     width, height = fitted.source_size
     done = "; ".join(fitted.notes) if fitted.notes else "used as it is"
@@ -80,15 +83,17 @@ def findings_markdown(d: Description) -> str:
             "check the prompts before editing.")
 
 
-def held_from_files(image, edit_mask=None, keep_mask=None) -> HeldImage:
+def held_from_files(image, edit_mask=None, keep_mask=None, allow_burned_in=None) -> HeldImage:
     """An API request's image and masks (file payloads, as sent): read and checked at the image's
-    own size (the pipeline fits them to the model's)."""
+    own size (the pipeline fits them to the model's); a DICOM that may show identifying text only
+    with allow_burned_in true."""
+    allow = flag_field("allow_burned_in", allow_burned_in)
     path = received_path(image, "image")
     if path is None:
         raise MedEditError("image is required: a PNG, JPEG or DICOM file (gradio_client.handle_file)")
-    decoded = jobs.on_device("edit", read_image, path)
+    decoded = jobs.on_device("edit", read_image, path, allow)
     masks = [None if (mask_path := received_path(value, name)) is None else read_mask(mask_path, name)
              for value, name in ((edit_mask, "edit_mask"), (keep_mask, "keep_mask"))]
-    held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks)
+    held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks, burned_in=decoded.burned_in)
     held.regions  # noqa: B018 - checks the masks now: an empty one is refused before any work
     return held

@@ -19,6 +19,7 @@ class ImagePanel:
     editor: gr.ImageEditor  # the image, with the masks painted on it
     masks: gr.Markdown  # what the masks cover
     refresh: gr.Slider  # how much of the end of the run may redraw the image's fine detail
+    allow_burned_in: gr.Checkbox  # accept a DICOM whose pixels may show identifying text
     describe: gr.Button
     forget: gr.Button
     findings: gr.Markdown  # what the classifier found, with its confidence
@@ -28,6 +29,12 @@ def image_panel() -> ImagePanel:
     with gr.Accordion("Edit your own image (PNG, JPEG, DICOM)", open=False, elem_id="own-image"):
         # Any file type: DICOM files often have no extension; the reader checks what it is.
         file = gr.File(label="Your image", file_count="single", type="filepath", height=110, elem_id="upload-file")
+        allow_burned_in = gr.Checkbox(False, elem_id="allow-burned-in",
+                                      label="Accept burned-in text (tick, then upload again)",
+                                      info="A DICOM whose pixels may show a patient's name or other text "
+                                           "(BurnedInAnnotation YES, a screen save, a scanned document, an "
+                                           "ultrasound) is refused unless this is ticked; then every output "
+                                           "says so.")
         notes = gr.Markdown(elem_id="upload-notes")
         editor = gr.ImageEditor(
             label="Optional masks: green where it may change, red what must stay",
@@ -45,4 +52,4 @@ def image_panel() -> ImagePanel:
             describe = gr.Button("Describe it (fill the source prompts)", elem_id="describe-button")
             forget = gr.Button("Back to generated images", elem_id="forget-upload")
         findings = gr.Markdown(elem_id="findings")
-    return ImagePanel(file, notes, editor, masks, refresh, describe, forget, findings)
+    return ImagePanel(file, notes, editor, masks, refresh, allow_burned_in, describe, forget, findings)

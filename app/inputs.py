@@ -33,6 +33,15 @@ def text_field(name: str, value) -> str:
     return value
 
 
+def flag_field(name: str, value) -> bool:
+    """A yes/no field as the client sent it: true, false or nothing (false); 1 or "yes" are refused."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise MedEditError(f"{name} must be true or false, got {type(value).__name__}")
+    return value
+
+
 def json_object(value, name: str, expected: str) -> dict:
     """A dict, or JSON text of one (bounded in size and depth); a clear message otherwise."""
     if isinstance(value, str):

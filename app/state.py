@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.lru import LRU
+from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
@@ -112,6 +113,8 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
         else:
             result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback)
         result.settings["source_sha256"] = image.sha256
+        if image.burned_in:  # the source may show identifying text: every output says so
+            result.settings[BURNED_IN_KEY] = "YES"
         return result
     if kind == "generate":
         return pipeline.generate(s, callback)

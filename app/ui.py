@@ -88,7 +88,8 @@ class Wiring:
         """Upload, paint, describe, let go. Painting is read as the editor sends it (preprocessed:
         its layers come as images); a new description re-renders the edit."""
         c, p, panel = self.c, self.c.image, self.image_outputs()
-        p.file.upload(**self.computing(image_handlers.upload, {"file": p.file, "model": c.model}, panel, heavy=False))
+        p.file.upload(**self.computing(image_handlers.upload, {"file": p.file, "model": c.model,
+                                                               "allow_burned_in": p.allow_burned_in}, panel, heavy=False))
         p.file.clear(**by_name(image_handlers.forget, {}, panel, **PRIVATE))
         p.forget.click(**by_name(image_handlers.forget, {}, panel, **PRIVATE)).then(lambda: None, None, p.file,
                                                                                      **PRIVATE)

@@ -1,0 +1,101 @@
+"""Values gradio checks before our handlers run (app/payloads.py), and the burned-in flag of the
+image endpoints: one clear message per class of bad value, raw over HTTP, and never a traceback
+in the server's log."""
+
+import io
+import zipfile
+
+import numpy as np
+import pydicom
+import pytest
+
+from tests.test_app_api import raw_call
+from tests.upload_files import dicom_bytes, dicom_dataset
+
+gradio_client = pytest.importorskip("gradio_client")
+FILE_META = {"_type": "gradio.FileData"}
+IMAGE_FIELDS = dict(anatomy="Chest X-ray showing pleural effusion", style="no devices", to_anatomy="",
+                    to_style="", sliders="{}", swap_at=0.25, seed=1, steps=2, anatomy_scale=3.0, style_scale=3.0,
+                    model="", locality=0.0, edit_mask=None, keep_mask=None)
+
+NOT_FILES = {  # class of value -> the words the message must hold
+    "number": (123, "got int"), "float": (1.5, "got float"), "bool": (True, "got bool"), "text": ("x", "got str"),
+    "server path as text": ("/etc/passwd", "got str"), "empty text": ("", "got str"), "list": (["a"], "got list"),
+    "empty list": ([], "got list"), "object without a path": ({"x": 1}, "got an object without a path"),
+    "url object": ({"url": "http://127.0.0.1/x"}, "got an object without a path"),
+    "path not text": ({"path": 5}, "got an object whose path is int"),
+    "path without meta": ({"path": "/etc/passwd"}, "without gradio's file meta"),
+}
+
+
+def error_of(stream: str) -> str:
+    assert "event: error" in stream, stream[-400:]
+    return stream
+
+
+def edit_image_values(**changes) -> list:
+    values = {**IMAGE_FIELDS, **changes}
+    return [values.pop("image", None)] + list(values.values())
+
+
+@pytest.mark.parametrize("name", list(NOT_FILES))
+def test_a_value_that_is_not_a_file_is_refused_by_the_fields_name(app_url, capfd, name):
+    value, words = NOT_FILES[name]
+    stream = error_of(raw_call(app_url, "describe_image", [value]))
+    assert "image must be a file" in stream and words in stream and "handle_file" in stream
+    stream = error_of(raw_call(app_url, "edit_image", edit_image_values(image=None, edit_mask=value)))
+    assert "edit_mask must be a file" in stream and words in stream
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("endpoint, data, words", [
+    ("describe_image", [], "/describe_image takes 1 to 2 values (image, allow_burned_in), got 0"),
+    ("edit", ["a chest"], "/edit takes 11 to 12 values (anatomy, style, "),
+    ("generate", [], "/generate takes 7 values"),
+])
+def test_too_few_values_are_refused_with_what_the_endpoint_takes(app_url, capfd, endpoint, data, words):
+    assert words in error_of(raw_call(app_url, endpoint, data))
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_file_payload_naming_a_server_path_is_refused_by_name(app_url, capfd):
+    payload = {"path": "/etc/hostname", "meta": FILE_META}
+    for endpoint, data in (("describe_image", [payload]), ("edit", [payload] + [None] * 11)):
+        stream = error_of(raw_call(app_url, endpoint, data))
+        assert "was not uploaded to this server" in stream and "hostname" not in stream
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_file_payload_of_the_wrong_shape_is_refused(app_url, capfd):
+    payload = {"path": "x.png", "meta": FILE_META, "size": "big"}
+    assert "a value is not of the kind its field takes" in error_of(raw_call(app_url, "describe_image", [payload]))
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_raw_call_may_leave_out_the_optional_trailing_fields(app_url):
+    """allow_burned_in came after the others: a call without it still reaches the handler."""
+    assert "image is required" in error_of(raw_call(app_url, "describe_image", [None]))
+    stream = error_of(raw_call(app_url, "edit_image", edit_image_values()[:12]))  # no locality, masks...
+    assert "image is required" in stream
+
+
+def test_the_burned_in_flag_must_be_true_or_false(app_url):
+    assert "allow_burned_in must be true or false, got int" in error_of(raw_call(app_url, "describe_image",
+                                                                                 [None, 1]))
+
+
+def test_a_burned_in_dicom_is_refused_unless_allowed_and_then_every_output_says_so(app_url, tmp_path):
+    stored = np.linspace(0, 4095, 64 * 64).reshape(64, 64).astype(np.uint16)
+    path = tmp_path / "burned.dcm"
+    path.write_bytes(dicom_bytes(dicom_dataset(stored, BurnedInAnnotation="YES")))
+    client = gradio_client.Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="may show identifying text in its pixels"):
+        client.predict(gradio_client.handle_file(str(path)), api_name="/describe_image")
+    *_, archive, settings = client.predict(gradio_client.handle_file(str(path)), **IMAGE_FIELDS, refresh=0.0,
+                                           allow_burned_in=True, api_name="/edit_image")
+    assert settings["burned_in_annotation"] == "YES"
+    assert any("may show identifying text" in note for note in settings["notes"])
+    with zipfile.ZipFile(archive) as z:
+        dicom_name = next(name for name in z.namelist() if name.endswith(".dcm"))
+        assert pydicom.dcmread(io.BytesIO(z.read(dicom_name))).BurnedInAnnotation == "YES"
+        assert "MAY SHOW IDENTIFYING TEXT" in z.read("README.txt").decode()
