@@ -35,6 +35,11 @@ class Turn:
         raise TimeLimit(f"stopped after {self.seconds:g} s, this server's time limit per request"
                         + (f"; {self.stopped_message}" if self.stopped_message else ""))
 
+    def held(self) -> float:
+        """Seconds this request has held the device so far (app/timing.py)."""
+        with self.device._changed:
+            return self.used + (time.monotonic() - self.since if self.device._holder is self else 0.0)
+
     def between_steps(self, *_):
         """Called after each step and each decoded frame: stop at the deadline; let a request that
         has used less go first."""

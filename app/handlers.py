@@ -22,6 +22,7 @@ from app import inputs, jobs, state
 from app.errors import user_errors
 from app.held_image import HeldImage
 from app.outputs import enlarge, figure, folders, notes_markdown, report
+from app.timing import Timing
 
 SAMPLING_SETTINGS = ("swap_at", "locality", "anatomy_scale", "style_scale", "steps")  # a model's own defaults
 
@@ -72,6 +73,7 @@ def moved_sliders(values: dict) -> dict[str, float]:
 def edit(form: dict, session: dict | None, held: HeldImage | None = None, progress=None) -> dict:
     """Edit from the form (the held image when there is one); the result replaces the shown one,
     and the old one's export."""
+    timing = Timing()  # from here: the note tells the whole request's time
     request = EditForm(**form).request(image=held)
 
     def shown(result) -> dict:
@@ -79,23 +81,25 @@ def edit(form: dict, session: dict | None, held: HeldImage | None = None, progre
         before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
         big_before, big_after = enlarge(before), enlarge(after)
         changed = float(edit_footprint(result.neutral, result.edited).mean())
-        notes = notes_markdown(result, f"; {changed:.0%} of pixels changed visibly (by more than "
-                                       f"{round(EDIT_FOOTPRINT * 255)} of 255 levels)", held.notes if held else ())
         response = folders.new()
-        return {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
-                "figure": response.png("side_by_side", figure(big_before, big_after, settings), settings),
-                "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
-                "settings": settings, "notes": notes, "archive": no_export(),
-                "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
-                                                        "settings": settings}}}
+        out = {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
+               "figure": response.png("side_by_side", figure(big_before, big_after, settings), settings),
+               "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
+               "settings": settings, "archive": no_export(),
+               "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
+                                                       "settings": settings}}}
+        changed_note = (f"{changed:.0%} of pixels changed visibly (by more than {round(EDIT_FOOTPRINT * 255)} "
+                        "of 255 levels)")
+        return {**out, "notes": notes_markdown(result, timing, changed_note, held.notes if held else ())}
 
-    return jobs.run("edit", request, progress, shown)
+    return jobs.run("edit", request, progress, shown, timing=timing)
 
 
 @user_errors
 def series(form: dict, series: dict, session: dict | None, held: HeldImage | None = None, progress=None) -> dict:
     """A series from the form (of the held image when there is one); it replaces the shown one,
     and the old one's export."""
+    timing = Timing()  # from here: the note tells the whole request's time
     request = EditForm(**form).request(series, held)
 
     def shown(result) -> dict:
@@ -104,13 +108,14 @@ def series(form: dict, series: dict, session: dict | None, held: HeldImage | Non
         big = [enlarge(f) for f in result.frames]
         gallery = [(response.png(f"frame_{i:03d}", f, settings), f"t={t:.2f}")
                    for i, (f, t) in enumerate(zip(big, result.times))]
-        return {"gallery": gallery, "animation": response.gif("series-view", big, settings),
-                "settings": settings, "notes": notes_markdown(result, upload_notes=held.notes if held else ()),
+        animation = response.gif("series-view", big, settings)
+        return {"gallery": gallery, "animation": animation, "settings": settings,
+                "notes": notes_markdown(result, timing, upload_notes=held.notes if held else ()),
                 "archive": no_export(),
                 "session": {**(session or {}), "series": {"frames": result.frames, "times": result.times,
                                                           "settings": settings}}}
 
-    return jobs.run("series", request, progress, shown)
+    return jobs.run("series", request, progress, shown, timing=timing)
 
 
 @user_errors

@@ -4,8 +4,11 @@ its files written."""
 
 from __future__ import annotations
 
+import time
+
 from app import serving, state
 from app.inputs import Request
+from app.timing import Timing
 
 
 def step_callback(turn, progress, steps: int, what: str):
@@ -23,14 +26,20 @@ def step_callback(turn, progress, steps: int, what: str):
     return after_step
 
 
-def run(kind: str, request: Request, progress=None, finish=None, exported: bool = False):
+def run(kind: str, request: Request, progress=None, finish=None, exported: bool = False,
+        timing: Timing | None = None):
     """The result of a generate, edit or series `request` (`kind`), passed through `finish` (which
-    writes its files) while the device is still held; `exported`: the budget counts an export."""
+    writes its files) while the device is still held; `exported`: the budget counts an export;
+    `timing` (made when the handler began) records the wait, the computing and the cache."""
+    timing = timing or Timing()
     serving.check_budget(kind, request.work(exported))
+    timing.asked = time.monotonic()
     with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)) as turn:
+        timing.turn = turn
         callback = step_callback(turn, progress, request.sampling.steps, kind)
-        result = state.compute(kind, request.source, request.sampling, request.edit, request.series, callback,
-                               request.image)
+        result, cached = state.compute(kind, request.source, request.sampling, request.edit, request.series,
+                                       callback, request.image)
+        timing.result_ready(result, cached)
         if finish is None:
             return result
         turn.between_steps()  # writing the files is a step too: a waiting request may go first

@@ -135,14 +135,15 @@ def report(result, source: str, kind: str) -> dict:
     return {"model": source, **result.settings, "kind": kind}
 
 
-def notes_markdown(result, extra: str = "", upload_notes: tuple[str, ...] = ()) -> str:
-    """The result's notes, its time, and what it is: synthetic, or (`upload_notes` given, or the
-    settings say so) an image the user brought, edited."""
+def notes_markdown(result, timing, extra: str = "", upload_notes: tuple[str, ...] = ()) -> str:
+    """The result's notes, what it changed (`extra`), the time the request took (app/timing.py: the
+    cache, the wait and the computing told apart), and what it is: synthetic, or (`upload_notes`
+    given, or the settings say so) an image the user brought, edited. Made after the files are
+    written, so their writing counts."""
     lines = [f"- {n}" for n in (*upload_notes, *result.notes)]
-    timing = f"{result.seconds:.2f} s"
-    if getattr(result, "prefix_cached", False):
-        timing += ", shared prefix reused from the cache"
-    lines.append(f"- computed in {timing}{extra}")
+    if extra:
+        lines.append(f"- {extra}")
+    lines.append(f"- {timing.note(getattr(result, 'prefix_cached', False))}")
     what = f"**your image, {EDITED_MARK}**" if result.settings.get("source") == "upload" else f"**{SYNTHETIC_MARK}**"
     lines.append(f"- shown enlarged with nearest neighbour; downloads hold the true pixels; {what}")
     return "\n".join(lines)

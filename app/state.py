@@ -125,13 +125,13 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
 
 def compute(kind: str, source: str, s: Sampling, e: Edit | None = None, series: Series | None = None,
             callback=None, image: HeldImage | None = None):
-    """A generate, edit or series result (of `image` when given: an image the user brought), from
-    the cache when the same request was answered before. `callback(step)` is called after each
-    denoising step."""
+    """(result, from_cache): a generate, edit or series result (of `image` when given: an image the
+    user brought), from the cache when the same request was answered before (its notes say so).
+    `callback(step)` is called after each denoising step."""
     key = (kind, source, get_pipeline(source).model.revision, repr(s), repr(e), repr(series),
            image and image.digest)
     cached = _results.get(key)
     if cached is not None:
-        return cached
+        return cached, True
     # A callback cannot cross into ZeroGPU's worker process.
-    return _results.put(key, _compute(kind, source, s, e, series, None if ON_ZERO_GPU else callback, image))
+    return _results.put(key, _compute(kind, source, s, e, series, None if ON_ZERO_GPU else callback, image)), False
