@@ -3,14 +3,16 @@
 Every response writes its files once, into a folder of its own under a random name that no other
 request writes, before the response names them: two clients asking for the same thing at the same
 moment each download a whole file (gradio's own cache names files by content and rewrites them in
-place). The folders sit in gradio's upload folder, so gradio serves them without a copy; the
-newest `results_kept` stay on disk (serving.limits), and all are removed when the app stops.
+place). The folders sit in gradio's upload folder (this process's own, app/server_folders.py), so
+gradio serves them without a copy; the newest `results_kept`, up to `results_bytes` in all, stay on
+disk (serving.limits), and all are removed when the app stops.
 """
 
 from __future__ import annotations
 
 import atexit
 import io
+import os
 import shutil
 import tempfile
 import threading
@@ -53,9 +55,21 @@ class ResultFolders:
             folder.mkdir()
             self._folders.append(folder)
             old = [self._folders.popleft() for _ in range(len(self._folders) - serving.limits.results_kept)]
+            old += self._past_byte_limit()
         for path in old:
             shutil.rmtree(path, ignore_errors=True)
         return Response(folder)
+
+    def _past_byte_limit(self) -> list[Path]:
+        """The oldest folders, taken off the list, while all of them hold more than results_bytes
+        (the newest stays, whatever its size)."""
+        sizes = {folder: folder_bytes(folder) for folder in self._folders}
+        total, old = sum(sizes.values()), []
+        while total > serving.limits.results_bytes and len(self._folders) > 1:
+            folder = self._folders.popleft()
+            total -= sizes[folder]
+            old.append(folder)
+        return old
 
     @property
     def root(self) -> Path | None:
@@ -68,6 +82,13 @@ class ResultFolders:
             self._folders.clear()
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return 0  # removed meanwhile
 
 
 folders = ResultFolders()

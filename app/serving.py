@@ -6,8 +6,8 @@ limits of a request itself are in pipelines/core/limits.py and hold everywhere, 
 - /series and /export (from the UI or the API) share one concurrency limit, /generate and /edit
   another, and all of them compute on one device, taking turns between steps: while the largest
   requests run, an edit still gets its turn;
-- a bounded queue; the number of responses whose files stay on disk; how long an upload no
-  request named is kept;
+- a bounded queue; the number and bytes of responses whose files stay on disk; the number and
+  bytes of uploads waiting for their request, and how long one no request named is kept;
 - the CPU threads a computation uses (MEDEDIT_THREADS; torch's default, one per core, when unset).
   On a CPU that other processes share, 1 is far faster than 2: two threads meet at a barrier after
   every operation, and each barrier waits for both to be scheduled (here, with other jobs running,
@@ -40,6 +40,9 @@ class ServerLimits:
     light_slots: int = 2  # /generate and /edit computing at once
     queue_size: int = 16  # requests waiting; more are refused as busy
     results_kept: int = 256  # responses whose files stay on disk (the oldest are removed)
+    results_bytes: int = 1 << 30  # and at most these bytes of them (the newest is always kept)
+    uploads_kept: int = 64  # uploads waiting for their request (the oldest are removed past it)
+    upload_bytes: int = 1 << 30  # and at most these bytes of them (16 x the 64 MiB upload limit)
     upload_age: int = 600  # seconds an upload no request named is kept
     threads: int | None = None  # torch's CPU threads per computation; None: torch's default
 

@@ -10,7 +10,7 @@ import gradio as gr
 from pipelines.core.limits import MAX_UPLOAD_BYTES
 from pipelines.data.attributes import modality_of
 
-from app import handlers, image_handlers, serving, state
+from app import handlers, image_handlers, server_folders, serving, state
 from app.api import add_api_endpoints
 from app.controls import Controls, controls
 from app.displays import Results, results
@@ -136,9 +136,10 @@ def build_ui(limits: serving.ServerLimits | None = None) -> gr.Blocks:
     """The app; `limits`: the server's (default: from the environment, see app/serving.py)."""
     limits = serving.ServerLimits.from_env() if limits is None else limits
     serving.configure(limits)
+    server_folders.prepare()  # before gradio reads its upload folder: this process's own
     choices = state.model_choices()
     defaults = state.model_info(choices[0]).defaults
-    # delete_cache: uploads that no request named (a request removes the ones it names).
+    # delete_cache: gradio's own cached files (app/upload_ledger.py removes uploads).
     with gr.Blocks(title="MedEdit", fill_width=True, delete_cache=(limits.upload_age, limits.upload_age)) as demo:
         session = gr.State({})
         held = gr.State(None)  # the image the user brought (app/held_image.py), while they edit it

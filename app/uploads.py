@@ -1,37 +1,48 @@
 """Files that clients upload: an image to edit and its masks (the upload panel, /edit_image,
-/series_image, /describe_image). A request reads only files that gradio's upload route received
-(never a path a client names), and every upload a request names is removed when that request
-ends, whether it was read or sent in place of a value (gradio would keep it for an hour). Gradio
-refuses uploads over max_file_size itself."""
+/series_image, /describe_image).
+
+An upload lives only as long as the request that names it. As the request starts, each upload it
+names is claimed (app/upload_ledger.py) and copied into a folder of the request's own, outside
+everything gradio serves (app/server_folders.py), under a plain name (`upload-0`, not the
+client's file name) readable only by the server's user; gradio's copy is removed then, unless a
+twin upload of the same bytes still waits for its own request. The handler reads only these
+copies (never a path a client names), and the request's folder is removed when it ends, however
+it ends; on SIGTERM the server removes all of them, and after a kill the next start does.
+Gradio refuses uploads over max_file_size itself.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import functools
-import logging
-import weakref
+import os
+import shutil
+import tempfile
 from pathlib import Path
-
-from gradio.utils import get_upload_folder
 
 from pipelines.core.errors import MedEditError
 
-log = logging.getLogger("mededit.app")
-_apps = weakref.WeakSet()  # the Blocks whose uploads requests may read
+from app import server_folders
+from app.upload_ledger import ledger_of
+
+# The running request's copies: the path gradio gave an upload -> the request's private copy.
+_copies: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("mededit_upload_copies", default={})
 
 
 def received_path(value, what: str) -> str | None:
-    """The path of a file a client uploaded through gradio (a file payload, as sent), or None when
-    none was sent; a path gradio did not receive is refused."""
+    """The request's private copy of a file a client uploaded through gradio (a file payload, as
+    sent), or None when none was sent; a path gradio did not receive for this request is refused."""
     if value is None or value == "":
         return None
     path = value.get("path") if isinstance(value, dict) else None
     if not isinstance(path, str):
         raise MedEditError(f"the {what} must be a file (send it with gradio_client.handle_file), "
                            f"got {type(value).__name__}")
-    if not any(path in blocks.upload_file_set for blocks in _apps):
-        raise MedEditError(f"the {what} was not uploaded to this server: send the file itself "
-                           "(gradio_client.handle_file), not a path")
-    return path
+    copy = _copies.get().get(path)
+    if copy is None:
+        raise MedEditError(f"the {what} was not uploaded to this server, or was sent with another request: send "
+                           "the file itself with each request (gradio_client.handle_file), not a path")
+    return copy
 
 
 def named_files(values) -> list[str]:
@@ -49,29 +60,52 @@ def named_files(values) -> list[str]:
     return found
 
 
-def discard_uploads(blocks, values):
-    """Remove the uploads (files gradio received from a client, and only those) that `values` name."""
-    uploaded = blocks.upload_file_set  # gradio's record of what its upload route wrote
-    for path in named_files(values):
-        if path in uploaded:
-            uploaded.discard(path)
-            try:
-                Path(path).unlink(missing_ok=True)
-                if Path(path).parent != Path(get_upload_folder()):
-                    Path(path).parent.rmdir()  # gradio puts each upload in a folder of its own
-            except OSError as error:
-                log.debug("upload %s: %s", path, error)
+class RequestUploads:
+    """One request's private copies of the uploads it names."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.folder: Path | None = None
+        self.copies: dict[str, str] = {}
+
+    def claim_all(self, paths: list[str]) -> dict[str, str]:
+        for path in paths:  # each naming claims one upload: a file sent twice was uploaded twice
+            descriptor = self.ledger.claim(path)
+            if descriptor is None:
+                continue
+            with os.fdopen(descriptor, "rb") as source:
+                if path not in self.copies:
+                    self.copies[path] = self._copy(source)
+        return self.copies
+
+    def _copy(self, source) -> str:
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="request-", dir=server_folders.private()))  # 0700
+        target = self.folder / f"upload-{len(self.copies)}"
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as copy:
+            shutil.copyfileobj(source, copy, 1 << 20)
+        return str(target)
+
+    def remove(self):
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def releasing_uploads(blocks, fn):
-    """`fn`, followed (however it ends) by the removal of the uploads its arguments name."""
-    _apps.add(blocks)
+    """`fn` reading private copies of the uploads its arguments name; the copies are removed when
+    it ends, however it ends."""
+    ledger = ledger_of(blocks)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        uploads = RequestUploads(ledger)
         try:
-            return fn(*args, **kwargs)
+            token = _copies.set(uploads.claim_all(named_files([args, kwargs])))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _copies.reset(token)
         finally:
-            discard_uploads(blocks, [args, kwargs])
+            uploads.remove()
 
     return wrapper

@@ -418,11 +418,12 @@ def test_sigterm_removes_the_apps_files(micro_model_folder, tmp_path):
             assert time.monotonic() < end, "the app did not start"
             time.sleep(0.3)
         gradio_client.Client(url, verbose=False).predict(**EDIT, api_name="/edit")
-        roots = list((tmp_path / "gradio").glob("mededit-results-*"))
+        roots = list((tmp_path / "gradio").glob("served-*/mededit-results-*"))  # app/server_folders.py
         assert len(roots) == 1 and any(roots[0].iterdir())
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 143
         assert not roots[0].exists()
+        assert [p for p in (tmp_path / "gradio").rglob("*") if not p.is_dir()] == []  # no file at all
     finally:
         if server.poll() is None:
             server.kill()

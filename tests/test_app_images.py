@@ -123,8 +123,10 @@ def test_bad_files_get_clear_messages_and_are_removed(app_url, client, tmp_path)
     stream = raw_call(app_url, "describe_image", [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}])
     assert "event: error" in stream and "hostname" not in stream
     # A file inside gradio's folder that no client uploaded (a result of another request): refused by name.
-    result, _ = client.predict("a dermoscopic image with melanocytic nevus (NV)", "no artifacts", 1, 2, 3.0, 3.0, "",
-                               api_name="/generate")
+    from app.outputs import folders
+    client.predict("a dermoscopic image with melanocytic nevus (NV)", "no artifacts", 1, 2, 3.0, 3.0, "",
+                   api_name="/generate")
+    result = str(max(folders.root.glob("*/image.png"), key=os.path.getmtime))  # the server's own file
     stream = raw_call(app_url, "describe_image", [{"path": result, "meta": {"_type": "gradio.FileData"}}])
     assert "not uploaded to this server" in stream, stream[-400:]
     assert os.path.exists(result)

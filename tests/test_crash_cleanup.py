@@ -1,0 +1,155 @@
+"""A server killed mid-request (kill -9, SIGTERM) leaves nothing of a patient behind: real
+`python app.py` processes on 127.0.0.1, a real DICOM carrying identifiers, real signals. After a
+kill -9 the next start removes every upload, private copy and result the dead process left, and
+serves none of them; after SIGTERM nothing is left at all. The identifier scan reads every file
+byte and both servers' logs."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.upload_files import dicom_bytes, dicom_dataset, identifiers
+
+gradio_client = pytest.importorskip("gradio_client")
+httpx = pytest.importorskip("httpx")
+
+ROOT = Path(__file__).resolve().parents[1]
+PATIENT = "DOE^JANE^SECRET123"
+SOURCE = dict(anatomy="a chest X-ray", style="no devices", to_anatomy="", to_style="", sliders='{"pacemaker": 1}',
+              swap_at=0.3, seed=0, anatomy_scale=3.0, style_scale=3.0, model="", locality=0.0, edit_mask=None,
+              keep_mask=None, refresh=0.0)
+LONG_SERIES = dict(SOURCE, steps=60, mode="embedding", frames=64, control_points=2, bend=0.0)
+
+
+@pytest.fixture(scope="module")
+def patient_dicom(tmp_path_factory):
+    ds = dicom_dataset(np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (64, 1)), WindowCenter=2048,
+                       WindowWidth=4096)
+    ds.PatientName = PATIENT
+    path = tmp_path_factory.mktemp("patient") / f"{PATIENT.replace('^', '_')}.dcm"  # the name identifies too
+    path.write_bytes(dicom_bytes(ds))
+    return path, [PATIENT, "SECRET123", path.name, *identifiers(ds)]
+
+
+class Server:
+    """`python app.py` on a free loopback port, its log kept in a file."""
+
+    def __init__(self, model: Path, temp: Path, log: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, "MEDEDIT_MODEL": str(model), "PORT": str(self.port), "GRADIO_TEMP_DIR": str(temp),
+               "GRADIO_SERVER_NAME": "127.0.0.1", "MEDEDIT_REQUEST_BUDGET": str(10**9), "MEDEDIT_TIME_LIMIT": "600",
+               "MEDEDIT_THREADS": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+        self.url = f"http://127.0.0.1:{self.port}/"
+        end = time.monotonic() + 180
+        while True:
+            assert self.process.poll() is None, log.read_text()[-2000:]
+            try:
+                if httpx.get(self.url + "gradio_api/info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < end, "the app did not start"
+            time.sleep(0.3)
+
+    def stop(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=120)
+
+    def served(self, path: str) -> int:
+        """The HTTP status of asking this server for a file by its path."""
+        return httpx.get(f"{self.url}gradio_api/file={path}", timeout=10).status_code
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def hits(folder: Path, logs: list[Path], secrets: list[str]) -> list[str]:
+    """Every file under `folder` and every log holding an identifier (as bytes, as a name)."""
+    found = []
+    for path in files_under(folder) + logs:
+        data = path.read_bytes()
+        found += [f"{path}: {s}" for s in secrets if s.encode() in data or s in str(path)]
+    return found
+
+
+def in_flight_copy(temp: Path, job) -> Path:
+    """Until the request has claimed its upload (its private copy exists), while it still runs."""
+    end = time.monotonic() + 120
+    while not (copies := sorted(temp.glob("private-*/request-*/upload-*"))):
+        assert not job.done(), "the request ended before the kill; make it longer"
+        assert time.monotonic() < end, "the request never started"
+        time.sleep(0.02)
+    return copies[0]
+
+
+def test_kill_9_then_restart_leaves_nothing_and_serves_nothing(micro_model_folder, patient_dicom, tmp_path):
+    dicom, secrets = patient_dicom
+    temp, logs = tmp_path / "gradio", [tmp_path / "first.log", tmp_path / "second.log"]
+    first = Server(micro_model_folder, temp, logs[0])
+    try:
+        client = gradio_client.Client(first.url, verbose=False)
+        # Phase 1: uploaded, no request yet.
+        waiting = httpx.post(first.url + "gradio_api/upload", files={"files": (dicom.name, dicom.read_bytes())}).json()[0]
+        # Phase 2: a finished edit's results, on disk and served.
+        results = client.predict(gradio_client.handle_file(str(dicom)), **SOURCE, steps=4, api_name="/edit_image")
+        result_files = [p for p in results[:5]]
+        server_results = sorted(temp.glob("served-*/mededit-results-*/*/*"))
+        assert server_results and first.served(str(server_results[0])) == 200
+        # Phase 3: a series under way, its private copy of the upload in use.
+        job = client.submit(gradio_client.handle_file(str(dicom)), **LONG_SERIES, api_name="/series_image")
+        copy = in_flight_copy(temp, job)
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+    left = files_under(temp)
+    assert Path(waiting) in left and copy in left and set(server_results) <= set(left)
+    assert oct(copy.stat().st_mode & 0o777) == "0o600" and oct(copy.parent.stat().st_mode & 0o777) == "0o700"
+    assert hits(temp, [], secrets), "the scan must see the killed server's upload"  # the scan can fail
+
+    second = Server(micro_model_folder, temp, logs[1])
+    try:
+        remaining = files_under(temp)
+        assert not set(left) & set(remaining), "the dead server's files survived the restart"
+        assert all(p.name == ".owner.lock" for p in remaining), remaining  # only the new server's locks
+        assert not hits(temp, logs, secrets)
+        for path in [waiting, str(copy), *map(str, server_results)]:
+            assert second.served(path) in (403, 404), path
+        assert result_files  # the client's own downloads stay the client's
+    finally:
+        assert second.stop(signal.SIGTERM) == 128 + signal.SIGTERM
+    assert files_under(temp) == []
+
+
+def test_sigterm_during_an_upload_edit_leaves_nothing(micro_model_folder, patient_dicom, tmp_path):
+    dicom, secrets = patient_dicom
+    temp, log = tmp_path / "gradio", tmp_path / "server.log"
+    server = Server(micro_model_folder, temp, log)
+    try:
+        client = gradio_client.Client(server.url, verbose=False)
+        client.predict(gradio_client.handle_file(str(dicom)), **SOURCE, steps=4, api_name="/edit_image")
+        waiting = httpx.post(server.url + "gradio_api/upload", files={"files": (dicom.name, dicom.read_bytes())}).json()[0]
+        job = client.submit(gradio_client.handle_file(str(dicom)), **LONG_SERIES, api_name="/series_image")
+        in_flight_copy(temp, job)
+        assert Path(waiting).exists()
+        began = time.monotonic()
+        assert server.stop(signal.SIGTERM) == 128 + signal.SIGTERM
+        assert time.monotonic() - began < 60
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert files_under(temp) == []
+    assert not hits(temp, [log], secrets)
