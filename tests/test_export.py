@@ -15,7 +15,7 @@ from PIL import Image
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import EDITED_MARK, SYNTHETIC_MARK
 from pipelines.export.archive import export_zip
-from pipelines.export.images import (animation_gif, animation_webp_lossless, comparison, difference_map,
+from pipelines.export.images import (animation_gif, animation_webp_lossless, comparison, difference_map, enlarged,
                                      png_bytes, read_png_provenance, side_by_side)
 from pipelines.export.provenance import Provenance, provenance_from_settings
 
@@ -229,7 +229,8 @@ def test_an_edited_uploads_figure_says_source_and_edited():
     """comparison() labels and marks the figure by the provenance; a generated one's is the
     plain side_by_side."""
     before, after = frames(2, size=(64, 64))
-    assert comparison(before, after, provenance()).tobytes() == side_by_side(before, after).tobytes()
+    assert comparison(before, after, provenance()).tobytes() == side_by_side(enlarged(before), enlarged(after)).tobytes()
     upload = comparison(before, after, edited_upload())
-    assert upload.tobytes() == side_by_side(before, after, ("source", "edited"), True, EDITED_MARK).tobytes()
-    assert upload.tobytes() != side_by_side(before, after).tobytes()
+    big = (enlarged(before), enlarged(after))
+    assert upload.tobytes() == side_by_side(*big, ("source", "edited"), True, EDITED_MARK).tobytes()
+    assert upload.tobytes() != side_by_side(*big).tobytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pipelines.export.dicom import dicom_series_bytes
 from pipelines.export.images import (DEFAULT_DURATION_MS, animation_gif, animation_webp_lossless, check_frames,
                                      comparison, png_bytes)
 from pipelines.export.provenance import MARKS, Provenance, burned_in, to_json
+from pipelines.export.settings_text import setting_phrases
 
 
 # What the images are, by Provenance.source; then what every export holds.
@@ -59,6 +61,15 @@ DICOM_LINES = {"generated": "  dicom/                DICOM Secondary Capture ser
                "upload": "  dicom/                DICOM Secondary Capture series (edited; new UIDs)\n"}
 
 
+def settings_block(p: dict) -> str:
+    """The settings line(s) under the head: every setting that made the images (settings_text.py)."""
+    phrases = setting_phrases(p)
+    if not phrases:
+        return ""
+    return textwrap.fill("; ".join(phrases), width=100, initial_indent="Settings:  ",
+                         subsequent_indent=" " * 11, break_on_hyphens=False) + "\n"
+
+
 def readme(p: dict, dicom: bool) -> str:
     """README.txt for a provenance record (Provenance.as_dict)."""
     source = p["source"]
@@ -68,6 +79,7 @@ def readme(p: dict, dicom: bool) -> str:
                       for name, mask in sorted(regions.items()))
     head = HEADS[source].format(mark=MARKS[source][1], masks=masks or "none painted",
                                 source_sha256=p["extra"].get("source_sha256", "not given"), **p)
+    head += settings_block(p)
     if burned_in(p):
         head += ("Burned-in: THE SOURCE FILE MAY SHOW IDENTIFYING TEXT IN ITS PIXELS (burned-in annotation,\n"
                  "           accepted knowingly); so may these images (DICOM BurnedInAnnotation YES).\n")

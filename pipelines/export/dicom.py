@@ -37,6 +37,7 @@ from pipelines.core.limits import EDITED_MARK, SOFTWARE, SYNTHETIC_MARK
 from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.export.images import check_frames
 from pipelines.export.provenance import Provenance, provenance_record, to_json
+from pipelines.export.settings_text import setting_phrases
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 MODALITY = "OT"
@@ -87,10 +88,12 @@ def _code(value: str, meaning: str, scheme: str = "SCT") -> Dataset:
 def _derivation(p: Provenance) -> str:
     """What made the image, in words, with IPTC's digital source type (the URI the PNG's XMP has)."""
     made = "generated" if p.source == "generated" else "an uploaded image edited"
-    text = (f"{p.mark}; IPTC digital source type {p.digital_source_type}; "
-            f"{made} by {p.model_id}@{p.model_revision}; "
-            f"anatomy '{p.anatomy}' -> '{p.to_anatomy}', style '{p.style}' -> '{p.to_style}'; "
-            f"seed {p.seed}, swap at {p.swap_at}, {p.steps} steps")
+    # The settings before the prompts: a cut at 1024 characters then takes only prompt text, which
+    # ImageComments holds whole.
+    text = "; ".join([f"{p.mark}", f"IPTC digital source type {p.digital_source_type}",
+                      f"{made} by {p.model_id}@{p.model_revision}",
+                      f"seed {p.seed}, swap at {p.swap_at}, {p.steps} steps", *setting_phrases(p.as_dict()),
+                      f"anatomy '{p.anatomy}' -> '{p.to_anatomy}', style '{p.style}' -> '{p.to_style}'"])
     return text.encode("ascii", "replace").decode("ascii").replace("\\", "/")[:1024]  # ST: 1024 chars
 
 

@@ -123,6 +123,9 @@ def difference_map(before: Image.Image, after: Image.Image, floor: int = 32) -> 
     return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
 
 
+READABLE_PANEL = 256  # px: a comparison's panels are at least this large, labels and pixels readable
+
+
 def side_by_side(before: Image.Image, after: Image.Image, labels=("neutral", "edited"),
                  diff: bool = True, mark: str = SYNTHETIC_MARK) -> Image.Image:
     """One labelled figure: before | after [| difference], with what the images are underneath
@@ -153,10 +156,20 @@ def side_by_side(before: Image.Image, after: Image.Image, labels=("neutral", "ed
     return canvas
 
 
+def enlarged(image: Image.Image, size: int = READABLE_PANEL) -> Image.Image:
+    """Enlarged by the smallest whole factor that makes its longer side at least `size`, nearest
+    neighbour: each true pixel becomes a crisp square, nothing is invented between them."""
+    factor = max(1, -(-size // max(image.size)))
+    return image if factor == 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
 def comparison(before: Image.Image, after: Image.Image, provenance: Provenance | None,
                diff: bool = True) -> Image.Image:
     """side_by_side labelled and marked for what the images are: neutral | edited and synthetic
-    for a generated image; source | edited and edited by a model for an image the user brought."""
+    for a generated image; source | edited and edited by a model for an image the user brought.
+    Small images are enlarged first (`enlarged`), so the figure can be read: 64-px images give
+    256-px panels, a figure 784 px wide."""
+    before, after = (enlarged(image) for image in check_frames([before, after], "side-by-side images"))
     if provenance is not None and provenance.source == "upload":
         return side_by_side(before, after, ("source", "edited"), diff, provenance.mark)
     return side_by_side(before, after, diff=diff)

@@ -124,11 +124,16 @@ UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "
                BURNED_IN_KEY)
 
 
+# What a series adds to its settings (editing/pipeline.py): its shape, so every export says it.
+SERIES_KEYS = ("frames", "mode", "control_points", "bend")
+
+
 def provenance_from_settings(settings: dict) -> Provenance:
     """The provenance of an edit or series from the settings MedEditPipeline reports; an upload's
     ("source": "upload") with its UPLOAD_KEYS, the file's sha256 included when the caller added it
     to the settings as "source_sha256"."""
     extra = {k: settings[k] for k in ("sliders", "anatomy_scale", "style_scale", "swap_step", "locality")}
+    extra.update({k: settings[k] for k in SERIES_KEYS if k in settings})
     source = "upload" if settings.get("source") == "upload" else "generated"
     if source == "upload":
         extra.update({k: settings[k] for k in UPLOAD_KEYS if k in settings})
