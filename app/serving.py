@@ -41,7 +41,7 @@ class ServerLimits:
     queue_size: int = 16  # requests waiting; more are refused as busy
     results_kept: int = 256  # responses whose files stay on disk (the oldest are removed)
     results_bytes: int = 1 << 30  # and at most these bytes of them (the newest is always kept)
-    uploads_kept: int = 64  # uploads waiting for their request (the oldest are removed past it)
+    uploads_kept: int = 128  # uploads waiting for their request (the oldest are removed past it)
     upload_bytes: int = 1 << 30  # and at most these bytes of them (16 x the 64 MiB upload limit)
     upload_age: int = 600  # seconds an upload no request named is kept
     threads: int | None = None  # torch's CPU threads per computation; None: torch's default
