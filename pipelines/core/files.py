@@ -2,11 +2,11 @@
 
 import hashlib
 import os
-import re
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipelines.core.owned_folders import forget, owned_folder, release, remove_unowned, unlock
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # refused: loading them runs code
 CHUNK = 1 << 20
@@ -62,48 +62,36 @@ def atomic_folder(target):
     """Yield a temporary sibling folder to fill; on success its files replace `target`'s (made if
     missing), on failure it is removed and `target` is untouched.
 
-    The folder is named for this process, so a later run can tell a killed run's leftovers (its
-    process gone: removed here first) from a live run's folder (left alone)."""
+    The folder is owned by this process (pipelines/core/owned_folders.py: a lock held on a file in
+    it, and the pid in its name), so a later run tells a killed run's leftovers (removed here
+    first) from a live run's folder (left alone), even when the killed run had the same pid, as
+    runs in a container often do."""
     target = Path(target)
     remove_stale_siblings(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    tmp = owned_folder(target.parent, _temporary_prefix(target))
     try:
         os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; the result is an ordinary folder
         yield tmp
+        unlock(tmp)  # the lock file is not part of the result
         if target.exists():
             for item in tmp.iterdir():
                 os.replace(item, target / item.name)
             tmp.rmdir()
         else:
             os.replace(tmp, target)
+        forget(tmp)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp)
         raise
 
 
 def remove_stale_siblings(target: Path) -> list[Path]:
-    """Remove the temporary folders of `target` left by runs whose process no longer exists."""
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-")
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for item in target.parent.iterdir():
-        match = pattern.match(item.name)
-        if match and item.is_dir() and not _process_alive(int(match.group(1))):
-            shutil.rmtree(item, ignore_errors=True)
-            removed.append(item)
-    return removed
+    """Remove the temporary folders of `target` left by runs that no longer live."""
+    return remove_unowned(target.parent, _temporary_prefix(target))
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or a pid we cannot ask about): leave its folder
-    return True
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
 
 
 def _read_umask() -> int:

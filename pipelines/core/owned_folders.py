@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 LOCK_NAME = ".owner.lock"
-_held: dict[Path, int] = {}  # folder -> the open lock file descriptor that keeps it ours
+_held: dict[Path, int | None] = {}  # folder -> its open lock file (None: unlocked, still ours)
 _lock = threading.Lock()
 
 
@@ -41,6 +41,25 @@ def release(folder: Path):
         descriptor = _held.pop(folder, None)
     if descriptor is not None:
         os.close(descriptor)
+
+
+def unlock(folder: Path):
+    """Take the lock file out of an owned folder that is about to be renamed into place. Until
+    `forget`, this process still counts it as its own, and other processes judge it by the pid
+    in its name (alive: left alone)."""
+    folder = Path(folder)
+    with _lock:
+        descriptor = _held.get(folder)
+        _held[folder] = None
+    (folder / LOCK_NAME).unlink(missing_ok=True)  # before the close: no one takes a lock on it after
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def forget(folder: Path):
+    """Stop counting a folder (unlocked, then renamed away) as this process's."""
+    with _lock:
+        _held.pop(Path(folder), None)
 
 
 def remove_unowned(parent, prefix: str) -> list[Path]:
@@ -68,11 +87,14 @@ def _unowned(folder: Path) -> bool:
         return False  # not ours to judge (another user's, a link)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        still_there = os.fstat(descriptor).st_ino == os.stat(folder / LOCK_NAME, follow_symlinks=False).st_ino
     except BlockingIOError:
         return False  # its owner is alive
+    except FileNotFoundError:
+        still_there = False
     finally:
         os.close(descriptor)  # closing drops a lock just taken
-    return True
+    return True if still_there else _no_lock_and_dead(folder)  # unlocked by an owner finishing: its pid decides
 
 
 def _no_lock_and_dead(folder: Path) -> bool:
