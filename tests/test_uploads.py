@@ -232,3 +232,68 @@ def test_a_dicom_that_may_show_identifying_text_is_refused_unless_allowed(name):
     allowed = read_image(data, allow_burned_in=True)
     assert allowed.burned_in and fit(allowed, 8).burned_in
     assert any(reason in note and "BurnedInAnnotation YES" in note for note in allowed.notes)
+
+
+def test_a_frame_over_the_decoded_bytes_bound_is_refused_before_decoding():
+    """Within the pixel limit, but 4 bytes a pixel once decoded (RGBA) or 6 (16-bit RGB DICOM)."""
+    with pytest.raises(MedEditError, match="6000x6000 at 4 bytes a pixel: 137 MiB once decoded; at most 128 MiB"):
+        read_image(png_bomb(6000, 6000, colour=6))
+    with pytest.raises(MedEditError, match="6000x6000 at 4 bytes a pixel"):
+        read_mask(png_bomb(6000, 6000, colour=6))
+    ds = dicom_dataset(np.zeros((8, 8), np.uint16), photometric="RGB", bits=16)
+    ds.SamplesPerPixel, ds.PlanarConfiguration, ds.Rows, ds.Columns = 3, 0, 5000, 5000
+    with pytest.raises(MedEditError, match="5000x5000 at 6 bytes a pixel: 143 MiB once decoded"):
+        read_image(dicom_bytes(ds))
+
+
+def conversions():
+    """Files of every conversion path (each decodes to the same pixels whatever the block size)."""
+    ramp16 = (np.arange(48 * 40, dtype=np.uint16).reshape(48, 40) * 29)
+    rgba = np.dstack([RGB, RNG.integers(0, 256, (48, 40), dtype=np.uint8)])
+    palette = Image.fromarray(RGB).convert("P", palette=Image.Palette.ADAPTIVE)
+    buffer = __import__("io").BytesIO()
+    palette.save(buffer, format="PNG")
+    stored = RNG.integers(0, 4096, (48, 40), dtype=np.uint16)
+    colour = dicom_dataset(np.zeros((48, 40), np.uint16), photometric="RGB", bits=8)
+    colour.SamplesPerPixel, colour.PlanarConfiguration, colour.BitsAllocated, colour.HighBit = 3, 0, 8, 7
+    colour.PixelData = RGB.tobytes()
+    return {"16-bit full range": png_bytes(ramp16, "I;16"), "16-bit own range": png_bytes(ramp16 // 64, "I;16"),
+            "RGBA": png_bytes(rgba), "palette": buffer.getvalue(), "grey": png_bytes(GREY), "RGB": png_bytes(RGB),
+            "JPEG": jpeg_bytes(RGB), "DICOM window": dicom_bytes(dicom_dataset(stored, WindowCenter=1000,
+                                                                               WindowWidth=1500)),
+            "DICOM own range": dicom_bytes(dicom_dataset(stored, RescaleSlope=2, RescaleIntercept=-5)),
+            "DICOM MONOCHROME1": dicom_bytes(dicom_dataset(stored, photometric="MONOCHROME1")),
+            "DICOM RGB": dicom_bytes(colour)}
+
+
+@pytest.mark.parametrize("name", list(conversions()))
+def test_converting_a_block_of_rows_at_a_time_changes_no_pixel(monkeypatch, name):
+    import pipelines.data.decoding as decoding
+    data = conversions()[name]
+    whole = read_image(data)
+    monkeypatch.setattr(decoding, "BLOCK_PIXELS", 7 * 40)  # blocks of 7 rows: the last one shorter
+    blocks = read_image(data)
+    assert np.array_equal(blocks.pixels, whole.pixels) and blocks.notes == whole.notes
+    assert not np.array_equal(whole.pixels, np.zeros_like(whole.pixels))
+    if name == "RGBA":
+        assert np.array_equal(read_mask(data), read_mask(data)) and read_mask(data).shape == (48, 40)
+
+
+def test_decoding_a_16_bit_png_makes_no_float_copy_of_the_whole_image(monkeypatch):
+    """The issue's case in small: a 16-bit PNG once took 25 bytes a pixel in float64 copies; numpy
+    now holds the result (3 bytes a pixel) and one block's temporaries (small beside the image
+    here, as the default block is beside a 40-megapixel one)."""
+    import tracemalloc
+
+    import pipelines.data.decoding as decoding
+    monkeypatch.setattr(decoding, "BLOCK_PIXELS", 2**16)
+    side = 2048
+    data = png_bytes((np.arange(side * side, dtype=np.uint32).reshape(side, side) % 65536).astype(np.uint16), "I;16")
+    tracemalloc.start()
+    try:
+        decoded = read_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoded.pixels.shape == (side, side, 3)
+    assert peak < 4 * side * side, f"{peak / side / side:.1f} bytes a pixel"

@@ -86,17 +86,17 @@ def report_dicom() -> bytes:
     return dicom_bytes(ds)
 
 
-def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
+def png_bomb(width: int = 30_000, height: int = 30_000, colour: int = 0) -> bytes:
     """A tiny PNG whose header claims a huge image (the body is a few zero rows: it would expand
-    to width x height bytes if decoded)."""
+    to width x height pixels if decoded); colour: the PNG colour type (0 grey, 6 RGBA; 8 bits)."""
     import struct
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    rows = zlib.compress(b"\0" * (width + 1) * 16, 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width * {0: 1, 2: 3, 6: 4}[colour] + 1) * 16, 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 

@@ -26,6 +26,9 @@ MAX_DATASET_IMAGES = 10_000_000  # images one phantoms or synthesize run writes
 
 MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded image or mask file
 MAX_UPLOAD_PIXELS = 40_000_000  # one uploaded frame's width x height, read from its header before decoding
+# ... and the bytes its decoder holds (Pillow: 1 a pixel for grey, 2 for 16-bit, 4 for RGB or RGBA;
+# DICOM: samples x bytes allocated): 40 megapixels of grey (8 or 16 bits), 33 of 8-bit RGB or RGBA
+MAX_DECODED_BYTES = 128 * 2**20
 
 SYNTHETIC_MARK = "synthetic image, not a patient"  # in every file MedEdit writes of a generated image
 # ... and of an image the user brought, which a model edited (fits DICOM LO after "MedEdit ")

@@ -24,7 +24,8 @@ from pydicom.uid import UID
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.burned_in import check_burned_in
-from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
+from pipelines.data.decoding import (DECODE_ERRORS, check_decoded_bytes, check_pixels, grey_by_rows, rgb_by_rows,
+                                     row_blocks)
 from pipelines.data.dicom_frames import JPEG_FAMILY, frame_geometry
 
 PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -66,6 +67,7 @@ def read_dicom_quietly(data: bytes, allow_burned_in: bool) -> tuple[np.ndarray, 
     burned_in = check_burned_in(ds, allow_burned_in)
     rows, columns, frames, photometric = pixel_module(ds)
     check_pixels(columns, rows, "DICOM frame")
+    check_decoded_bytes(columns, rows, decoded_bytes_per_pixel(ds), "DICOM frame")
     notes = [f"the DICOM file holds {frames} frames; the first is used"] if frames > 1 else []
     if burned_in:
         notes.append(f"accepted although its pixels may show identifying text ({burned_in}); every output "
@@ -87,6 +89,11 @@ def read_dicom_quietly(data: bytes, allow_burned_in: bool) -> tuple[np.ndarray, 
                                "it is corrupt, or needs pylibjpeg or GDCM; or convert it to PNG") from None
         raise MedEditError(f"the DICOM file's pixel data cannot be decoded: it is corrupt or "
                            f"truncated ({type(error).__name__})") from None
+
+
+def decoded_bytes_per_pixel(ds) -> int:
+    """What pydicom's decoded frame holds a pixel in: samples x whole bytes allocated."""
+    return int(ds.SamplesPerPixel) * ((int(ds.BitsAllocated) + 7) // 8)
 
 
 def pixel_module(ds) -> tuple[int, int, int, str]:
@@ -165,48 +172,55 @@ def check_length(ds, rows: int, columns: int, frames: int) -> None:
 
 
 def to_rgb(frame: np.ndarray, ds, photometric: str, notes: list[str]) -> np.ndarray:
+    """[H, W, 3] uint8; every step is per pixel, so it runs a block of rows at a time (decoding.py)."""
+    height, width = frame.shape[:2]
     if photometric == "PALETTE COLOR":
-        rgb = dicom_pixels.apply_color_lut(frame, ds)
         depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
         notes.append("palette colour turned to RGB")
-        return np.round(np.clip(rgb / (2**depth - 1), 0, 1) * 255).astype(np.uint8)
+        return rgb_by_rows(height, width, lambda rows: np.round(np.clip(
+            dicom_pixels.apply_color_lut(frame[rows], ds) / (2**depth - 1), 0, 1) * 255).astype(np.uint8))
     if photometric in COLOUR:
         scale = 2 ** int(ds.BitsStored) - 1
         if scale != 255:
             notes.append(f"{int(ds.BitsStored)}-bit colour scaled to 8 bits")
-        return np.round(np.clip(frame.astype(np.float64) / scale, 0, 1) * 255).astype(np.uint8)
-    unit = grey_to_unit(frame, ds, notes)
+        return rgb_by_rows(height, width, lambda rows: np.round(
+            np.clip(frame[rows].astype(np.float64) / scale, 0, 1) * 255).astype(np.uint8))
+    unit_of = grey_unit_of(frame, ds, notes)
     if photometric == "MONOCHROME1":
-        unit = 1.0 - unit
         notes.append("MONOCHROME1 inverted so that bright means dense")
-    return grey_to_rgb(unit)
+        return grey_by_rows(height, width, lambda rows: 1.0 - unit_of(rows))
+    return grey_by_rows(height, width, unit_of)
 
 
-def grey_to_unit(frame: np.ndarray, ds, notes: list[str]) -> np.ndarray:
+def grey_unit_of(frame: np.ndarray, ds, notes: list[str]):
     """Stored values -> modality values (rescale or modality LUT) -> [0, 1] by the VOI LUT, the
-    first window, or the image's own range."""
-    values = dicom_pixels.apply_modality_lut(frame, ds).astype(np.float64)
+    first window, or the image's own range: a function of a block of rows."""
+    def modality(rows: slice) -> np.ndarray:
+        return dicom_pixels.apply_modality_lut(frame[rows], ds).astype(np.float64)
+
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     if "ModalityLUTSequence" in ds:
         notes.append("modality LUT applied")
     elif (slope, intercept) != (1.0, 0.0):
         notes.append(f"rescale slope {slope:g} and intercept {intercept:g} applied")
     if "VOILUTSequence" in ds:
-        lut = ds.VOILUTSequence[0]
-        values = dicom_pixels.apply_voi(values, ds, index=0)
+        top = 2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
         notes.append("the file's VOI LUT applied")
-        return np.clip(values / (2 ** int(lut.LUTDescriptor[2]) - 1), 0, 1)
+        return lambda rows: np.clip(dicom_pixels.apply_voi(modality(rows), ds, index=0) / top, 0, 1)
     if "WindowCenter" in ds and "WindowWidth" in ds:
         low, high = window_output_range(ds)
-        values = dicom_pixels.apply_windowing(values, ds, index=0)
         center, width = first(ds["WindowCenter"]), first(ds["WindowWidth"])
         count = ds["WindowCenter"].VM
         notes.append(f"window centre {center:g}, width {width:g} applied"
                      + (f" (the first of {count})" if count > 1 else ""))
-        return np.clip((values - low) / (high - low), 0, 1)
-    low, high = float(values.min()), float(values.max())
+        return lambda rows: np.clip((dicom_pixels.apply_windowing(modality(rows), ds, index=0) - low)
+                                    / (high - low), 0, 1)
+    ranges = [(float(block.min()), float(block.max())) for block in map(modality, row_blocks(*frame.shape[:2]))]
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     notes.append(f"no window in the file: grey scaled from its own range {low:g}..{high:g}")
-    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if high <= low:
+        return lambda rows: np.zeros(frame[rows].shape[:2], np.float64)
+    return lambda rows: (modality(rows) - low) / (high - low)
 
 
 def first(element) -> float:

@@ -29,13 +29,21 @@ from PIL import Image, ImageOps
 
 from pipelines.core.errors import MedEditError
 from pipelines.core.limits import MAX_UPLOAD_BYTES
-from pipelines.data.decoding import DECODE_ERRORS, check_pixels, grey_to_rgb
+from pipelines.data.decoding import (DECODE_ERRORS, check_decoded_bytes, check_pixels, grey_by_rows, rgb_by_rows,
+                                     row_blocks)
 from pipelines.data.dicom_upload import read_dicom
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112
 DICOM_MAGIC_AT = 128  # a DICOM Part 10 file: a 128-byte preamble, then "DICM"
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def pillow_bytes_per_pixel(mode: str) -> int:
+    """What Pillow holds a decoded pixel in: one byte for 1, L and P, two for 16-bit grey, four for
+    the rest (multi-band 8-bit images are stored 32 bits a pixel, as are I and F)."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode in SIXTEEN_BIT else 4
 @dataclass
 class Decoded:
     """An uploaded image at the file's own size."""
@@ -121,6 +129,7 @@ def open_pillow(data: bytes, kind: str, what: str = "image") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[kind])
             check_pixels(*image.size, what)
+            check_decoded_bytes(*image.size, pillow_bytes_per_pixel(image.mode), what)
             frames = getattr(image, "n_frames", 1)
             image.load()
     except MedEditError:
@@ -145,32 +154,55 @@ def read_pillow(data: bytes, kind: str) -> tuple[np.ndarray, list[str]]:
     return pillow_to_rgb(image, notes), notes
 
 
+def pillow_block(image: Image.Image, rows: slice, mode: str | None = None) -> np.ndarray:
+    """Those rows of the image as an array (converted to `mode` when given)."""
+    part = image.crop((0, rows.start, image.size[0], rows.stop))
+    return np.asarray(part if mode is None or part.mode == mode else part.convert(mode))
+
+
 def pillow_to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
-    """[H, W, 3] uint8 from any mode Pillow opens PNG and JPEG files in."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return grey_to_rgb(scale_to_unit(np.asarray(image).astype(np.float64), image.mode, notes))
+    """[H, W, 3] uint8 from any mode Pillow opens PNG and JPEG files in, a block of rows at a time
+    (decoding.py): no copy of the whole image is made but the result."""
+    width, height = image.size
+
+    def block(rows: slice, mode: str | None = None) -> np.ndarray:
+        return pillow_block(image, rows, mode)
+
+    if image.mode in SIXTEEN_BIT + ("I", "F"):
+        unit_of = scale_to_unit(image.getextrema(), image.mode, notes)
+        return grey_by_rows(height, width, lambda rows: unit_of(block(rows)))
     if "A" in image.mode or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
-        alpha = rgba[..., 3:] / 255.0
-        if alpha.min() < 1:
+        transparent = []
+
+        def flattened(rows: slice) -> np.ndarray:
+            rgba = block(rows, "RGBA")
+            transparent.append(rgba[..., 3].min() < 255)
+            return np.round(rgba[..., :3].astype(np.float64) * (rgba[..., 3:] / 255.0)).astype(np.uint8)
+
+        rgb = rgb_by_rows(height, width, flattened)
+        if any(transparent):
             notes.append("transparent parts flattened onto black")
-        return np.round(rgba[..., :3] * alpha).astype(np.uint8)
-    if image.mode in ("1", "L", "P", "RGB"):
-        return np.asarray(image.convert("RGB"))
-    notes.append(f"converted from {image.mode} to RGB")
-    return np.asarray(image.convert("RGB"))
+        return rgb
+    if image.mode in ("1", "L"):
+        return rgb_by_rows(height, width, lambda rows: np.repeat(block(rows, "L")[..., None], 3, axis=2))
+    if image.mode not in ("P", "RGB"):
+        notes.append(f"converted from {image.mode} to RGB")
+    return rgb_by_rows(height, width, lambda rows: block(rows, "RGB"))
 
 
-def scale_to_unit(values: np.ndarray, mode: str, notes: list[str]) -> np.ndarray:
-    """16-bit or float grey to [0, 1]: 16-bit by its full range, unless it uses 12 bits or fewer
-    (then by its own range, or it would look black); float always by its own range."""
-    if mode != "F" and values.min() >= 0 and values.max() >= 4096:
+def scale_to_unit(extrema: tuple, mode: str, notes: list[str]):
+    """How 16-bit or float grey goes to [0, 1] (a function of a block of its values), from its
+    (min, max): 16-bit by its full range, unless it uses 12 bits or fewer (then by its own range,
+    or it would look black); float always by its own range."""
+    low, high = float(extrema[0]), float(extrema[1])
+    if mode != "F" and low >= 0 and high >= 4096:
         notes.append("16-bit grey scaled to 8 bits over the full 16-bit range")
-        return values / 65535.0
-    low, high = float(values.min()), float(values.max())
+        return lambda values: values.astype(np.float64) / 65535.0
     notes.append(f"{'floating-point' if mode == 'F' else '16-bit'} grey scaled to 8 bits from its own "
                  f"range {low:g}..{high:g}")
-    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if high <= low:
+        return lambda values: np.zeros(values.shape, np.float64)
+    return lambda values: (values.astype(np.float64) - low) / (high - low)
 
 
 def as_rgb_array(image) -> np.ndarray:
@@ -239,8 +271,15 @@ def read_mask(source, what: str = "mask") -> np.ndarray:
     if kind == "DICOM":
         raise MedEditError(f"the {what} must be a PNG or JPEG image, not DICOM")
     image = open_pillow(data, kind, what)
+    width, height = image.size
+    mask = np.empty((height, width), bool)
     if "A" in image.mode or "transparency" in image.info:
-        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+        alpha = np.empty((height, width), np.uint8)
+        for rows in row_blocks(height, width):  # a block at a time: no whole RGBA copy
+            alpha[rows] = pillow_block(image, rows, "RGBA")[..., 3]
         if alpha.min() < 255:
-            return alpha >= 128
-    return np.asarray(image.convert("L")) >= 128
+            return np.greater_equal(alpha, 128, out=mask)
+        del alpha
+    for rows in row_blocks(height, width):
+        mask[rows] = pillow_block(image, rows, "L") >= 128
+    return mask
