@@ -29,7 +29,9 @@ def refusal(message: str) -> gr.Error:
 
 
 def event_name(block_fn) -> str:
-    return f"/{block_fn.api_name}" if getattr(block_fn, "api_name", None) else "this event"
+    """The endpoint's name, as clients call it; the UI's own events have none worth saying."""
+    public = getattr(block_fn, "api_visibility", "public") != "private"
+    return f"/{block_fn.api_name}" if public and getattr(block_fn, "api_name", None) else "this event"
 
 
 def field_name(component) -> str:

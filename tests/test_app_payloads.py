@@ -99,3 +99,30 @@ def test_a_burned_in_dicom_is_refused_unless_allowed_and_then_every_output_says_
         dicom_name = next(name for name in z.namelist() if name.endswith(".dcm"))
         assert pydicom.dcmread(io.BytesIO(z.read(dicom_name))).BurnedInAnnotation == "YES"
         assert "MAY SHOW IDENTIFYING TEXT" in z.read("README.txt").decode()
+
+
+def queue_call(app_url: str, fn_index: int, data: list) -> str:
+    """An event of the UI itself (not a named endpoint), called as its page would call it."""
+    import httpx
+    session = "payloads-test"
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        joined = http.post("gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                          "event_data": None, "trigger_id": None})
+        assert joined.status_code == 200, joined.text
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if "process_completed" in line:
+                    return line
+    return ""
+
+
+def test_the_upload_panels_own_event_refuses_a_non_file_by_name(app_url, capfd):
+    import httpx
+    config = httpx.get(app_url + "config", timeout=30).json()
+    labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
+    fn_index, inputs = next((d.get("id", i), d["inputs"]) for i, d in enumerate(config["dependencies"])
+                            if any(labels.get(c) == "Your image" for c in d["inputs"]))
+    data = [123 if labels.get(c) == "Your image" else None for c in inputs]
+    answer = queue_call(app_url, fn_index, data)
+    assert "Your image must be a file" in answer and "got int" in answer, answer[-300:]
+    assert "Traceback" not in capfd.readouterr().err
