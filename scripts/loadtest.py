@@ -3,10 +3,12 @@
     python scripts/loadtest.py --clients 8 --requests 25            # starts `python app.py` itself
     python scripts/loadtest.py --url http://127.0.0.1:7860/ --pid PID  # an app already running
     python scripts/loadtest.py --clients 8 --requests 125 --checkpoints 200,1000 --no-replay  # memory
+    python scripts/loadtest.py --clients 8 --requests 25 --uploads  # with /edit_image of one shared file
 
 Each client runs its own sequence of /generate, /edit, /series and /export requests, drawn from a
 small pool of seeds and prompts so that identical requests meet (the case where a shared result
-file could be rewritten while another client downloads it). Every file a response names is read
+file could be rewritten while another client downloads it). With --uploads, /edit_image joins the
+mix, every client sending the same PNG: twin uploads, which gradio stores under one path. Every file a response names is read
 back whole: a PNG must decode, a GIF must hold its frames, a ZIP must pass its own CRCs and the
 manifest's sha256 list. Afterwards every distinct request is replayed sequentially by one client,
 on a fresh server when the load test started its own (so no cached result is reused), and each
@@ -35,11 +37,12 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("generate", "edit", "series", "export")
+UPLOAD_KIND = "edit_image"  # with --uploads
 SOURCES = (  # (source prompts, the edit) pairs every model understands
     ({"anatomy": "a dermoscopic image with melanocytic nevus (NV)", "style": "light skin, no artifacts"},
      {"to_anatomy": "", "to_style": "light skin, with hairs visible on skin", "sliders": '{"hair": 1.5}'}),
@@ -119,6 +122,8 @@ def digest_response(kind: str, response) -> str:
         return png_digest(response[0])
     if kind == "edit":
         return "|".join(png_digest(p) for p in response[:4])
+    if kind == UPLOAD_KIND:
+        return "|".join([png_digest(p) for p in response[:4]] + [zip_digest(response[4])])
     if kind == "series":
         frames, gif, _ = response
         if not frames:
@@ -129,15 +134,17 @@ def digest_response(kind: str, response) -> str:
 
 # --- the workload -----------------------------------------------------------------------------
 
-def workload(clients: int, requests: int, steps: int | None, frames: int, seeds: int, templates: list) -> list:
+def workload(clients: int, requests: int, steps: int | None, frames: int, seeds: int, templates: list,
+             upload: str | None = None) -> list:
     """Per client, its list of (kind, kwargs). Clients go in pairs that send the same sequence at
     the same time (identical requests finishing together); pairs are offset by one step, so the
-    kinds mix at every moment and each request recurs later; seeds come from a small pool."""
-    plan = []
+    kinds mix at every moment and each request recurs later; seeds come from a small pool. With
+    `upload` (a PNG's path), /edit_image of that one file joins the kinds."""
+    plan, kinds = [], ((UPLOAD_KIND,) if upload else ()) + KINDS  # first: the first pair sends twins at once
     for client in range(clients):
         group, mine = client // 2, []
         for j in range(requests):
-            kind = KINDS[(j + group) % len(KINDS)]
+            kind = kinds[(j + group) % len(kinds)]
             seed = (3 * j + group) % seeds
             pair = (j // len(KINDS) + group) % len(SOURCES)
             source, edit = SOURCES[pair]
@@ -150,6 +157,8 @@ def workload(clients: int, requests: int, steps: int | None, frames: int, seeds:
                 kwargs.update(edit)
             if kind == "series":
                 kwargs.update(mode="latent", frames=frames)
+            if kind == UPLOAD_KIND:
+                kwargs["image"] = handle_file(upload)
             mine.append((kind, kwargs))
         plan.append(mine)
     return plan
@@ -185,6 +194,15 @@ def export_templates(url: str, steps: int | None, frames: int, folder: Path) -> 
             *_, settings = client.predict(**kwargs, api_name="/edit")
         templates.append(settings)
     return templates
+
+
+def write_upload(path: Path) -> str:
+    """The PNG every client uploads: a chest X-ray phantom, 96x80 (so it is resized and cropped)."""
+    sys.path.insert(0, str(ROOT))
+    from pipelines.data.phantoms import render
+    image = render("cxr", {"effusion": True, "pacemaker": False}, seed=30_000_011, size=128).image
+    Image.fromarray(image).resize((96, 80), Image.BOX).save(path)
+    return str(path)
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -343,7 +361,8 @@ def run(args) -> dict:
                 wait_until_serving(server, server_url, scratch / f"{name}.log", args.start_timeout)
             url, pid = servers[0][1], servers[0][0].pid
         templates = export_templates(url, args.steps, args.frames, scratch / "warmup")
-        plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates)
+        upload = write_upload(scratch / "upload.png") if args.uploads else None
+        plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates, upload)
         done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout, args.checkpoints)
         if own_server:
             stop_server(servers[0][0])
@@ -363,6 +382,7 @@ def run(args) -> dict:
         "config": {"clients": args.clients, "requests_per_client": args.requests,
                    "steps": args.steps or "the model's default",
                    "frames": args.frames, "seed_pool": args.seeds, "model": args.model or "the app's default",
+                   "uploads": args.uploads,
                    "server": "started by the load test" if own_server else url,
                    "replay": ("none (--no-replay)" if not args.replay else
                               "a fresh server" if own_server else "the same server (its caches warm)")},
@@ -374,7 +394,8 @@ def run(args) -> dict:
         "refused_over_budget": sum(BUDGET_MESSAGE in r.get("error", "") for r in done),
         "stopped_at_time_limit": sum(TIME_LIMIT_MESSAGE in r.get("error", "") for r in done),
         "latency_s": {"all": percentiles([r["seconds"] for r in done]),
-                      **{k: percentiles([r["seconds"] for r in done if r["kind"] == k]) for k in KINDS}},
+                      **{k: percentiles([r["seconds"] for r in done if r["kind"] == k])
+                         for k in KINDS + ((UPLOAD_KIND,) if args.uploads else ())}},
         "server_rss_mb": memory,
         "server_content_length_warnings": log_text.count("Content-Length"),
         "files_kept_in": str(scratch) if args.keep_files else None,
@@ -398,6 +419,8 @@ def parse_args(argv=None):
                                                          "at which to read the server's memory")
     parser.add_argument("--no-replay", dest="replay", action="store_false",
                         help="skip the sequential replay (no bitwise comparison; for long memory runs)")
+    parser.add_argument("--uploads", action="store_true",
+                        help="add /edit_image of one PNG that every client sends (twin uploads)")
     parser.add_argument("--keep-files", action="store_true",
                         help="keep the downloaded files and the servers' logs (default: removed at the end)")
     args = parser.parse_args(argv)

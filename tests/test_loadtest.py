@@ -1,5 +1,6 @@
 """scripts/loadtest.py: its file checks catch empty and truncated downloads, and a small run
-against a started app (2 clients x 3 requests, micro model) ends with no error and no mismatch,
+against a started app (2 clients x 3 requests, micro model, twin uploads of one file sent at once
+among them) ends with no error and no mismatch,
 and reports the server's memory at its checkpoints."""
 
 import importlib.util
@@ -65,7 +66,7 @@ def test_zip_check_needs_its_crcs_and_manifest_hashes(tmp_path):
             loadtest.zip_digest(bad)
 
 
-def test_workload_mixes_kinds_and_repeats_requests():
+def test_workload_mixes_kinds_and_repeats_requests(tmp_path):
     templates = [{"anatomy": "a", "seed": 0}, {"anatomy": "b", "seed": 0}]
     plan = loadtest.workload(8, 25, steps=4, frames=3, seeds=3, templates=templates)
     items = [item for mine in plan for item in mine]
@@ -74,17 +75,23 @@ def test_workload_mixes_kinds_and_repeats_requests():
     assert len(set(keys)) < len(keys) / 2  # identical requests recur, across clients and in time
     at_once = [{loadtest.request_key(*plan[c][j]) for c in range(8)} for j in range(25)]
     assert all(1 < len(step) < 8 for step in at_once)  # some identical, some different, at once
+    with_uploads = loadtest.workload(8, 25, steps=4, frames=3, seeds=3, templates=templates,
+                                      upload=loadtest.write_upload(tmp_path / "x.png"))
+    twins = [kwargs["image"] for mine in with_uploads for kind, kwargs in mine if kind == loadtest.UPLOAD_KIND]
+    assert len(twins) == 40 and all(t == twins[0] for t in twins)  # one file, sent by every client
+    assert with_uploads[0][0] == with_uploads[1][0] and with_uploads[0][0][0] == loadtest.UPLOAD_KIND  # at once
 
 
 def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
-                           "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6",
+                           "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6", "--uploads",
                            "--model", str(micro_model_folder)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["requests"] == 6 and report["distinct_requests"] >= 2
+    assert report["requests"] == 6 and report["distinct_requests"] >= 2 and report["config"]["uploads"]
+    assert report["latency_s"][loadtest.UPLOAD_KIND]["n"] == 2  # the twins, sent at once
     assert report["errors"] == report["bad_files"] == report["mismatches"] == 0
     assert report["config"]["replay"] == "a fresh server"
     assert report["latency_s"]["all"]["n"] == 6 and report["latency_s"]["all"]["max"] > 0
