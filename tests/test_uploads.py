@@ -297,3 +297,13 @@ def test_decoding_a_16_bit_png_makes_no_float_copy_of_the_whole_image(monkeypatc
         tracemalloc.stop()
     assert decoded.pixels.shape == (side, side, 3)
     assert peak < 4 * side * side, f"{peak / side / side:.1f} bytes a pixel"
+
+
+def test_a_deflated_dicom_is_inflated_within_the_upload_limit_or_refused():
+    """pydicom would inflate all of it: 100 MiB of zeros in a file of about 100 KB is refused first."""
+    from tests.upload_files import deflated_dicom
+    assert read_image(deflated_dicom()).pixels.shape == (8, 8, 3)
+    bomb = deflated_dicom(100 * 2**20)
+    assert len(bomb) < 200_000
+    with pytest.raises(MedEditError, match="deflated, and inflates to more than 64 MiB: refused before inflating"):
+        read_image(bomb)

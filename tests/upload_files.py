@@ -133,3 +133,30 @@ def jpeg_extended_12_bit_dicom() -> bytes:
     from pydicom.data import get_testdata_file
     with open(get_testdata_file("JPEG-lossy.dcm", download=False), "rb") as f:
         return f.read()
+
+
+def deflated_dicom(padding: int = 0) -> bytes:
+    """An 8x8 DICOM in Deflated Explicit VR Little Endian, its dataset followed by `padding` zero
+    bytes of Data Set Trailing Padding (FFFC,FFFC): a small file that inflates to that much."""
+    import struct
+    import zlib
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+    plain = dicom_dataset(np.arange(64, dtype=np.uint16).reshape(8, 8))
+    raw = dicom_bytes(plain)
+    body = raw[144 + struct.unpack("<I", raw[140:144])[0]:]  # after the file meta group
+    plain.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, plain.file_meta, enforce_standard=True)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [deflater.compress(body)]
+    if padding:
+        parts.append(deflater.compress(struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, padding)))
+        chunk = bytes(1 << 20)
+        for start in range(0, padding, len(chunk)):
+            parts.append(deflater.compress(chunk[:min(len(chunk), padding - start)]))
+    parts.append(deflater.flush())
+    return b"\0" * 128 + b"DICM" + meta.getvalue() + b"".join(parts)

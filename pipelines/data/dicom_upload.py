@@ -15,7 +15,9 @@ DICOM header says, or a 12-bit JPEG with only Pillow (8-bit JPEG) to decode it, 
 
 import io
 import logging
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from pydicom import dcmread
@@ -23,6 +25,7 @@ from pydicom import pixels as dicom_pixels
 from pydicom.uid import UID
 
 from pipelines.core.errors import MedEditError
+from pipelines.core.limits import MAX_UPLOAD_BYTES
 from pipelines.data.burned_in import check_burned_in
 from pipelines.data.decoding import (DECODE_ERRORS, check_decoded_bytes, check_pixels, grey_by_rows, rgb_by_rows,
                                      row_blocks)
@@ -32,6 +35,8 @@ PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 GREY = ("MONOCHROME1", "MONOCHROME2")
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 PILLOW_JPEG_BITS = 8  # Pillow, pydicom's fallback JPEG decoder, reads 8-bit JPEG only
+DEFLATED = b"1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole dataset is deflated
+META_AT = 132  # the file meta group starts after the preamble and "DICM"
 
 # pydicom logs what it warns, and its messages may quote element values: they reach no log.
 _pydicom_log = logging.getLogger("pydicom")
@@ -52,6 +57,7 @@ def read_dicom(data: bytes, allow_burned_in: bool = False) -> tuple[np.ndarray, 
 
 
 def read_dicom_quietly(data: bytes, allow_burned_in: bool) -> tuple[np.ndarray, list[str], bool]:
+    check_inflated_size(data)
     try:
         ds = dcmread(io.BytesIO(data), force=False)
     except Exception as error:  # pydicom raises many kinds on a damaged header
@@ -94,6 +100,25 @@ def read_dicom_quietly(data: bytes, allow_burned_in: bool) -> tuple[np.ndarray, 
 def decoded_bytes_per_pixel(ds) -> int:
     """What pydicom's decoded frame holds a pixel in: samples x whole bytes allocated."""
     return int(ds.SamplesPerPixel) * ((int(ds.BitsAllocated) + 7) // 8)
+
+
+def check_inflated_size(data: bytes) -> None:
+    """pydicom inflates a deflated dataset whole, and a 1 MB file can hold gigabytes of zeros: it is
+    inflated here first, at most MAX_UPLOAD_BYTES of it (what an uncompressed file may hold)."""
+    if data[META_AT:META_AT + 4] == b"\x02\x00\x00\x00" and data[META_AT + 4:META_AT + 6] == b"UL":
+        meta_end = META_AT + 12 + struct.unpack("<I", data[META_AT + 8:META_AT + 12])[0]
+    else:  # no group length: the transfer syntax is near the start, or pydicom refuses the header
+        meta_end = META_AT + 1024
+    if DEFLATED not in data[META_AT:meta_end]:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflater.decompress(data[meta_end:], MAX_UPLOAD_BYTES)
+    except zlib.error:
+        raise MedEditError("the DICOM file is deflated, and its deflated data is corrupt or truncated") from None
+    if inflater.unconsumed_tail:
+        raise MedEditError(f"the DICOM file is deflated, and inflates to more than {MAX_UPLOAD_BYTES / 2**20:.0f} "
+                           "MiB: refused before inflating it")
 
 
 def pixel_module(ds) -> tuple[int, int, int, str]:
