@@ -18,7 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from pipelines.core.owned_folders import owned_folder, release, remove_unowned
+from pipelines.core.owned_folders import LOCK_NAME, owned_folder, release, remove_unowned
 
 SERVED, PRIVATE = "served-", "private-"
 _lock = threading.Lock()
@@ -29,6 +29,8 @@ def base() -> Path:
     """The folder holding every server's folders: read once, before prepare() changes the variable."""
     if "base" not in _folders:
         chosen = os.environ.get("GRADIO_TEMP_DIR")
+        if chosen and Path(chosen).name.startswith(SERVED) and (Path(chosen) / LOCK_NAME).exists():
+            chosen = str(Path(chosen).parent)  # inherited from a server that started this process
         _folders["base"] = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"mededit-{os.getuid()}"
     return _folders["base"]
 
