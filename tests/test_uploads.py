@@ -216,6 +216,7 @@ BURNED_IN = {  # elements -> the reason the refusal gives, or None: accepted wit
     "scanned document": (dict(ConversionType="SD"), "a scanned document"),
     "ultrasound": (dict(Modality="US"), "an ultrasound image"),
     "ultrasound that says NO": (dict(Modality="US", BurnedInAnnotation="NO"), None),
+    "ultrasound that says neither": (dict(Modality="US", BurnedInAnnotation=""), "an ultrasound image"),
     "plain secondary capture": ({}, None),
 }
 

@@ -8,9 +8,10 @@ XMP description, the export's README).
 
 Refused by default (decided here, said in the README):
 - BurnedInAnnotation (0028,0301) is YES;
-- BurnedInAnnotation is absent and the file is of a kind that usually carries text in its pixels:
-  a screen save (ImageType holds SCREEN SAVE), a scanned document (Secondary Capture
-  ConversionType SD), or an ultrasound (Modality US: scanners draw the patient's name on screen).
+- BurnedInAnnotation is absent (or neither YES nor NO) and the file is of a kind that usually
+  carries text in its pixels: a screen save (ImageType holds SCREEN SAVE), a scanned document
+  (Secondary Capture ConversionType SD), or an ultrasound (Modality US: scanners draw the
+  patient's name on screen).
 A file that says NO is taken at its word. Only these elements' values are read, and none is quoted.
 """
 
@@ -26,7 +27,7 @@ def burned_in_reason(ds) -> str | None:
     said = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
     if said == "YES":
         return "its header says BurnedInAnnotation YES"
-    if said:
+    if said == "NO":
         return None
     image_type = ds.get("ImageType") or []
     values = [image_type] if isinstance(image_type, str) else list(image_type)  # one value, or several
