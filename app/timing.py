@@ -23,7 +23,8 @@ class Timing:
 
     def result_ready(self, result, cached: bool) -> None:
         self.held_computing, self.cached = self.turn.held(), cached
-        self.first_seconds = result.seconds if cached else 0.0
+        # A generated image is a bare array: it has no time of its own to tell.
+        self.first_seconds = getattr(result, "seconds", 0.0) if cached else 0.0
 
     def parts(self) -> dict[str, float]:
         """Seconds so far: total, before (checks, loading a model), waiting, computing, writing."""

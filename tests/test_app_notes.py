@@ -62,6 +62,15 @@ def seconds(note: str, words: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def test_a_cached_generate_runs_through_the_same_timing(micro_app):
+    """/generate's result is a bare image; asked twice, the second comes from the cache."""
+    from app import api
+
+    args = ("Normal chest X-ray with no significant findings", "PA view", 14, 4, 3.0, 3.0, micro_app)
+    first, again = api.api_generate(*args, progress=None), api.api_generate(*args, progress=None)
+    assert first[1] == again[1]
+
+
 def test_the_edit_note_is_the_requests_time_then_from_the_cache(micro_app):
     from app import handlers
 
