@@ -228,7 +228,8 @@ def test_a_dicom_that_may_show_identifying_text_is_refused_unless_allowed(name):
     if reason is None:
         assert not read_image(data).burned_in and not read_image(data, allow_burned_in=True).burned_in
         return
-    with pytest.raises(MedEditError, match=f"may show identifying text in its pixels \\((it is )?{reason}.*--allow-burned-in"):
+    refusal = f"may show identifying text in its pixels \\((it is )?{reason}.*--allow-burned-in"
+    with pytest.raises(MedEditError, match=refusal):
         read_image(data)
     allowed = read_image(data, allow_burned_in=True)
     assert allowed.burned_in and fit(allowed, 8).burned_in
