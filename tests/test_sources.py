@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipelines.core.errors import MedEditError
-from pipelines.model import sources
+from pipelines.model import hub
 from pipelines.model.sources import (check_pixart_folder, encode_prompts_t5, load_pixart,
                                resolve_source)
 from tests.tiny_pixart import save_tiny_pixart
@@ -100,7 +100,7 @@ def test_unreachable_hub_falls_back_to_cache(empty_hub, tiny_folder, monkeypatch
             raise huggingface_hub.errors.LocalEntryNotFoundError("connection refused")
         return real(repo_id, **kwargs)
 
-    monkeypatch.setattr(sources, "snapshot_download", no_network)
+    monkeypatch.setattr(hub, "snapshot_download", no_network)
     assert resolve_source("owner/tiny-pixart", offline=False) == snapshot
     assert calls == [False, True]
     with pytest.raises(MedEditError, match="cannot be reached: LocalEntryNotFoundError: connection"):
@@ -120,7 +120,7 @@ def test_hub_errors_become_clear_messages(error_name, message, monkeypatch, empt
         response = httpx2.Response(404, request=httpx2.Request("GET", "https://huggingface.co"))
         raise getattr(huggingface_hub.errors, error_name)("404", response=response)
 
-    monkeypatch.setattr(sources, "snapshot_download", missing)
+    monkeypatch.setattr(hub, "snapshot_download", missing)
     with pytest.raises(MedEditError, match=message):
         resolve_source("owner/name", revision="nope", offline=False)
 

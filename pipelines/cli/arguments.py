@@ -64,7 +64,8 @@ def add_series_arguments(parser):
 # --- checks before any model loads -------------------------------------------------------------
 
 def check_model_source(args) -> None:
-    """An explicit --model that names a path must be a folder; the loader checks the rest."""
+    """An explicit --model that names a path must be a folder, a Hub repo id must be cached or
+    reachable; the loader checks the rest."""
     source = getattr(args, "model", None)
     if not source or source == "embedded" or Path(source).expanduser().is_dir():
         return
@@ -72,6 +73,9 @@ def check_model_source(args) -> None:
         raise MedEditError(f"--model {source} is a file; give a model folder or a Hub repo id like 'owner/name'")
     if not HUB_REPO_ID.match(source) or ".." in source:
         raise MedEditError(f"--model {source}: no such folder, and not a Hub repo id like 'owner/name'")
+    # A Hub model's files now, before torch: downloaded, or from the cache, or refused in one line.
+    from pipelines.model.hub import resolve_source  # huggingface_hub: only a Hub id needs it
+    resolve_source(source)
 
 
 def check_sampling(args) -> Sampling:
