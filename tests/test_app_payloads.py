@@ -126,3 +126,24 @@ def test_the_upload_panels_own_event_refuses_a_non_file_by_name(app_url, capfd):
     answer = queue_call(app_url, fn_index, data)
     assert "Your image must be a file" in answer and "got int" in answer, answer[-300:]
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("ticked", [False, True])
+def test_the_upload_panel_takes_burned_in_text_only_with_its_box_ticked(app_url, ticked):
+    import httpx
+    config = httpx.get(app_url + "config", timeout=30).json()
+    labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
+    fn_index, inputs = next((d.get("id", i), d["inputs"]) for i, d in enumerate(config["dependencies"])
+                            if any(labels.get(c) == "Your image" for c in d["inputs"])
+                            and any(str(labels.get(c)).startswith("Accept burned-in text") for c in d["inputs"]))
+    stored = np.linspace(0, 4095, 64 * 64).reshape(64, 64).astype(np.uint16)
+    data = dicom_bytes(dicom_dataset(stored, BurnedInAnnotation="YES"))
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        path = http.post("gradio_api/upload", files={"files": ("scan.dcm", data)}).json()[0]
+    values = {"Your image": {"path": path, "meta": FILE_META}}
+    sent = [values.get(labels.get(c), ticked if str(labels.get(c)).startswith("Accept") else None) for c in inputs]
+    answer = queue_call(app_url, fn_index, sent)
+    if ticked:
+        assert '"success":true' in answer and "may show identifying text" in answer, answer[-400:]
+    else:
+        assert "may show identifying text in its pixels" in answer and '"success":false' in answer, answer[-400:]
