@@ -38,13 +38,14 @@ class Timing:
         """One line: what the request took, its parts; from the cache, say so."""
         p = self.parts()
         if self.cached:
-            head = f"from the cache (computed earlier in {self.first_seconds:.2f} s); this request took {p['total']:.2f} s"
+            head = (f"from the cache (computed earlier in {self.first_seconds:.2f} s); "
+                    f"this request took {p['total']:.2f} s on the server")
             shown = []
         else:
             computing = f"{p['computing']:.2f} s computing"
             if prefix_cached:
                 computing += " (shared prefix reused from the cache)"
-            head, shown = f"this request took {p['total']:.2f} s", [computing]
+            head, shown = f"this request took {p['total']:.2f} s on the server", [computing]
         shown += [f"{p[key]:.2f} s {words}" for key, words in (
             ("waiting", "waiting for other requests"), ("writing", "writing the files"),
             ("before", "checking the request and loading the model")) if p[key] >= SHOWN_FROM]
