@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from tests.test_app_api import raw_call
-from tests.upload_files import dicom_bytes, dicom_dataset
+from tests.upload_files import dicom_bytes, dicom_dataset, png_bytes
 
 gradio_client = pytest.importorskip("gradio_client")
 FILE_META = {"_type": "gradio.FileData"}
@@ -147,3 +147,23 @@ def test_the_upload_panel_takes_burned_in_text_only_with_its_box_ticked(app_url,
         assert '"success":true' in answer and "may show identifying text" in answer, answer[-400:]
     else:
         assert "may show identifying text in its pixels" in answer and '"success":false' in answer, answer[-400:]
+
+
+EDIT_IMAGE_FIELDS = list(IMAGE_FIELDS) + ["refresh", "allow_burned_in"]
+
+
+@pytest.mark.parametrize("field", EDIT_IMAGE_FIELDS)
+def test_no_value_a_client_sends_to_edit_image_is_an_internal_error(app_url, capfd, field):
+    """Every field of /edit_image after the image, a value of each kind, with a real upload: a
+    specific message (or a result, where the value happens to be valid), never an internal error,
+    a null error or a traceback."""
+    import httpx
+    png = png_bytes(np.full((64, 64, 3), 90, np.uint8))
+    for value in (123, "x", ["a"], {"x": 1}):
+        with httpx.Client(base_url=app_url, timeout=60) as http:
+            path = http.post("gradio_api/upload", files={"files": ("x.png", png)}).json()[0]
+        values = {**IMAGE_FIELDS, "refresh": 0.0, "allow_burned_in": False, field: value}
+        stream = raw_call(app_url, "edit_image", [{"path": path, "meta": FILE_META}] + list(values.values()))
+        assert "event: complete" in stream or "event: error" in stream, stream[-300:]
+        assert "internal error" not in stream.lower() and '"error": null' not in stream, (field, value, stream[-300:])
+    assert "Traceback" not in capfd.readouterr().err
