@@ -92,7 +92,9 @@ def held_from_files(image, edit_mask=None, keep_mask=None, allow_burned_in=None)
     if path is None:
         raise MedEditError("image is required: a PNG, JPEG or DICOM file (gradio_client.handle_file)")
     decoded = jobs.on_device("edit", read_image, path, allow)
-    masks = [None if (mask_path := received_path(value, name)) is None else read_mask(mask_path, name)
+    # Masks decode on the device's turn too: one file is decoded at a time, whatever the load.
+    masks = [None if (mask_path := received_path(value, name)) is None
+             else jobs.on_device("edit", read_mask, mask_path, name)
              for value, name in ((edit_mask, "edit_mask"), (keep_mask, "keep_mask"))]
     held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks, burned_in=decoded.burned_in)
     held.regions  # noqa: B018 - checks the masks now: an empty one is refused before any work
