@@ -31,6 +31,8 @@ COMMANDS = {
     "bench": "Measure speed against the stock diffusers pipeline.",
     "convert": "Convert CheXpert, ISIC 2019 or a generic CSV into an imagefolder dataset.",
     "synthesize": "Write an imagefolder dataset of generated images from a spec (augmentation).",
+    "fit-domain": "Fit a model's domain check (how far an upload lies from its training images) into "
+                  "its folder.",
 }
 
 
@@ -58,7 +60,7 @@ def build_parser(command: str | None, argv: list[str] = ()) -> argparse.Argument
     for name, help_text in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
-            module = importlib.import_module(f"pipelines.cli.{name}")
+            module = importlib.import_module(f"pipelines.cli.{name.replace('-', '_')}")
             # A command with sub-choices of its own (train) reads argv to import only the chosen one.
             if "argv" in inspect.signature(module.add_arguments).parameters:
                 module.add_arguments(command_parser, argv=list(argv))

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from pipelines.cli import arguments as common
-from pipelines.cli.image_arguments import (add_image_arguments, check_image_sampling, check_upload, record_source,
-                                           upload_notes)
+from pipelines.cli.image_arguments import (add_image_arguments, check_domain, check_image_sampling, check_upload,
+                                           record_source, upload_notes)
 from pipelines.core.files import atomic_folder
 from pipelines.export.images import comparison, save_png
 from pipelines.export.provenance import MARKS, provenance_from_settings
@@ -37,6 +37,7 @@ def run(args) -> int:
     check_image_sampling(args)
     common.check_writable_folder(args.out)
     decoded, regions = check_upload(args)
+    check_domain(args, decoded)
     # 2. The model, the request, the edit.
     pipeline = common.load_pipeline(args)
     notes = upload_notes(args, decoded)
@@ -45,7 +46,7 @@ def run(args) -> int:
         if decoded is None:
             result = pipeline.edit(sampling, edit)
         else:
-            result = pipeline.edit_image(decoded.pixels, sampling, edit, regions)
+            result = pipeline.edit_image(decoded.pixels, sampling, edit, regions, edit_anyway=args.edit_anyway)
             record_source(result.settings, decoded)
         meta = write_outputs(tmp, result, notes)
     out = args.out

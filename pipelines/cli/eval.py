@@ -4,6 +4,10 @@ per modality with their phantom-vs-phantom floor.
 `eval --uploads`: edits of uploaded images (unseen phantoms through the upload path, inverted and
 edited) against the renderer's exact counterfactual, per attribute and direction, beside the naive
 way (evaluation/uploads.py). The same checks run first; --directions and --edit are its own.
+
+`eval --domain`: the model's domain check on images built at run time (evaluation/domain_eval.py):
+3 x --seeds fresh phantoms as uploads arrive, --seeds near-domain hard cases, every out-of-domain
+file that ships with the installed packages and --seeds / 20 generated images of each kind.
 """
 
 import json
@@ -46,6 +50,9 @@ def add_arguments(parser):
     parser.add_argument("--edit", choices=EDITS, default=None,
                         help="--uploads: the counterfactual's captions as the edited prompts (default), "
                              "or the attribute's slider at +-1")
+    parser.add_argument("--domain", action="store_true",
+                        help="evaluate the model's domain check (in-domain uploads against images of other "
+                             "modalities, photographs, documents, noise) instead")
     parser.add_argument("--refresh", type=float, default=None,
                         help="--uploads: share of the last steps that draw fresh noise instead of the "
                              "upload's own (default 0)")
@@ -128,7 +135,47 @@ def print_upload_table(report: dict) -> None:
           f"{summary['latent_error_max']:.1e}")
 
 
+def print_domain_table(report: dict) -> None:
+    print(f"AUROC in vs out {report['auroc_in_vs_out']:.4f} (in vs near {report['auroc_in_vs_near']:.3f}); "
+          f"flag above {report['flag']:.2f}, refuse above {report['refuse']:.2f}")
+    print(f"out refused {report['out_refused']:.3f}, in flagged {report['in_flagged']:.3f}, near flagged "
+          f"{report['near_flagged']:.3f} (refused {report['near_refused']:.3f}); images {report['images']}")
+    print(f"{'kind':28} {'group':5} {'n':>4} {'flagged':>7} {'refused':>7} {'min':>7} {'median':>7}")
+    for kind, k in report["kinds"].items():
+        print(f"{kind:28} {k['group']:5} {k['images']:4} {k['flagged']:7.2f} {k['refused']:7.2f} "
+              f"{k['score_min']:7.2f} {k['score_median']:7.2f}")
+
+
+def run_domain(args) -> int:
+    if args.uploads:
+        raise MedEditError("--domain and --uploads are two evaluations: choose one")
+    common.check_model_source(args)
+    if args.out:
+        common.check_writable_file(args.out)
+    seeds = integer("--seeds", args.seeds, 1, MAX_SEEDS)
+    threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
+    import torch  # here: only once the arguments have passed
+
+    from pipelines.evaluation.domain import load_domain_check
+    from pipelines.evaluation.domain_eval import evaluate_domain
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    report = evaluate_domain(load_domain_check(args.model), n_in=3 * seeds, n_near=seeds,
+                             n_generated=max(1, seeds // 20))
+    text = json.dumps(report, indent=2)
+    if args.out:
+        write_atomic(args.out, (text + "\n").encode())
+    if args.json:
+        print(text)
+    else:
+        print_domain_table(report)
+    return 0
+
+
 def run(args) -> int:
+    if args.domain:
+        return run_domain(args)
     options = check_options(args)
     threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.

@@ -13,8 +13,8 @@ import json
 from PIL import Image
 
 from pipelines.cli import arguments as common
-from pipelines.cli.image_arguments import (add_image_arguments, check_image_sampling, check_upload, record_source,
-                                           upload_notes)
+from pipelines.cli.image_arguments import (add_image_arguments, check_domain, check_image_sampling, check_upload,
+                                           record_source, upload_notes)
 from pipelines.core.files import atomic_folder
 from pipelines.export.images import animation_gif, animation_webp_lossless, save_png
 from pipelines.export.provenance import MARKS, provenance_from_settings
@@ -37,6 +37,7 @@ def run(args) -> int:
     series = common.check_series(args)
     common.check_writable_folder(args.out)
     decoded, regions = check_upload(args)
+    check_domain(args, decoded)
     # 2. The model, the request, the series.
     pipeline = common.load_pipeline(args)
     notes = upload_notes(args, decoded)
@@ -45,7 +46,8 @@ def run(args) -> int:
         if decoded is None:
             result = pipeline.series(sampling, edit, series)
         else:
-            result = pipeline.series_image(decoded.pixels, sampling, edit, series, regions)
+            result = pipeline.series_image(decoded.pixels, sampling, edit, series, regions,
+                                           edit_anyway=args.edit_anyway)
             record_source(result.settings, decoded)
         meta = write_outputs(tmp, result, notes, dicom=not args.no_dicom)
     out = args.out

@@ -13,6 +13,11 @@ Edits are one guidance term each (editing/terms.py): the typed edited prompts on
 slider another, its tokens moved by its own scale as for a generated image: adding (> 0) or
 removing (< 0). Outside the region an edit acted in, the result keeps the upload's own pixels
 (`paste_back`, default; EditResult.neutral is then the upload itself), or the decoded round trip.
+
+Before any work the model's domain check (evaluation/domain.py) judges the image: one of no
+modality the model knows is refused (DomainRefused) unless `edit_anyway`; its verdict is in the
+result's settings ("domain", which every export's provenance carries) and, when it is not plainly
+in the model's world, in the notes.
 """
 
 import hashlib
@@ -29,6 +34,7 @@ from pipelines.editing.regions import Regions, paste_outside
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.editing.results import EditResult, SeriesResult
 from pipelines.editing.terms import Term, edit_inverted
+from pipelines.evaluation.domain import DomainCheck, DomainVerdict, folder_check, gate
 from pipelines.model import conditioners
 from pipelines.model.loaded import decode
 
@@ -38,6 +44,10 @@ INVERSION = "edit-friendly inversion, DPM-Solver++ 2M (stochastic)"
 class UploadedImages:
     """Mixed into MedEditPipeline: needs model, inversions (an LRU), neutral_branches,
     edited_branches, settings and notes."""
+
+    @property
+    def domain(self) -> DomainCheck:
+        return folder_check(self.model.domain_folder, self.model.model_id)
 
     def prepared(self, image, regions: Regions | None) -> tuple[np.ndarray, Regions | None, list[str]]:
         """The image at the model's size, and the masks fitted with it."""
@@ -101,7 +111,7 @@ class UploadedImages:
 
     @torch.no_grad()
     def edit_image(self, image, s: Sampling, e: Edit, regions: Regions | None = None, progress=None,
-                   paste_back: bool = True) -> EditResult:
+                   paste_back: bool = True, edit_anyway: bool = False) -> EditResult:
         """An uploaded image and its edit. With `paste_back` (default), outside the region the
         edit acted in the pixels are the upload's own (regions.paste_outside), and
         EditResult.neutral is the upload at the model's size; without, the whole image is decoded
@@ -109,6 +119,7 @@ class UploadedImages:
         give back)."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
+        verdict = gate(self.domain, image, edit_anyway)
         inversion, reconstruction, cached = self.inverted(image, s, progress)
         terms = self.edit_terms(s, e)
         final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
@@ -122,19 +133,21 @@ class UploadedImages:
             neutral, edited = image.copy(), paste_outside(image, edited, changed, regions and regions.keep)
         else:
             neutral = reconstruction.copy()
-        settings = self.image_settings(s, e, image, regions, terms, paste_back)
+        settings = self.image_settings(s, e, image, regions, terms, paste_back, verdict)
         notes = notes + self.notes((s.anatomy, s.style), (e.to_anatomy or s.anatomy, e.to_style or s.style))
+        notes += domain_notes(verdict)
         return EditResult(neutral, edited, settings, notes, time.perf_counter() - began, cached)
 
     @torch.no_grad()
     def series_image(self, image, s: Sampling, e: Edit, series: Series, regions: Regions | None = None,
-                     progress=None, paste_back: bool = True) -> SeriesResult:
+                     progress=None, paste_back: bool = True, edit_anyway: bool = False) -> SeriesResult:
         """Frames from the upload to the edit: latent mode, the paper's Bezier curve over edits at
         swaps from weak to strong; embedding mode, every edit's weight rising along a curve (bend:
         -1 late .. 1 early), all frames' tails in one batch. `paste_back` as in edit_image, over
         the union of the frames' regions."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
+        verdict = gate(self.domain, image, edit_anyway)
         inversion, _, _ = self.inverted(image, s, progress)
         terms, times = self.edit_terms(s, e), torch.linspace(0, 1, series.frames)
         source, region = self.neutral_branches(s), self.region(regions)
@@ -153,18 +166,25 @@ class UploadedImages:
         if paste_back:
             union = None if any(c is None for c in changed) else torch.cat(changed).amax(0, keepdim=True)
             frames = [paste_outside(image, f, union, regions and regions.keep) for f in frames]
-        settings = {**self.image_settings(s, e, image, regions, terms, paste_back), "frames": series.frames,
-                    "mode": series.mode, "control_points": series.control_points, "bend": series.bend}
-        notes = notes + self.notes((e.to_anatomy or s.anatomy, e.to_style or s.style))
+        settings = {**self.image_settings(s, e, image, regions, terms, paste_back, verdict),
+                    "frames": series.frames, "mode": series.mode, "control_points": series.control_points,
+                    "bend": series.bend}
+        notes = notes + self.notes((e.to_anatomy or s.anatomy, e.to_style or s.style)) + domain_notes(verdict)
         return SeriesResult(frames, times.tolist(), settings, notes, time.perf_counter() - began)
 
     def image_settings(self, s: Sampling, e: Edit, image: np.ndarray, regions: Regions | None,
-                       terms: list[Term], paste_back: bool) -> dict:
+                       terms: list[Term], paste_back: bool, verdict: DomainVerdict) -> dict:
         """The edit's settings, with what the image was: its pixels' sha256 (the caller adds the
-        file's), how it was inverted, each term's weight, the masks, and what lies outside the
-        edit's region (the upload's pixels, or the decoded round trip)."""
+        file's), the domain check's verdict, how it was inverted, each term's weight, the masks, and
+        what lies outside the edit's region (the upload's pixels, or the decoded round trip)."""
         return {**self.settings(s, e), "source": "upload", "image_sha256": self.pixels_sha256(image),
                 "inversion": INVERSION, "inversion_seed": s.seed, "refresh": e.refresh,
                 "terms": [{"name": t.name, "weight": float(t.weight)} for t in terms],
                 "regions": {} if regions is None else regions.record(),
-                "outside_the_edit": "the upload's pixels" if paste_back else "the autoencoder's round trip"}
+                "outside_the_edit": "the upload's pixels" if paste_back else "the autoencoder's round trip",
+                "domain": verdict.record()}
+
+
+def domain_notes(verdict: DomainVerdict) -> list[str]:
+    """The warning an edit of this image carries (none in the model's world)."""
+    return [] if verdict.warning is None else [f"warning: {verdict.warning}"]

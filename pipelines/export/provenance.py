@@ -119,9 +119,10 @@ def provenance_record(provenance: Provenance | None, extra: dict | None = None) 
 # What an edit of a brought image adds to its settings (editing/uploaded.py): which image (the
 # pixels' sha256, and the file's when the caller read a file), how inverted, how much of the end
 # of the run had fresh noise, the masks' record, and "burned_in_annotation": "YES" when the file's
-# pixels may show identifying text and the caller accepted it (data/burned_in.py).
+# pixels may show identifying text and the caller accepted it (data/burned_in.py), and the domain
+# check's verdict (evaluation/domain.py: in the model's world, unlike it, or refused and edited anyway).
 UPLOAD_KEYS = ("source_sha256", "image_sha256", "inversion", "inversion_seed", "refresh", "terms", "regions",
-               BURNED_IN_KEY)
+               BURNED_IN_KEY, "domain")
 
 
 # What a series adds to its settings (editing/pipeline.py): its shape, so every export says it.

@@ -48,7 +48,8 @@ def check_model_folder(folder: Path) -> None:
 
 
 def weights_revision(folder: Path) -> str:
-    return content_hash(sorted(folder.rglob("*.safetensors")))
+    # The domain check's statistics (domain/) are fitted later and judge inputs: not the model's weights.
+    return content_hash(sorted(p for p in folder.rglob("*.safetensors") if "domain" not in p.relative_to(folder).parts))
 
 
 def load_embedded(folder: Path, model_id: str, device: str) -> LoadedModel:
@@ -69,4 +70,4 @@ def load_embedded(folder: Path, model_id: str, device: str) -> LoadedModel:
         raise MedEditError(f"MEDEDIT_DEVICE={device!r} cannot be used: {error}") from None
     vae.to(device)
     conditioner = EmbeddedConditioner(TextEncoder(max_length=info.text_tokens), projector)
-    return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info)
+    return LoadedModel(model_id, weights_revision(folder), transformer, vae, scheduler, conditioner, info, folder)

@@ -1,6 +1,7 @@
 """A loaded model, whatever its source: the parts the pipeline drives, and decoding its latents."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
@@ -17,6 +18,7 @@ class LoadedModel:
     scheduler: DPMSolverMultistepScheduler
     conditioner: object  # EmbeddedConditioner or T5Conditioner: encode(channel, prompt)
     info: ModelInfo
+    domain_folder: Path | None = None  # where its domain check's statistics live (evaluation/domain.py)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:

@@ -72,7 +72,8 @@ def folder_revision(folder: Path) -> str:
     if folder.parent.name == "snapshots" and len(folder.name) == 40:
         return folder.name  # huggingface_hub names snapshot folders by commit
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    # domain/ (the domain check's statistics, fitted later) is not part of the checkpoint.
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "domain" not in p.relative_to(folder).parts):
         digest.update(str(path.relative_to(folder)).encode())
         size = path.stat().st_size
         digest.update(str(size).encode())
@@ -154,5 +155,7 @@ def load_pixart_model(source: str, revision: str | None = None, adapter: str | N
     encoder_name = getattr(pipe.text_encoder.config, "_name_or_path", "") or "t5"
     info = pixart_info(source, kind, image_size, encoder_name, adapter_config)
     model_id = source if adapter is None else f"{source}+{adapter}"
-    return LoadedModel(model_id, model_revision, transformer, vae, pipe.scheduler, conditioner, info)
+    # The domain check fitted for this model: the adapter's (trained on its own data), else the checkpoint's.
+    domain_folder = adapter_folder if adapter is not None else folder
+    return LoadedModel(model_id, model_revision, transformer, vae, pipe.scheduler, conditioner, info, domain_folder)
 

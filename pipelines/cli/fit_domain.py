@@ -1,0 +1,61 @@
+"""`fit-domain`: fit a model's domain statistics (pipelines/evaluation/domain.py) and write them
+into its folder (domain/), where every edit of an uploaded image reads them.
+
+    python -m pipelines fit-domain --model embedded                  # the phantom models: the renderer
+    python -m pipelines fit-domain --model out/adapter --data data/mine   # trained on a dataset of your own
+
+The phantom models are fitted on phantoms of training seeds; a model or adapter trained on an
+imagefolder dataset on that dataset (--data). --out writes elsewhere (default: the model's folder).
+"""
+
+import time
+from pathlib import Path
+
+from pipelines.cli import arguments as common
+from pipelines.core.errors import MedEditError
+from pipelines.editing.requests import integer
+
+FIT_DEFAULT, CALIBRATION_DEFAULT = 6000, 2000
+COUNT_RANGE = (8, 200_000)
+
+
+def add_arguments(parser):
+    common.add_model_arguments(parser)
+    parser.add_argument("--data", default=None, metavar="FOLDER",
+                        help="the imagefolder dataset the model was trained on (default: phantoms)")
+    parser.add_argument("--n", type=int, default=FIT_DEFAULT,
+                        help=f"training images the statistics are fitted on (default {FIT_DEFAULT})")
+    parser.add_argument("--calibration", type=int, default=CALIBRATION_DEFAULT,
+                        help=f"other training images the limits are set on (default {CALIBRATION_DEFAULT})")
+    parser.add_argument("--out", default=None, metavar="FOLDER",
+                        help="the folder to write domain/ into (default: the model's own)")
+
+
+def run(args) -> int:
+    common.check_model_source(args)
+    n = integer("--n", args.n, *COUNT_RANGE)
+    calibration = integer("--calibration", args.calibration, *COUNT_RANGE)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise MedEditError(f"--data {args.data}: no such folder (an imagefolder dataset with metadata.jsonl)")
+    # Imported here: torch loads only once the arguments have passed.
+    from pipelines.evaluation.classifier import load_classifier
+    from pipelines.evaluation.domain import classifier_sha256, domain_folder, save_domain
+    from pipelines.evaluation.domain_fit import fit_domain, folder_sets, phantom_sets
+
+    folder = Path(args.out) if args.out else domain_folder(args.model)
+    if folder is None:
+        raise MedEditError(f"--model {args.model}: no local folder to write the statistics into; give --out")
+    common.check_writable_folder(folder / "domain")
+    began = time.perf_counter()
+    sets = folder_sets(args.data, n, calibration) if args.data else phantom_sets(n, calibration)
+    command = ["python -m pipelines fit-domain", f"--model {args.model or 'embedded'}", f"--n {n}",
+               f"--calibration {calibration}"] + ([f"--data {args.data}"] if args.data else [])
+    stats = fit_domain(load_classifier(), sets, {"classifier_sha256": classifier_sha256(),
+                                                 "fitted_on": args.data or "phantoms (training seeds)",
+                                                 "command": " ".join(command)})
+    stats.info["seconds"] = round(time.perf_counter() - began, 1)
+    written = save_domain(folder, stats)
+    summary = {"folder": str(written), "flag": stats.flag, "refuse": stats.refuse, **stats.info}
+    common.report(args, summary, f"wrote {written} (flag above {stats.flag:.2f}, refuse above "
+                                 f"{stats.refuse:.2f}) in {stats.info['seconds']:.0f} s")
+    return 0

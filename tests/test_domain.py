@@ -1,0 +1,131 @@
+"""The domain check (pipelines/evaluation/domain.py): the shipped statistics tell the model's world
+from other modalities, photographs, documents and noise built at test time; refused images are
+edited only when asked to, and every output says so; describe never reads a refused image with
+confidence; fitting writes statistics a check reads back."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.data.data_manager import DATA_ROOT
+
+from pipelines.cli import main
+from pipelines.data.phantoms import phantom
+from pipelines.data.uploads import read_image
+from pipelines.evaluation.classifier import load_classifier
+from pipelines.evaluation.describe import describe
+from pipelines.evaluation.domain import (DOMAIN_FOLDER, DomainRefused, folder_check, gate, load_domain,
+                                         load_domain_check, save_domain)
+from pipelines.evaluation.domain_eval import TARGETS, auroc, evaluate_domain
+from pipelines.evaluation.domain_fit import fit_domain, phantom_sets
+from pipelines.export.images import read_png_provenance
+from pipelines.model.embedded import EMBEDDED_FOLDER
+
+CT = Path(DATA_ROOT, "test_files", "CT_small.dcm")  # a CT slice that ships with pydicom
+SOURCE = ["--anatomy", "Normal chest X-ray with no significant findings", "--style", "PA view"]
+
+
+@pytest.fixture(scope="module")
+def check():
+    return load_domain_check("embedded")
+
+
+def test_the_shipped_check_meets_its_targets_on_a_small_held_out_set(check):
+    report = evaluate_domain(check, n_in=90, n_near=16, n_generated=1)
+    assert report["images"]["out"] >= 60  # pydicom's DICOMs, packaged photographs, generated images
+    assert report["auroc_in_vs_out"] >= TARGETS["auroc"]
+    assert report["out_refused"] >= TARGETS["out_refused"], report["out_not_refused"]
+    assert report["in_flagged"] <= TARGETS["in_flagged"]
+    assert report["kinds"]["dicom:CT"]["refused"] == 1.0 and report["kinds"]["dicom:MR"]["refused"] == 1.0
+    for variant in ("upside_down", "inverted"):  # chest X-rays no scanner makes
+        assert report["kinds"][f"near:cxr:{variant}"]["refused"] == 1.0
+
+
+def test_auroc_counts_ties_as_half():
+    assert auroc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+    assert auroc(np.array([1.0]), np.array([1.0])) == 0.5
+    assert auroc(np.array([2.0]), np.array([1.0])) == 0.0
+
+
+def test_a_ct_slice_is_refused_unless_edited_anyway_and_a_phantom_passes(check):
+    ct = read_image(CT).pixels
+    with pytest.raises(DomainRefused, match="not an image of a modality this model knows.*edit anyway"):
+        gate(check, ct)
+    verdict = gate(check, ct, edit_anyway=True)
+    assert verdict.edit_anyway and verdict.warning.startswith("edited anyway: not an image of a modality")
+    assert verdict.record()["outcome"] == "unknown_modality" and verdict.score > verdict.refuse
+    fine = gate(check, phantom("cxr", 40_500_000, size=128).image)
+    assert fine.outcome == "in_domain" and fine.warning is None and not fine.edit_anyway
+
+
+def test_describe_never_reads_a_refused_image_with_confidence(check):
+    d = describe(read_image(CT).pixels, check=check)
+    assert d.refused and d.modality_confidence == 0.0
+    assert "not an image of a modality this model knows" in d.summary()
+    ok = describe(phantom("dermoscopy", 40_500_001, size=128).image, check=check)
+    assert not ok.refused and ok.modality_confidence > 0.9 and ok.domain["outcome"] == "in_domain"
+
+
+def test_a_model_without_statistics_is_unchecked_and_says_how_to_fit_them(tmp_path):
+    verdict = folder_check(tmp_path, "my-model").check(phantom("cxr", 1, size=64).image)
+    assert verdict.outcome == "unchecked" and "fit-domain --model my-model" in verdict.message
+    assert verdict.warning == verdict.message
+
+
+def test_fitted_statistics_read_back_and_other_classifier_weights_are_not_trusted(tmp_path):
+    classifier = load_classifier()
+    stats = fit_domain(classifier, phantom_sets(40, 20), {"classifier_sha256": "0" * 64})
+    assert 0 < stats.flag < stats.refuse
+    save_domain(tmp_path, stats)
+    again = load_domain(tmp_path)
+    assert again.flag == stats.flag and again.modalities == ("dermoscopy", "cxr")
+    for a, b in zip(again.precisions["cxr"], stats.precisions["cxr"]):
+        assert np.allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    verdict = folder_check(tmp_path, "mine").check(phantom("cxr", 1, size=64).image)
+    assert verdict.outcome == "unchecked" and "another attribute classifier" in verdict.message
+
+
+@pytest.fixture(scope="module")
+def checked_micro_model(micro_model_folder, tmp_path_factory):
+    """The micro model with the shipped statistics (they depend on the classifier, not the DiT)."""
+    folder = tmp_path_factory.mktemp("checked") / "model"
+    shutil.copytree(micro_model_folder, folder)
+    shutil.copytree(EMBEDDED_FOLDER / DOMAIN_FOLDER, folder / DOMAIN_FOLDER)
+    return folder
+
+
+def test_the_command_line_refuses_a_ct_slice_before_the_model_loads(checked_micro_model, tmp_path, capsys):
+    rc = main(["edit", "--model", str(checked_micro_model), "--image", str(CT), *SOURCE, "--steps", "2",
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refused: not an image of a modality" in err and "--edit-anyway" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_edited_anyway_every_output_says_so(checked_micro_model, tmp_path, capsys):
+    rc = main(["edit", "--model", str(checked_micro_model), "--image", str(CT), *SOURCE, "--steps", "2",
+               "--attribute", "pacemaker=1", "--edit-anyway", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0 and "warning: edited anyway: not an image of a modality" in captured.err
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert meta["domain"]["outcome"] == "unknown_modality" and meta["domain"]["edit_anyway"] is True
+    assert any(n.startswith("warning: edited anyway") for n in meta["notes"])
+    for name in ("neutral.png", "edited.png", "side_by_side.png"):
+        record = read_png_provenance((tmp_path / "out" / name).read_bytes())
+        assert record["extra"]["domain"]["edit_anyway"] is True, name
+
+
+def test_a_phantom_upload_is_edited_without_a_warning(checked_micro_model, tmp_path, capsys):
+    from tests.upload_files import png_bytes
+
+    (tmp_path / "p.png").write_bytes(png_bytes(phantom("cxr", 40_500_002, size=128).image))
+    rc = main(["edit", "--model", str(checked_micro_model), "--image", str(tmp_path / "p.png"), *SOURCE,
+               "--steps", "2", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0 and "warning" not in captured.err
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert meta["domain"]["outcome"] == "in_domain"
+    record = read_png_provenance((tmp_path / "out" / "edited.png").read_bytes())
+    assert record["extra"]["domain"]["outcome"] == "in_domain"
