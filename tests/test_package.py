@@ -19,11 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "pipelines", "assets")
-WEIGHTS = ("mededit-default/mededit.json", "mededit-default/transformer/diffusion_pytorch_model.safetensors",
-           "mededit-default/vae/diffusion_pytorch_model.safetensors",
-           "mededit-default/projector/diffusion_pytorch_model.safetensors",
-           "mededit-default/scheduler/scheduler_config.json", "classifier/model.safetensors",
-           "classifier/config.json")
+SHIPPED = ("mededit-default", "classifier")  # assets/ folders the code reads; the rest is the README's
 
 
 def pip(*args, cwd):
@@ -61,7 +57,11 @@ def test_the_wheel_holds_the_weights_and_the_command(installed):
     with zipfile.ZipFile(installed["wheel"]) as wheel:
         names = set(wheel.namelist())
         entry_points = next(wheel.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    assert {f"pipelines/assets/{w}" for w in WEIGHTS} <= names
+    shipped = {f"pipelines/{p.relative_to(ROOT)}" for folder in SHIPPED for p in (ROOT / "assets" / folder).rglob("*")
+               if p.is_file()}
+    assert "pipelines/assets/mededit-default/transformer/diffusion_pytorch_model.safetensors" in shipped
+    assert shipped <= names, sorted(shipped - names)
+    assert not any(n.endswith(("screenshot.png", "phantom_grid.png")) for n in names)
     assert "pipelines/cli/__init__.py" in names and "pipelines/data/phantoms/__init__.py" in names
     assert "mededit = pipelines.cli:main" in entry_points
     assert not any(n.startswith(("app/", "tests/")) for n in names)
