@@ -131,7 +131,8 @@ def test_kill_9_restart_and_sigterm_leave_nothing_and_serve_nothing(micro_model_
         client = gradio_client.Client(second.url, verbose=False)
         client.predict(upload(), **SOURCE, steps=4, api_name="/edit_image")
         waiting = httpx.post(second.url + "gradio_api/upload", files={"files": (dicom.name, dicom.read_bytes())}).json()[0]
-        in_flight_copy(temp, client.submit(upload(), **LONG_SERIES, api_name="/series_image"))
+        live_copy = in_flight_copy(temp, client.submit(upload(), **LONG_SERIES, api_name="/series_image"))
+        assert second.served(str(live_copy)) == 403  # a request's private copy is never served
         assert Path(waiting).exists() and hits(temp, [], secrets)
         began = time.monotonic()
         assert second.stop(signal.SIGTERM) == 128 + signal.SIGTERM
