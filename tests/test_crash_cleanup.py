@@ -1,7 +1,7 @@
 """A server killed mid-request (kill -9, SIGTERM) leaves nothing of a patient behind: real
 `python app.py` processes on 127.0.0.1, a real DICOM carrying identifiers, real signals. After a
-kill -9 the next start removes every upload, private copy and result the dead process left, and
-serves none of them; after SIGTERM nothing is left at all. The identifier scan reads every file's
+kill -9 the next start removes every upload (whole or half received), private copy and result the
+dead process left, and serves none of them; after SIGTERM nothing is left at all. The identifier scan reads every file's
 bytes and name, and both servers' logs."""
 
 import os
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,27 @@ def hits(folder: Path, logs: list[Path], secrets: list[str]) -> list[str]:
     return found
 
 
+def stalled_upload(url: str, data: bytes, name: str, release: threading.Event) -> None:
+    """An upload that sends half of its file and then waits (a client on a slow line) until
+    `release`; gradio has written that half to a temporary file by then."""
+    boundary = "mededit-stalled-upload"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+
+    def body():
+        yield head + data[: len(data) // 2]
+        release.wait(120)
+
+    def post():
+        try:
+            httpx.post(url + "gradio_api/upload", content=body(), timeout=130,
+                       headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        except httpx.HTTPError:
+            pass  # the server was killed under it
+
+    threading.Thread(target=post, daemon=True).start()
+
+
 def in_flight_copy(temp: Path, job) -> Path:
     """Until the request has claimed its upload (its private copy exists), while it still runs."""
     end = time.monotonic() + 120
@@ -99,6 +121,7 @@ def test_kill_9_restart_and_sigterm_leave_nothing_and_serve_nothing(micro_model_
     dicom, secrets = patient_dicom
     temp, logs = tmp_path / "gradio", [tmp_path / "first.log", tmp_path / "second.log"]
     upload = lambda: gradio_client.handle_file(str(dicom))  # noqa: E731
+    release = threading.Event()
     first = Server(micro_model_folder, temp, logs[0])
     try:
         client = gradio_client.Client(first.url, verbose=False)
@@ -108,14 +131,20 @@ def test_kill_9_restart_and_sigterm_leave_nothing_and_serve_nothing(micro_model_
         client.predict(upload(), **SOURCE, steps=4, api_name="/edit_image")
         results = sorted(temp.glob("served-*/mededit-results-*/*/*"))
         assert results and first.served(str(results[0])) == 200
-        # Phase 3: a series under way, its private copy of the upload in use: kill -9.
+        # Phase 3: an upload half received, and a series under way with its private copy: kill -9.
+        stalled_upload(first.url, dicom.read_bytes(), dicom.name, release)
+        end = time.monotonic() + 60
+        while not (partial := [p for p in temp.glob("served-*/tmp*") if p.stat().st_size]):
+            assert time.monotonic() < end, "the stalled upload never reached the disk"
+            time.sleep(0.05)
         copy = in_flight_copy(temp, client.submit(upload(), **LONG_SERIES, api_name="/series_image"))
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     finally:
+        release.set()
         if first.process.poll() is None:
             first.process.kill()
     left = files_under(temp)
-    assert Path(waiting) in left and copy in left and set(results) <= set(left)
+    assert Path(waiting) in left and copy in left and set(results) <= set(left) and set(partial) <= set(left)
     assert oct(copy.stat().st_mode & 0o777) == "0o600" and oct(copy.parent.stat().st_mode & 0o777) == "0o700"
     assert hits(temp, [], secrets), "the scan must see the killed server's upload"  # the scan can fail
 
@@ -125,7 +154,7 @@ def test_kill_9_restart_and_sigterm_leave_nothing_and_serve_nothing(micro_model_
         assert not set(left) & set(remaining), "the dead server's files survived the restart"
         assert all(p.name == ".owner.lock" for p in remaining), remaining  # only the new server's locks
         assert not hits(temp, logs, secrets)
-        for path in [waiting, str(copy), *map(str, results)]:
+        for path in [waiting, str(copy), *map(str, results + partial)]:
             assert second.served(path) in (403, 404), path  # gradio answers 403 for a file it lacks
         # SIGTERM with an upload waiting and a series under way: all removed as the server stops.
         client = gradio_client.Client(second.url, verbose=False)
