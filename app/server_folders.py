@@ -31,7 +31,8 @@ def base() -> Path:
         chosen = os.environ.get("GRADIO_TEMP_DIR")
         if chosen and Path(chosen).name.startswith(SERVED) and (Path(chosen) / LOCK_NAME).exists():
             chosen = str(Path(chosen).parent)  # inherited from a server that started this process
-        _folders["base"] = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"mededit-{os.getuid()}"
+        user = os.getuid() if hasattr(os, "getuid") else "user"  # one base per user (Windows: per machine)
+        _folders["base"] = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"mededit-{user}"
     return _folders["base"]
 
 

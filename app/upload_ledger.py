@@ -112,7 +112,7 @@ class UploadLedger(set):
             if waiting is None:
                 return None
             try:
-                descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # never a link
             except OSError:
                 del self._waiting[path]
                 return None

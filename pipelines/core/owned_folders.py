@@ -8,12 +8,16 @@ often gets the same pid as the one that was killed.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; folders are judged by the pid in their name alone
+    fcntl = None
 
 LOCK_NAME = ".owner.lock"
 _held: dict[Path, int | None] = {}  # folder -> its open lock file (None: unlocked, still ours)
@@ -26,10 +30,13 @@ def owned_folder(parent, prefix: str) -> Path:
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))  # mode 0700
-    descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
     with _lock:
-        _held[folder] = descriptor
+        _held[folder] = None  # ours before its lock exists: this process never removes it
+    if fcntl is not None:
+        descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with _lock:
+            _held[folder] = descriptor
     return folder
 
 
@@ -79,6 +86,8 @@ def _unowned(folder: Path) -> bool:
     with _lock:
         if folder in _held:
             return False
+    if fcntl is None:
+        return _no_lock_and_dead(folder)
     try:
         descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
