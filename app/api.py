@@ -14,6 +14,7 @@ from PIL import Image
 
 from pipelines.core.limits import CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT
 from pipelines.evaluation.describe import describe
+from pipelines.evaluation.domain import load_domain_check
 from pipelines.export.images import difference_map, side_by_side
 
 from app import image_handlers, inputs, jobs, serving
@@ -89,21 +90,24 @@ def api_export(settings, progress=gr.Progress()):
 
 
 @user_errors
-def api_describe_image(image, allow_burned_in=None):
+def api_describe_image(image, allow_burned_in=None, model=None):
     """What the shipped attribute classifier finds in the image: the source prompts it proposes,
-    and each finding with its confidence. Returns the description as JSON."""
+    and each finding with its confidence, with the model's domain check's verdict ("domain"; an
+    image it refuses is read with modality confidence 0). Returns the description as JSON."""
     held = image_handlers.held_from_files(image, allow_burned_in=allow_burned_in)
-    return jobs.on_device("edit", describe, held.pixels).as_dict()
+    check = load_domain_check(model or None)
+    return jobs.on_device("edit", describe, held.pixels, None, check).as_dict()
 
 
 def image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, series_fields: dict | None,
-                  **fields) -> tuple:
+                  edit_anyway=None, **fields) -> tuple:
     """The request for an uploaded image, its masks and the settings sent (prompts described from
     the image when both are empty), and its notes."""
-    held = image_handlers.held_from_files(image, edit_mask, keep_mask, allow_burned_in)
+    held = image_handlers.held_from_files(image, edit_mask, keep_mask, allow_burned_in, edit_anyway)
     notes = list(held.notes)
     if anatomy in (None, "") and style in (None, ""):
-        description = jobs.on_device("edit", describe, held.pixels)
+        check = load_domain_check(fields.get("model") or None)
+        description = jobs.on_device("edit", describe, held.pixels, None, check)
         anatomy, style = description.anatomy, description.style
         notes.append(f"source prompts from the classifier ({description.summary()})")
     fields.update(anatomy=anatomy, style=style)
@@ -118,14 +122,18 @@ def image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, 
 @user_errors
 def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
                    style_scale, model, locality=None, edit_mask=None, keep_mask=None, refresh=None,
-                   allow_burned_in=None, progress=gr.Progress()):
+                   allow_burned_in=None, edit_anyway=None, progress=gr.Progress()):
     """Edit an uploaded image (PNG, JPEG or DICOM): inverted exactly, edited by the prompts and
     sliders, only inside edit_mask and never inside keep_mask (mask images, white or opaque =
     painted, of the image's size or the model's), the last `refresh` share of the steps (0..1,
     default 0) with fresh noise. Empty source prompts: described from the image. A DICOM whose
     pixels may show identifying text only with allow_burned_in true (then every output says so).
+    The model's domain check judges the image first: unlike its training images, it is edited with
+    a warning (settings "domain" and "notes", and every file's provenance); of no modality the model
+    knows, it is refused unless edit_anyway is true (then every output says so).
     Returns (source, edited, difference, side by side, export ZIP, settings)."""
-    request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, None, model=model,
+    request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, None,
+                                   edit_anyway=edit_anyway, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
                                    locality=locality, refresh=refresh)
@@ -147,12 +155,12 @@ def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at
 @user_errors
 def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
                      style_scale, mode, frames, control_points, bend, model, locality=None, edit_mask=None,
-                     keep_mask=None, refresh=None, allow_burned_in=None, progress=gr.Progress()):
+                     keep_mask=None, refresh=None, allow_burned_in=None, edit_anyway=None, progress=gr.Progress()):
     """A series from an uploaded image to its edit (as /edit_image takes it). Returns (frames, GIF,
     export ZIP, settings)."""
     series_fields = dict(frames=frames, mode=mode, control_points=control_points, bend=bend)
     request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, series_fields,
-                                   model=model,
+                                   edit_anyway=edit_anyway, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
                                    seed=seed, steps=steps, anatomy_scale=anatomy_scale, style_scale=style_scale,
                                    locality=locality, refresh=refresh)
@@ -208,8 +216,11 @@ def add_api_endpoints(demo: gr.Blocks, defaults: dict):
         endpoint(api_series, edit_in + [mode, frames, control_points, bend, model, locality],
                  [frames_out, gif, settings_out], "series", heavy=True)
         endpoint(api_export, [settings_in], [archive], "export", heavy=True)
-        image_only = [edit_mask, keep_mask, refresh, allow_burned_in]  # what only an uploaded image's edit takes
-        endpoint(api_describe_image, [image_in, allow_burned_in], [description], "describe_image", heavy=False)
+        edit_anyway = gr.Checkbox(False, label="edit_anyway")  # an image the domain check refuses
+        # What only an uploaded image's edit takes.
+        image_only = [edit_mask, keep_mask, refresh, allow_burned_in, edit_anyway]
+        endpoint(api_describe_image, [image_in, allow_burned_in, model], [description], "describe_image",
+                 heavy=False)
         endpoint(api_edit_image, [image_in] + edit_in + [model, locality] + image_only,
                  [source_out, edited, difference, figure, archive, settings_out], "edit_image", heavy=False)
         endpoint(api_series_image,

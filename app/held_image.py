@@ -21,10 +21,11 @@ class HeldImage:
     edit_mask: np.ndarray | None = None  # [H, W] bool, the pixels' size or the model's
     keep_mask: np.ndarray | None = None
     burned_in: bool = False  # its pixels may show identifying text, accepted knowingly: outputs say so
+    edit_anyway: bool = False  # edit it even where the domain check refuses it: outputs say so
     digest: str = field(init=False)  # of the pixels and masks: what a cached result depends on
 
     def __post_init__(self):
-        h = hashlib.sha256(self.sha256.encode())
+        h = hashlib.sha256(self.sha256.encode() + (b"+anyway" if self.edit_anyway else b""))
         for array in (self.pixels, self.edit_mask, self.keep_mask):
             h.update(b"-" if array is None else repr(array.shape).encode() + np.ascontiguousarray(array).tobytes())
         object.__setattr__(self, "digest", h.hexdigest())

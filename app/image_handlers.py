@@ -16,6 +16,7 @@ import gradio as gr
 from pipelines.core.errors import MedEditError
 from pipelines.data.uploads import fit, read_image, read_mask
 from pipelines.evaluation.describe import Description, describe
+from pipelines.evaluation.domain import DomainVerdict
 
 from app import jobs, state
 from app.errors import user_errors
@@ -30,23 +31,42 @@ HELD_NOTE = ("**Edits now start from your image** (inverted exactly, then edited
 
 
 @user_errors
-def upload(file, model, allow_burned_in: bool = False) -> dict:
+def upload(file, model, allow_burned_in: bool = False, edit_anyway: bool = False) -> dict:
     """Read the uploaded file and hold it; show it in the painting editor. A DICOM whose pixels may
-    show identifying text is refused unless the panel's "accept burned-in text" box is ticked."""
+    show identifying text is refused unless the panel's "accept burned-in text" box is ticked. The
+    model's domain check says at once whether it is like the training images (Edit refuses one of
+    no modality the model knows unless "Edit anyway" is ticked)."""
     path = received_path(file, "image")
     if path is None:
         raise MedEditError("no file was uploaded")
     size = state.get_pipeline(model).model.info.image_size
     allow = bool(allow_burned_in)
     fitted = jobs.on_device("edit", lambda: fit(read_image(path, allow), size))  # decoding competes for the cores
-    held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes), burned_in=fitted.burned_in)
+    held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes), burned_in=fitted.burned_in,
+                     edit_anyway=bool(edit_anyway))
+    verdict = jobs.on_device("edit", lambda: state.get_pipeline(model).domain.check(fitted.image))
     shown = folders.new().plain_png("upload", enlarge(fitted.image))
     width, height = fitted.source_size
     done = "; ".join(fitted.notes) if fitted.notes else "used as it is"
-    notes = (f"{HELD_NOTE}\n\n- {fitted.kind}, {width}x{height}: {done}\n"
+    notes = (f"{domain_markdown(verdict)}\n\n{HELD_NOTE}\n\n- {fitted.kind}, {width}x{height}: {done}\n"
              f"- file sha256 `{fitted.sha256[:16]}…` (the only thing of the file an export records)")
     return {"held": held, "editor": {"background": shown, "layers": [], "composite": shown},
             "notes": notes, "findings": "", "masks": describe_masks(None, None)}
+
+
+def domain_markdown(verdict: DomainVerdict) -> str:
+    """The domain check's verdict, as the panel shows it: a refusal and a warning stand out."""
+    if verdict.outcome == "in_domain":
+        return f"Domain check: {verdict.message}."
+    if verdict.refused:
+        return (f"⛔ **Refused: {verdict.message}.** Edit will not run on it; tick \"Edit anyway\" to edit "
+                "it all the same (research use: every output then says so).")
+    return f"⚠️ **Warning: {verdict.message}.** Every output of its edits carries this warning."
+
+
+def anyway(edit_anyway: bool, held: HeldImage | None) -> dict:
+    """The "Edit anyway" box, ticked or not, applies to the held image at once."""
+    return {"held": None if held is None else replace(held, edit_anyway=bool(edit_anyway))}
 
 
 def forget() -> dict:
@@ -64,12 +84,13 @@ def painted(editor, held: HeldImage | None) -> dict:
 
 
 @user_errors
-def describe_held(held: HeldImage | None) -> dict:
+def describe_held(held: HeldImage | None, model=None) -> dict:
     """Fill the source prompts with what the classifier finds (the edit's prompts emptied: they
-    keep the source's until typed), and show each finding with its confidence."""
+    keep the source's until typed), and show each finding with its confidence; for an image the
+    model's domain check refuses, the refusal first and no confident modality."""
     if held is None:
         raise MedEditError("upload an image first (PNG, JPEG or DICOM)")
-    description = jobs.on_device("edit", describe, held.pixels)
+    description = jobs.on_device("edit", lambda: describe(held.pixels, None, state.get_pipeline(model).domain))
     return {"anatomy": description.anatomy, "style": description.style, "to_anatomy": "", "to_style": "",
             "findings": findings_markdown(description), "tab": gr.Tabs(selected=description.modality)}
 
@@ -77,17 +98,22 @@ def describe_held(held: HeldImage | None) -> dict:
 def findings_markdown(d: Description) -> str:
     rows = "\n".join(f"| {f.name.replace('_', ' ')} | {'yes' if f.present else 'no'} | {f.confidence:.0%} |"
                      for f in d.findings)
+    if d.refused:
+        return (f"⛔ **{d.domain['message']}.** The classifier's reading means nothing for such an image; "
+                f"the prompts below are the nearest modality's ({d.modality}), for an edit made anyway.\n\n"
+                f"| finding | present | confidence |\n|---|---|---|\n{rows}")
     return (f"**What the classifier finds**: {d.modality} ({d.modality_confidence:.0%} sure)\n\n"
             f"| finding | present | confidence |\n|---|---|---|\n{rows}\n\n"
             "Only these are described (not the lesion's size or place, skin tone, view or exposure): "
             "check the prompts before editing.")
 
 
-def held_from_files(image, edit_mask=None, keep_mask=None, allow_burned_in=None) -> HeldImage:
+def held_from_files(image, edit_mask=None, keep_mask=None, allow_burned_in=None, edit_anyway=None) -> HeldImage:
     """An API request's image and masks (file payloads, as sent): read and checked at the image's
     own size (the pipeline fits them to the model's); a DICOM that may show identifying text only
-    with allow_burned_in true."""
+    with allow_burned_in true; edit_anyway true edits one the domain check refuses."""
     allow = flag_field("allow_burned_in", allow_burned_in)
+    anyway_flag = flag_field("edit_anyway", edit_anyway)
     path = received_path(image, "image")
     if path is None:
         raise MedEditError("image is required: a PNG, JPEG or DICOM file (gradio_client.handle_file)")
@@ -96,6 +122,7 @@ def held_from_files(image, edit_mask=None, keep_mask=None, allow_burned_in=None)
     masks = [None if (mask_path := received_path(value, name)) is None
              else jobs.on_device("edit", read_mask, mask_path, name)
              for value, name in ((edit_mask, "edit_mask"), (keep_mask, "keep_mask"))]
-    held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks, burned_in=decoded.burned_in)
+    held = HeldImage(decoded.pixels, decoded.sha256, tuple(decoded.notes), *masks, burned_in=decoded.burned_in,
+                     edit_anyway=anyway_flag)
     held.regions  # noqa: B018 - checks the masks now: an empty one is refused before any work
     return held

@@ -20,6 +20,7 @@ class ImagePanel:
     masks: gr.Markdown  # what the masks cover
     refresh: gr.Slider  # how much of the end of the run may redraw the image's fine detail
     allow_burned_in: gr.Checkbox  # accept a DICOM whose pixels may show identifying text
+    edit_anyway: gr.Checkbox  # edit an image the domain check refuses (of no modality the model knows)
     describe: gr.Button
     forget: gr.Button
     findings: gr.Markdown  # what the classifier found, with its confidence
@@ -35,6 +36,10 @@ def image_panel() -> ImagePanel:
                                            "(BurnedInAnnotation YES, a screen save, a scanned document, an "
                                            "ultrasound) is refused unless this is ticked; then every output "
                                            "says so.")
+        edit_anyway = gr.Checkbox(False, elem_id="edit-anyway", label="Edit anyway",
+                                  info="An image of no modality the model knows (a CT, an MR, a photograph, a "
+                                       "document) is refused; tick this to edit it all the same, for research: "
+                                       "every output then says so.")
         notes = gr.Markdown(elem_id="upload-notes")
         editor = gr.ImageEditor(
             label="Optional masks: green where it may change, red what must stay",
@@ -52,4 +57,4 @@ def image_panel() -> ImagePanel:
             describe = gr.Button("Describe it (fill the source prompts)", elem_id="describe-button")
             forget = gr.Button("Back to generated images", elem_id="forget-upload")
         findings = gr.Markdown(elem_id="findings")
-    return ImagePanel(file, notes, editor, masks, refresh, allow_burned_in, describe, forget, findings)
+    return ImagePanel(file, notes, editor, masks, refresh, allow_burned_in, edit_anyway, describe, forget, findings)

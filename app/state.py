@@ -109,9 +109,10 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     pipeline = get_pipeline(source)
     if image is not None:
         if series is None:
-            result = pipeline.edit_image(image.pixels, s, e, image.regions, callback)
+            result = pipeline.edit_image(image.pixels, s, e, image.regions, callback, edit_anyway=image.edit_anyway)
         else:
-            result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback)
+            result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback,
+                                           edit_anyway=image.edit_anyway)
         result.settings["source_sha256"] = image.sha256
         if image.burned_in:  # the source may show identifying text: every output says so
             result.settings[BURNED_IN_KEY] = "YES"

@@ -89,13 +89,17 @@ class Wiring:
         its layers come as images); a new description re-renders the edit."""
         c, p, panel = self.c, self.c.image, self.image_outputs()
         p.file.upload(**self.computing(image_handlers.upload, {"file": p.file, "model": c.model,
-                                                               "allow_burned_in": p.allow_burned_in}, panel, heavy=False))
+                                                               "allow_burned_in": p.allow_burned_in,
+                                                               "edit_anyway": p.edit_anyway}, panel, heavy=False))
+        p.edit_anyway.change(**by_name(image_handlers.anyway, {"edit_anyway": p.edit_anyway, "held": self.held},
+                                       {"held": self.held}, **PRIVATE))
         p.file.clear(**by_name(image_handlers.forget, {}, panel, **PRIVATE))
         p.forget.click(**by_name(image_handlers.forget, {}, panel, **PRIVATE)).then(lambda: None, None, p.file,
                                                                                      **PRIVATE)
         p.editor.change(**self.painting(trigger_mode="always_last"))
         described = {**c.prompts(), "findings": p.findings, "tab": c.slider_tabs}
-        p.describe.click(**self.computing(image_handlers.describe_held, {"held": self.held}, described,
+        describing = {"held": self.held, "model": c.model}
+        p.describe.click(**self.computing(image_handlers.describe_held, describing, described,
                                           heavy=False)).success(**self.painting()).success(**rerender)
 
     def model(self, status: gr.Markdown):
