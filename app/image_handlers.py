@@ -44,7 +44,7 @@ def upload(file, model, allow_burned_in: bool = False, edit_anyway: bool = False
     fitted = jobs.on_device("edit", lambda: fit(read_image(path, allow), size))  # decoding competes for the cores
     held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes), burned_in=fitted.burned_in,
                      edit_anyway=bool(edit_anyway))
-    verdict = jobs.on_device("edit", lambda: state.get_pipeline(model).domain.check(fitted.image))
+    verdict = jobs.on_device("edit", lambda: state.get_pipeline(model).domain_check.check(fitted.image))
     shown = folders.new().plain_png("upload", enlarge(fitted.image))
     width, height = fitted.source_size
     done = "; ".join(fitted.notes) if fitted.notes else "used as it is"
@@ -90,7 +90,7 @@ def describe_held(held: HeldImage | None, model=None) -> dict:
     model's domain check refuses, the refusal first and no confident modality."""
     if held is None:
         raise MedEditError("upload an image first (PNG, JPEG or DICOM)")
-    description = jobs.on_device("edit", lambda: describe(held.pixels, None, state.get_pipeline(model).domain))
+    description = jobs.on_device("edit", lambda: describe(held.pixels, None, state.get_pipeline(model).domain_check))
     return {"anatomy": description.anatomy, "style": description.style, "to_anatomy": "", "to_style": "",
             "findings": findings_markdown(description), "tab": gr.Tabs(selected=description.modality)}
 

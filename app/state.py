@@ -14,6 +14,7 @@ from pipelines.core.lru import LRU
 from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling, Series
+from pipelines.evaluation.domain import with_domain_check
 from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
 from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.model.loading import load_model
@@ -88,7 +89,8 @@ def get_pipeline(source=None) -> MedEditPipeline:
     with _load_lock:
         if source not in _pipelines:
             try:
-                _pipelines[source] = MedEditPipeline(load_model(source))
+                # Its uploads judged by the model's domain check (pipelines/evaluation/domain.py).
+                _pipelines[source] = with_domain_check(MedEditPipeline(load_model(source)), source)
             except MedEditError as error:
                 raise MedEditError(f"cannot load model {source!r}: {error}") from None
             except Exception as error:  # noqa: BLE001 - corrupt files, missing packages...

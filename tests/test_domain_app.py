@@ -12,7 +12,7 @@ from PIL import Image
 from pydicom.data.data_manager import DATA_ROOT
 
 import app.api
-import pipelines.editing.uploaded
+from app import state
 from app.image_handlers import domain_markdown, findings_markdown
 from pipelines.data.phantoms import phantom
 from pipelines.data.uploads import read_image
@@ -34,7 +34,7 @@ def shipped():
 @pytest.fixture
 def client(app_url, shipped, monkeypatch):
     """The app's client, its models judged by the shipped statistics while the test runs."""
-    monkeypatch.setattr(pipelines.editing.uploaded, "folder_check", lambda folder, shown: shipped)
+    monkeypatch.setattr(state.get_pipeline(), "domain_check", shipped)
     monkeypatch.setattr(app.api, "load_domain_check", lambda source=None: shipped)
     return gradio_client.Client(app_url, verbose=False)
 

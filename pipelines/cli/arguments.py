@@ -177,9 +177,10 @@ def edit_from(args, pipeline):
 def load_pipeline(args):
     # Imported here: torch and the model load only once the arguments have passed their checks.
     from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.evaluation.domain import with_domain_check
     from pipelines.model.loading import load_model
 
-    return MedEditPipeline(load_model(args.model))
+    return with_domain_check(MedEditPipeline(load_model(args.model)), args.model or "embedded")
 
 
 def report(args, payload: dict, text: str):

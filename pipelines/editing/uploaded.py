@@ -14,10 +14,11 @@ slider another, its tokens moved by its own scale as for a generated image: addi
 removing (< 0). Outside the region an edit acted in, the result keeps the upload's own pixels
 (`paste_back`, default; EditResult.neutral is then the upload itself), or the decoded round trip.
 
-Before any work the model's domain check (evaluation/domain.py) judges the image: one of no
-modality the model knows is refused (DomainRefused) unless `edit_anyway`; its verdict is in the
-result's settings ("domain", which every export's provenance carries) and, when it is not plainly
-in the model's world, in the notes.
+Before any work the model's domain check judges the image (`domain_check`, set by whoever makes
+the pipeline: evaluation/domain.py `with_domain_check`, as the command line and the app do; this
+layer does not import evaluation/): one of no modality the model knows is refused (DomainRefused)
+unless `edit_anyway`; its verdict is in the result's settings ("domain", which every export's
+provenance carries) and, when it is not plainly in the model's world, in the notes.
 """
 
 import hashlib
@@ -34,7 +35,6 @@ from pipelines.editing.regions import Regions, paste_outside
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.editing.results import EditResult, SeriesResult
 from pipelines.editing.terms import Term, edit_inverted
-from pipelines.evaluation.domain import DomainCheck, DomainVerdict, folder_check, gate
 from pipelines.model import conditioners
 from pipelines.model.loaded import decode
 
@@ -45,9 +45,15 @@ class UploadedImages:
     """Mixed into MedEditPipeline: needs model, inversions (an LRU), neutral_branches,
     edited_branches, settings and notes."""
 
-    @property
-    def domain(self) -> DomainCheck:
-        return folder_check(self.model.domain_folder, self.model.model_id)
+    domain_check = None  # an evaluation.domain.DomainCheck; None: images are not judged
+
+    def judged(self, image: np.ndarray, edit_anyway: bool) -> tuple[dict, list[str]]:
+        """The domain check's record of the image and the warning its edit carries (raises
+        DomainRefused for an image it refuses, unless edit_anyway)."""
+        if self.domain_check is None:
+            return {}, []
+        verdict = self.domain_check.gate(image, edit_anyway)
+        return {"domain": verdict.record()}, [] if verdict.warning is None else [f"warning: {verdict.warning}"]
 
     def prepared(self, image, regions: Regions | None) -> tuple[np.ndarray, Regions | None, list[str]]:
         """The image at the model's size, and the masks fitted with it."""
@@ -119,7 +125,7 @@ class UploadedImages:
         give back)."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
-        verdict = gate(self.domain, image, edit_anyway)
+        judged, warnings = self.judged(image, edit_anyway)
         inversion, reconstruction, cached = self.inverted(image, s, progress)
         terms = self.edit_terms(s, e)
         final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
@@ -133,9 +139,9 @@ class UploadedImages:
             neutral, edited = image.copy(), paste_outside(image, edited, changed, regions and regions.keep)
         else:
             neutral = reconstruction.copy()
-        settings = self.image_settings(s, e, image, regions, terms, paste_back, verdict)
+        settings = self.image_settings(s, e, image, regions, terms, paste_back, judged)
         notes = notes + self.notes((s.anatomy, s.style), (e.to_anatomy or s.anatomy, e.to_style or s.style))
-        notes += domain_notes(verdict)
+        notes += warnings
         return EditResult(neutral, edited, settings, notes, time.perf_counter() - began, cached)
 
     @torch.no_grad()
@@ -147,7 +153,7 @@ class UploadedImages:
         the union of the frames' regions."""
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
-        verdict = gate(self.domain, image, edit_anyway)
+        judged, warnings = self.judged(image, edit_anyway)
         inversion, _, _ = self.inverted(image, s, progress)
         terms, times = self.edit_terms(s, e), torch.linspace(0, 1, series.frames)
         source, region = self.neutral_branches(s), self.region(regions)
@@ -166,14 +172,14 @@ class UploadedImages:
         if paste_back:
             union = None if any(c is None for c in changed) else torch.cat(changed).amax(0, keepdim=True)
             frames = [paste_outside(image, f, union, regions and regions.keep) for f in frames]
-        settings = {**self.image_settings(s, e, image, regions, terms, paste_back, verdict),
+        settings = {**self.image_settings(s, e, image, regions, terms, paste_back, judged),
                     "frames": series.frames, "mode": series.mode, "control_points": series.control_points,
                     "bend": series.bend}
-        notes = notes + self.notes((e.to_anatomy or s.anatomy, e.to_style or s.style)) + domain_notes(verdict)
+        notes = notes + self.notes((e.to_anatomy or s.anatomy, e.to_style or s.style)) + warnings
         return SeriesResult(frames, times.tolist(), settings, notes, time.perf_counter() - began)
 
     def image_settings(self, s: Sampling, e: Edit, image: np.ndarray, regions: Regions | None,
-                       terms: list[Term], paste_back: bool, verdict: DomainVerdict) -> dict:
+                       terms: list[Term], paste_back: bool, judged: dict) -> dict:
         """The edit's settings, with what the image was: its pixels' sha256 (the caller adds the
         file's), the domain check's verdict, how it was inverted, each term's weight, the masks, and
         what lies outside the edit's region (the upload's pixels, or the decoded round trip)."""
@@ -182,9 +188,4 @@ class UploadedImages:
                 "terms": [{"name": t.name, "weight": float(t.weight)} for t in terms],
                 "regions": {} if regions is None else regions.record(),
                 "outside_the_edit": "the upload's pixels" if paste_back else "the autoencoder's round trip",
-                "domain": verdict.record()}
-
-
-def domain_notes(verdict: DomainVerdict) -> list[str]:
-    """The warning an edit of this image carries (none in the model's world)."""
-    return [] if verdict.warning is None else [f"warning: {verdict.warning}"]
+                **judged}

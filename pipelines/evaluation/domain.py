@@ -226,6 +226,9 @@ class DomainCheck:
     def scores(self, images) -> tuple[np.ndarray, list[str]]:
         return self.stats.scores(domain_features(self.classifier, images))
 
+    def gate(self, image, edit_anyway: bool = False) -> DomainVerdict:
+        return gate(self, image, edit_anyway)
+
     def check(self, image) -> DomainVerdict:
         """The verdict on one image (uint8 grey, RGB or RGBA, any size)."""
         if self.stats is None:
@@ -260,6 +263,13 @@ def _cached_check(folder: str | None, version: int | None, shown: str) -> Domain
         return DomainCheck(None, None, f"not checked: the domain statistics of {shown} were fitted with "
                                        f"another attribute classifier; {fit}")
     return DomainCheck(stats, load_classifier())
+
+
+def with_domain_check(pipeline, shown: str | None = None):
+    """A MedEditPipeline whose uploads its model's domain check judges (editing/ cannot import
+    this module, so whoever makes a pipeline sets it: the command line and the app do)."""
+    pipeline.domain_check = folder_check(pipeline.model.domain_folder, shown or pipeline.model.model_id)
+    return pipeline
 
 
 def gate(check: DomainCheck, image, edit_anyway: bool = False) -> DomainVerdict:
