@@ -17,6 +17,7 @@ from pipelines.data.phantoms import phantom, render
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling
 from pipelines.model.loading import load_model
+from pipelines.model.info import read_model_info
 from pipelines.training.checkpoints import META_FILE, latest_checkpoint
 from pipelines.training.classifier import train_classifier
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
@@ -24,12 +25,14 @@ from pipelines.training.dit import train_dit
 from pipelines.training.dit_data import loss_weights, outside_change, pair_keep_mask
 from pipelines.training.hardware import check_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
+from pipelines.training.warm_start import widen_patch_embedding
 
 
 def vae_args(tmp_path, steps, resume=False, **changes):
     return Namespace(**{**dict(preset="micro", steps=steps, batch=2, crop=32, lr=1e-3, n=4, seed=0,
                                workdir=str(tmp_path / "vae-run"), out=str(tmp_path / "model" / "vae"),
-                               resume=resume, init=None, detail_weight=0.0, device="cpu"), **changes})
+                               resume=resume, init=None, detail_weight=0.0, device="cpu", size=64,
+                               kl_weight=1e-6, time_limit=None), **changes})
 
 
 def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, **changes):
@@ -38,7 +41,8 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                workdir=str(tmp_path / f"dit-run-{conditioning}"), out=str(tmp_path / "model"),
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
                                detail_masks="opacity", pair_weight=0.0, pair_keep="objects",
-                               time_limit=None, text_tokens=64), **changes})
+                               time_limit=None, text_tokens=64, size=64, new_layers_lr_scale=1.0,
+                               new_layers_alone=0), **changes})
 
 
 def classifier_args(tmp_path, steps, resume=False, **changes):
@@ -153,6 +157,23 @@ def test_dit_training_continues_from_a_saved_model(tmp_path):
         after = load_file(tmp_path / "again" / part / "diffusion_pytorch_model.safetensors")
         assert before.keys() == after.keys()
         assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_dit_warm_starts_at_twice_the_size_with_only_the_widened_layers_learning_first(tmp_path):
+    train_vae(vae_args(tmp_path, 1))
+    train_dit(dit_args(tmp_path, 1))
+    # The same f4 VAE on 128-px phantoms gives 32x32 latents: the init's patch 2 becomes 4.
+    train_dit(dit_args(tmp_path, 2, init=str(tmp_path / "model"), size=128, out=str(tmp_path / "big"),
+                       workdir=str(tmp_path / "dit-big"), new_layers_alone=2, new_layers_lr_scale=10.0))
+    config = json.loads((tmp_path / "big" / "transformer" / "config.json").read_text())
+    assert (config["patch_size"], config["sample_size"]) == (4, 32)
+    assert read_model_info(tmp_path / "big").image_size == 128
+    before = load_file(tmp_path / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "big" / "transformer" / "diffusion_pytorch_model.safetensors")
+    kept = [k for k in before if not k.startswith(("pos_embed.proj.", "proj_out."))]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    widened = widen_patch_embedding(before["pos_embed.proj.weight"].float(), 2).half()
+    assert not torch.equal(widened, after["pos_embed.proj.weight"])  # the new layers did learn
 
 
 def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
@@ -280,8 +301,8 @@ BAD_INPUT = [
     (["vae", "--steps", "-1"], "--steps must be a whole number >= 1, got -1"),
     (["vae", "--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
     (["vae", "--seed", "-5"], "--seed must be a whole number from 0 to"),
-    (["vae", "--crop", "30", "--preset", "micro"], "--crop must be a multiple of 4 from 4 to 64, got 30"),
-    (["vae", "--preset", "huge"], "argument --preset: invalid choice: 'huge' (choose from 'micro', 'cpu')"),
+    (["vae", "--crop", "30", "--preset", "micro"], "--crop must be a multiple of 4 from 4 to --size 64, got 30"),
+    (["vae", "--preset", "huge"], "argument --preset: invalid choice: 'huge' (choose from 'micro', 'cpu', 'f8')"),
     (["vae", "--init", "{tmp}/missing"], "--init {tmp}/missing: no such folder"),
     (["vae", "--out", "{tmp}/a-file/vae"], "--out {tmp}/a-file/vae: {tmp}/a-file is a file, not a folder"),
     (["classifier", "--widths", "a,b"], "--widths takes whole numbers >= 1 separated by commas, got 'a,b'"),

@@ -9,7 +9,7 @@ from diffusers import AutoencoderKL, PixArtTransformer2DModel
 
 from pipelines.core.errors import MedEditError
 from pipelines.model.projector import DisentangledProjector
-from pipelines.model.sizes import DIT_PRESETS, IMAGE_SIZE, LATENT_CHANNELS, TEXT_DIM, VAE_PRESETS
+from pipelines.model.sizes import DIT_PRESETS, IMAGE_SIZE, LATENT_CHANNELS, TEXT_DIM, TOKEN_GRID, VAE_PRESETS
 
 
 def _check(preset, table, what):
@@ -27,10 +27,12 @@ def make_vae(preset: str = "cpu", image_size: int = IMAGE_SIZE) -> AutoencoderKL
 
 
 def make_transformer(preset: str = "cpu", latent_size: int = IMAGE_SIZE // 4) -> PixArtTransformer2DModel:
+    """A DiT on an 8x8 token grid whatever the latent size (16x16 at 64 px, 32x32 at 256 px), so its
+    speed and its trained blocks carry over between sizes."""
     config = _check(preset, DIT_PRESETS, "dit")
     width = config["num_attention_heads"] * config["attention_head_dim"]
     # out_channels = in_channels: epsilon only, no learned variance (DPM-Solver ignores it).
-    return PixArtTransformer2DModel(sample_size=latent_size, patch_size=2,
+    return PixArtTransformer2DModel(sample_size=latent_size, patch_size=max(1, latent_size // TOKEN_GRID),
                                     in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, cross_attention_dim=width,
                                     caption_channels=width, norm_type="ada_norm_single",
                                     use_additional_conditions=False, **config)

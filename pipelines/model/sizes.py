@@ -5,6 +5,7 @@ IMAGE_SIZE = 64
 # 8 latent channels at f4 (16x16x8): 4 channels lost thin strokes (hair, ruler ticks, ink, leads).
 LATENT_CHANNELS = 8
 TEXT_DIM = 384  # all-MiniLM-L6-v2
+TOKEN_GRID = 8  # the DiT's image tokens per side at every size: 64 tokens
 # Stable Diffusion's betas: alpha_bar ends near 5e-3, unlike squaredcos_cap_v2's 1e-8, which
 # turns DPM-Solver++'s first x0 estimate into noise (DESIGN.md, traps found by measuring).
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
@@ -13,6 +14,9 @@ NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
 VAE_PRESETS = {
     "micro": dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8),
     "cpu": dict(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16),
+    # f8 for 256 px (256 -> 32x32x8, so a patch-4 DiT keeps its 64 tokens): thin full-resolution
+    # layers, which dominate a CPU decode (DESIGN.md, resolution without CPU cost).
+    "f8": dict(block_out_channels=(16, 32, 64, 128), layers_per_block=1, norm_num_groups=8),
 }
 
 DIT_PRESETS = {

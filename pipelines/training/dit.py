@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, PixArtTransformer2DModel
 
+from pipelines.core.errors import MedEditError
 from pipelines.core.limits import CAPTION_DROPOUT
 from pipelines.model.info import ModelInfo, check_text_tokens, write_model_info
 from pipelines.model.presets import make_projector, make_transformer
@@ -49,6 +50,7 @@ from pipelines.training.loop import LoopResult, LoopSettings, run_loop, trained_
 from pipelines.training.options import check_dit_arguments
 from pipelines.training.priors import PRIOR_DIMS
 from pipelines.training.records import command_line
+from pipelines.training.warm_start import is_new_layer, widen_patch
 
 CHECKPOINT_EVERY = 100
 
@@ -73,16 +75,28 @@ def partner_tokens(projector: DisentangledProjector, anatomy_text: TextCache, st
     return projector(*anatomy_text.get(rows), *style_text.get(rows), keep, torch.full_like(keep, joined))
 
 
-def make_models(args, device: torch.device) -> tuple[PixArtTransformer2DModel, DisentangledProjector]:
-    """New ones of --preset, or those of --init to train on."""
+def make_models(args, latent_size: int, device: torch.device) -> tuple[PixArtTransformer2DModel, DisentangledProjector]:
+    """New ones of --preset for latents of `latent_size`, or those of --init to train on; an --init
+    made for smaller latents has its patch widened to keep its token grid (training/warm_start.py)."""
     if args.init:
         load = dict(use_safetensors=True, torch_dtype=torch.float32)
         transformer = PixArtTransformer2DModel.from_pretrained(Path(args.init) / "transformer", **load)
         projector = DisentangledProjector.from_pretrained(Path(args.init) / "projector", **load)
+        scale = widening(transformer.config.sample_size, latent_size)
+        if scale > 1:
+            transformer = widen_patch(transformer, scale)
     else:
-        transformer = make_transformer(args.preset)
+        transformer = make_transformer(args.preset, latent_size)
         projector = make_projector(args.preset, *PRIOR_DIMS)
     return transformer.to(device), projector.to(device)
+
+
+def widening(sample_size: int, latent_size: int) -> int:
+    """How many times an --init's patch must grow for the --vae's latents."""
+    if latent_size % sample_size:
+        raise MedEditError(f"the --init model is made for {sample_size}x{sample_size} latents; the --vae "
+                           f"gives {latent_size}x{latent_size}, not a whole multiple")
+    return latent_size // sample_size
 
 
 @dataclass
@@ -167,6 +181,7 @@ def save_dit(args, transformer, projector, result: LoopResult, accelerator) -> P
                                 solver_order=2).save_pretrained(out / "scheduler")
     seconds = round(result.clock.seconds())  # read once, so the model info and the printed line agree
     info = ModelInfo.embedded_default(conditioning=args.conditioning, text_tokens=args.text_tokens)
+    info.image_size = args.size
     info.training = {"command": command_line("dit", args, leave_out=("time_limit",)),
                      "steps": args.steps, "batch": args.batch, "seconds": seconds,
                      "threads": torch.get_num_threads(), "device": describe(accelerator)}
@@ -180,7 +195,9 @@ def train_dit(args) -> Path:
     accelerator = make_accelerator(args.device)
     set_seed(args.seed)
     data = prepare_data(args, accelerator.device)
-    transformer, projector = make_models(args, accelerator.device)
+    transformer, projector = make_models(args, data.latents.shape[-1], accelerator.device)
+    widened = args.init and transformer.config.patch_size > PixArtTransformer2DModel.load_config(
+        Path(args.init) / "transformer")["patch_size"]
     alphas = DDPMScheduler(**NOISE_SCHEDULE).alphas_cumprod.to(accelerator.device)
     joined = args.conditioning == "joined"
 
@@ -190,8 +207,13 @@ def train_dit(args) -> Path:
     settings = LoopSettings(
         name="dit", steps=args.steps, seed=args.seed, learning_rate=partial(schedules.warm_up, args.lr),
         checkpoints=Path(args.workdir), checkpoint_every=CHECKPOINT_EVERY, resume=args.resume,
-        fingerprint=fingerprint("dit", init=args.init, preset=args.preset, conditioning=args.conditioning),
+        fingerprint=fingerprint("dit", init=args.init, preset=args.preset, conditioning=args.conditioning,
+                                size=args.size, new_layers_lr_scale=args.new_layers_lr_scale,
+                                new_layers_alone=args.new_layers_alone),
         clip_norm=1.0, ema_decay=args.ema, time_limit=args.time_limit)
+    if widened:
+        settings.new_layers = lambda name: name.startswith("transformer.") and is_new_layer(name[len("transformer."):])
+        settings.new_layers_rate_scale, settings.new_layers_alone = args.new_layers_lr_scale, args.new_layers_alone
     result = run_loop(accelerator, trained_tensors({"transformer": transformer, "projector": projector}),
                       settings, step_loss)
     args.steps = result.steps  # what the model info records: the command that gives these weights

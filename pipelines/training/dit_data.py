@@ -9,7 +9,6 @@ from diffusers import AutoencoderKL
 from tqdm import tqdm
 
 from pipelines.model.conditioners import join_prompts
-from pipelines.model.sizes import IMAGE_SIZE
 from pipelines.model.text_encoder import TextEncoder
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.options import detail_mask_names
@@ -98,7 +97,7 @@ def prepare_data(args, device: torch.device) -> DitData:
     vae = AutoencoderKL.from_pretrained(args.vae, use_safetensors=True).eval().to(device)
     detail_masks = detail_mask_names(args.detail_masks) if args.detail_weight else ()
     paired = args.pair_weight > 0
-    phantoms = build_phantom_set(args.n, args.seed + 1_000_000, IMAGE_SIZE, detail_masks=detail_masks,
+    phantoms = build_phantom_set(args.n, args.seed + 1_000_000, args.size, detail_masks=detail_masks,
                                  partners=paired)
     latents = encode_latents(vae, phantoms.images)
     size = latents.shape[-1]

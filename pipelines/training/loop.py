@@ -39,6 +39,11 @@ class LoopSettings:
     clip_norm: float | None = None
     ema_decay: float | None = None  # None: no EMA
     time_limit: float | None = None  # seconds of training over every call; None: no limit
+    # Layers a warm start made anew (training/warm_start.py): their own rate, and steps at the start
+    # in which they alone learn, so the trained rest is not pulled around by their first errors.
+    new_layers: Callable[[str], bool] | None = None  # by trained-tensor name
+    new_layers_rate_scale: float = 1.0
+    new_layers_alone: int = 0
 
 
 @dataclass
@@ -91,15 +96,32 @@ def agreed(accelerator, flag: bool) -> bool:
     return bool(broadcast_object_list([flag], from_process=0)[0])
 
 
+def learning_groups(trained: dict[str, torch.Tensor], settings: LoopSettings) -> list[dict]:
+    """AdamW's parameter groups: what requires a gradient, the warm start's new layers apart."""
+    names = [n for n, t in trained.items() if isinstance(t, torch.nn.Parameter) and t.requires_grad]
+    is_new = settings.new_layers or (lambda name: False)
+    groups = [{"params": [trained[n] for n in names if not is_new(n)], "new": False},
+              {"params": [trained[n] for n in names if is_new(n)], "new": True}]
+    return [group for group in groups if group["params"]]
+
+
+def group_rate(group: dict, step: int, settings: LoopSettings) -> float:
+    """A group's learning rate as a multiple of the schedule's."""
+    if group["new"]:
+        return settings.new_layers_rate_scale
+    return 0.0 if step < settings.new_layers_alone else 1.0
+
+
 def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettings,
              step_loss: Callable[[int, torch.Generator], tuple[torch.Tensor, dict]],
              clock: RunClock | None = None) -> LoopResult:
     """Train the parameters among `trained` (those that require a gradient) from the last checkpoint
     (with `settings.resume`) or from where they are, to `settings.steps`. The run's time counts from
     `clock`'s start when one is given (a trainer that counts its data too), else from here."""
-    parameters = [t for t in trained.values() if isinstance(t, torch.nn.Parameter) and t.requires_grad]
+    groups = learning_groups(trained, settings)
+    parameters = [p for group in groups for p in group["params"]]
     same_start(accelerator, parameters)
-    optimizer = accelerator.prepare(torch.optim.AdamW(parameters, lr=settings.learning_rate(0),
+    optimizer = accelerator.prepare(torch.optim.AdamW(groups, lr=settings.learning_rate(0),
                                                       weight_decay=settings.weight_decay))
     ema = None if settings.ema_decay is None else EMAModel(parameters, decay=settings.ema_decay, foreach=True)
     checkpoints = Checkpoints(accelerator, settings.checkpoints, trained, ema, settings.fingerprint)
@@ -111,7 +133,7 @@ def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettin
     for step in bar:
         generator = step_generator(settings.seed, step, accelerator.process_index)
         for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate(step)
+            group["lr"] = settings.learning_rate(step) * group_rate(group, step, settings)
         loss, logs = step_loss(step, generator)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)

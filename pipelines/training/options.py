@@ -7,7 +7,7 @@ is called directly, then checks what needs its libraries (size presets, LoRA tar
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import ATTRIBUTE_NAMES
-from pipelines.model.sizes import DIT_PRESETS, VAE_PRESETS
+from pipelines.model.sizes import DIT_PRESETS, IMAGE_SIZE, VAE_PRESETS
 from pipelines.training import checks
 from pipelines.training.checks import SAFETENSORS_MODEL
 
@@ -58,12 +58,17 @@ def add_vae_arguments(parser):
     parser.add_argument("--init", help="a VAE folder to fine-tune (default: a fresh one of --preset)")
     parser.add_argument("--detail-weight", type=float, default=0.0,
                         help="extra weight of the error on thin marks (0: off)")
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="phantom size in pixels (crops come from it)")
+    parser.add_argument("--kl-weight", type=float, default=1e-6, help="weight of the latent's KL term")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
     add_device_argument(parser)
 
 
 def check_vae_arguments(args) -> None:
-    check_common(args, ("--steps", "--batch", "--crop", "--n"), ("--lr", "--detail-weight"),
+    check_common(args, ("--steps", "--batch", "--crop", "--n", "--size"), ("--lr", "--detail-weight", "--kl-weight"),
                  ("--workdir", "--out"))
+    if args.time_limit is not None:
+        checks.number("--time-limit", args.time_limit)
     if args.init:
         checks.model_folder("--init", args.init)
     checks.choice("--device", args.device, DEVICES)
@@ -100,6 +105,14 @@ def add_dit_arguments(parser):
     parser.add_argument("--text-tokens", type=int, default=None,
                         help="tokens read per caption channel (default: the text encoder's window; "
                              "phantom captions take up to 50)")
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE,
+                        help="phantom size in pixels (the --vae's latents of it keep an 8x8 token grid)")
+    parser.add_argument("--new-layers-lr-scale", type=float, default=1.0,
+                        help="with an --init of a smaller patch: the learning rate of the widened patch "
+                             "embedding and output layer, times --lr")
+    parser.add_argument("--new-layers-alone", type=int, default=0,
+                        help="with an --init of a smaller patch: steps at the start in which only the "
+                             "widened layers learn")
     add_device_argument(parser)
 
 
@@ -112,8 +125,10 @@ def detail_mask_names(text: str) -> tuple[str, ...]:
 
 
 def check_dit_arguments(args) -> None:
-    check_common(args, ("--steps", "--batch", "--n"), ("--lr", "--align", "--detail-weight", "--pair-weight"),
+    check_common(args, ("--steps", "--batch", "--n", "--size"),
+                 ("--lr", "--align", "--detail-weight", "--pair-weight", "--new-layers-lr-scale"),
                  ("--workdir", "--out"))
+    checks.whole("--new-layers-alone", args.new_layers_alone, low=0)
     checks.number("--ema", args.ema, 0.0, 1.0)
     if args.time_limit is not None:
         checks.number("--time-limit", args.time_limit)

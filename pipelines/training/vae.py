@@ -1,12 +1,16 @@
-"""`train vae`: a small f4 AutoencoderKL on phantoms, trained on random crops (it is convolutional).
+"""`train vae`: a small AutoencoderKL on phantoms (f4 for 64 px, `--preset f8 --size 256` for the
+256-px model), trained on random crops (it is convolutional).
 
-Loss: L1 + MSE reconstruction and a light KL. After training the latent spread is measured and
+Loss: L1 + MSE reconstruction and a light KL (`--kl-weight`). After training the latent spread is measured and
 stored as `scaling_factor`, so the DiT sees unit-variance latents.
 
 `--detail-weight w` weighs the reconstruction error (1 + w) times on what tells attributes apart:
 the thin marks that a small autoencoder blurs away first (hair, ink, rulers, bubbles, devices,
 markers) and the lesion, whose pattern tells melanoma from a naevus; without it 1-2 px ink
 strokes come out faint grey. `--init` fine-tunes an existing VAE instead of starting from scratch.
+
+`--time-limit s` ends the run at the first checkpoint-able step after s seconds and saves what it
+has: long runs go in chunks (`--resume` goes on), the learning rate following one cosine over `--steps`.
 """
 
 import json
@@ -19,7 +23,7 @@ from diffusers import AutoencoderKL
 
 from pipelines.core.errors import MedEditError
 from pipelines.model.presets import make_vae
-from pipelines.model.sizes import IMAGE_SIZE, VAE_PRESETS
+from pipelines.model.sizes import VAE_PRESETS
 from pipelines.training import checks, schedules
 from pipelines.training.data import build_phantom_set, to_unit_range
 from pipelines.training.checkpoints import fingerprint
@@ -27,7 +31,6 @@ from pipelines.training.hardware import check_device, describe, make_accelerator
 from pipelines.training.loop import LoopSettings, run_loop, trained_tensors
 from pipelines.training.options import check_vae_arguments
 
-KL_WEIGHT = 1e-6
 DETAIL_MASKS = ("hair", "gel_bubbles", "ruler", "ink", "support_devices", "pacemaker", "marker", "lesion")
 CHECKPOINT_EVERY = 250
 
@@ -40,8 +43,9 @@ def check_arguments(args) -> None:
     else:
         blocks = len(VAE_PRESETS[checks.choice("--preset", args.preset, VAE_PRESETS)]["block_out_channels"])
     factor = 2 ** max(0, blocks - 1)  # each encoder block but the last halves the size
-    if not (factor <= args.crop <= IMAGE_SIZE and args.crop % factor == 0):
-        raise MedEditError(f"--crop must be a multiple of {factor} from {factor} to {IMAGE_SIZE}, got {args.crop}")
+    if not (factor <= args.crop <= args.size and args.crop % factor == 0):
+        raise MedEditError(f"--crop must be a multiple of {factor} from {factor} to --size {args.size}, "
+                           f"got {args.crop}")
     check_device(args.device)
 
 
@@ -65,7 +69,7 @@ def reconstruction_loss(vae, data, args, generator: torch.Generator) -> tuple[to
     posterior = vae.encode(batch).latent_dist
     reconstruction = vae.decode(posterior.sample(generator)).sample
     error = reconstruction - batch
-    return (weight * (error.abs() + error.pow(2))).mean() + KL_WEIGHT * posterior.kl().mean(), {}
+    return (weight * (error.abs() + error.pow(2))).mean() + args.kl_weight * posterior.kl().mean(), {}
 
 
 def save_vae(vae, data, out: Path) -> None:
@@ -82,18 +86,20 @@ def train_vae(args) -> Path:
     check_arguments(args)
     accelerator = make_accelerator(args.device)
     set_seed(args.seed)
-    data = build_phantom_set(args.n, args.seed, IMAGE_SIZE,
+    data = build_phantom_set(args.n, args.seed, args.size,
                              detail_masks=DETAIL_MASKS if args.detail_weight else ())
     if args.init:
         vae = AutoencoderKL.from_pretrained(args.init, use_safetensors=True, torch_dtype=torch.float32)
     else:
-        vae = make_vae(args.preset)
+        vae = make_vae(args.preset, args.size)
     vae.to(accelerator.device)
     settings = LoopSettings(
         name="vae", steps=args.steps, seed=args.seed, checkpoints=Path(args.workdir),
         learning_rate=partial(schedules.cosine, args.lr, steps=args.steps),
         checkpoint_every=CHECKPOINT_EVERY, resume=args.resume,
-        fingerprint=fingerprint("vae", init=args.init, preset=args.preset))
+        fingerprint=fingerprint("vae", init=args.init, preset=args.preset, size=args.size,
+                                kl_weight=args.kl_weight),
+        time_limit=args.time_limit)
     result = run_loop(accelerator, trained_tensors({"vae": vae}), settings,
                       lambda step, generator: reconstruction_loss(vae, data, args, generator))
     if accelerator.is_main_process:
