@@ -129,3 +129,38 @@ def test_a_phantom_upload_is_edited_without_a_warning(checked_micro_model, tmp_p
     assert meta["domain"]["outcome"] == "in_domain"
     record = read_png_provenance((tmp_path / "out" / "edited.png").read_bytes())
     assert record["extra"]["domain"]["outcome"] == "in_domain"
+
+
+def test_fit_domain_refuses_bad_counts_and_a_missing_dataset_in_one_line(tmp_path, capsys):
+    assert main(["fit-domain", "--n", "0", "--out", str(tmp_path)]) == 2
+    assert main(["fit-domain", "--data", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--n" in err[0] and "no such folder" in err[1]
+    assert not (tmp_path / DOMAIN_FOLDER).exists()
+
+
+def test_fit_domain_on_a_dataset_of_ones_own_writes_a_check_that_reads_it(tmp_path, capsys):
+    """A model trained on an imagefolder (here: phantoms written by the phantoms command) gets its
+    statistics from that folder; the check then knows its images and refuses a CT slice."""
+    data = tmp_path / "data"
+    assert main(["phantoms", "--modality", "cxr", "--n", "24", "--seed", "3", "--size", "64",
+                 "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["fit-domain", "--data", str(data), "--n", "16", "--calibration", "8",
+                 "--out", str(tmp_path / "adapter"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fitted_on"] == str(data) and report["images"] == {"fit": 12, "calibration": 8, "shifted": 8}
+    check = folder_check(tmp_path / "adapter", "adapter")
+    assert check.stats.modalities == ("cxr",)
+    assert check.check(read_image(CT).pixels).outcome == "unknown_modality"
+
+
+def test_a_pixart_checkpoint_keeps_its_statistics_in_its_own_folder(tiny_folder):
+    from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.evaluation.domain import with_domain_check
+    from pipelines.model.loading import load_model
+
+    pipeline = with_domain_check(MedEditPipeline(load_model(str(tiny_folder))), "tiny")
+    assert pipeline.model.domain_folder == tiny_folder
+    verdict = pipeline.domain_check.check(np.zeros((64, 64, 3), np.uint8))
+    assert verdict.outcome == "unchecked" and "fit-domain --model tiny" in verdict.message
