@@ -15,6 +15,7 @@ from pipelines.data.burned_in import BURNED_IN_KEY
 from pipelines.editing.pipeline import MedEditPipeline
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.evaluation.domain import with_domain_check
+from pipelines.evaluation.landing import add_landing
 from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
 from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.model.loading import load_model
@@ -112,6 +113,7 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     if image is not None:
         if series is None:
             result = pipeline.edit_image(image.pixels, s, e, image.regions, callback, edit_anyway=image.edit_anyway)
+            add_landing(result, pipeline.model.info.attributes)  # did the edit land: said in its notes
         else:
             result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback,
                                            edit_anyway=image.edit_anyway)
@@ -122,7 +124,7 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     if kind == "generate":
         return pipeline.generate(s, callback)
     if kind == "edit":
-        return pipeline.edit(s, e, callback)
+        return add_landing(pipeline.edit(s, e, callback), pipeline.model.info.attributes)
     return pipeline.series(s, e, series, callback)
 
 

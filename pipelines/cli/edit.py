@@ -38,7 +38,9 @@ def run(args) -> int:
     common.check_writable_folder(args.out)
     decoded, regions = check_upload(args)
     check_domain(args, decoded)
-    # 2. The model, the request, the edit.
+    # 2. The model, the request, the edit, and whether it landed (the classifier reads the result).
+    from pipelines.evaluation.landing import add_landing  # here: torch loads once the arguments passed
+
     pipeline = common.load_pipeline(args)
     notes = upload_notes(args, decoded)
     sampling, edit = common.sampling_from(args, pipeline), common.edit_from(args, pipeline)
@@ -48,6 +50,7 @@ def run(args) -> int:
         else:
             result = pipeline.edit_image(decoded.pixels, sampling, edit, regions, edit_anyway=args.edit_anyway)
             record_source(result.settings, decoded)
+        add_landing(result, pipeline.model.info.attributes)
         meta = write_outputs(tmp, result, notes)
     out = args.out
     for note in [] if args.json else meta["notes"]:  # --json: they are in the JSON

@@ -1,0 +1,64 @@
+"""Did the edit land (pipelines/evaluation/landing.py): the classifier reads the result of every
+edit; an asked-for attribute it does not find, or a removed one it still finds, is said with the
+remedy, and so is an attribute that changed unasked. Checked on the renderer's own counterfactuals."""
+
+import json
+
+from pipelines.cli import main
+from pipelines.data.phantoms import phantom
+from pipelines.evaluation.landing import asked, landing, shipped_classifier
+from pipelines.model.info import ModelInfo
+
+ATTRIBUTES = ModelInfo.embedded_default().attributes
+NORMAL = {"anatomy": "Normal chest X-ray with no significant findings", "style": "PA view", "to_anatomy": "",
+          "to_style": "", "sliders": {}}
+
+
+def pair(seed: int, **change):
+    """A chest X-ray phantom and the renderer's exact counterfactual with `change` applied."""
+    base = {name: False for name in change}
+    return phantom("cxr", seed, size=64, **base).image, phantom("cxr", seed, size=64, **change).image
+
+
+def test_what_was_asked_comes_from_sliders_and_typed_prompts():
+    typed = {**NORMAL, "style": "PA view, a pacemaker with leads", "to_style": "PA view, with a laterality marker"}
+    assert asked(typed, ATTRIBUTES) == {"pacemaker": False, "marker": True}
+    assert asked({**NORMAL, "sliders": {"effusion": -1.0, "opacity": 0.0}}, ATTRIBUTES) == {"effusion": False}
+
+
+def test_an_edit_that_landed_is_not_reported_and_one_that_did_not_is_said_with_its_remedy():
+    neutral, edited = pair(11, effusion=True)
+    settings = {**NORMAL, "sliders": {"effusion": 1.0}}
+    landed = landing(shipped_classifier(), neutral, edited, settings, ATTRIBUTES)
+    assert landed["asked"]["effusion"]["landed"] and not any("effusion asked" in n for n in landed["notes"])
+    missed = landing(shipped_classifier(), neutral, neutral, settings, ATTRIBUTES)
+    assert not missed["asked"]["effusion"]["landed"]
+    note = next(n for n in missed["notes"] if n.startswith("effusion asked, not found in the result (0."))
+    assert "earlier swap" in note and "stronger slider" in note and "refresh" not in note
+
+
+def test_a_removal_that_left_the_attribute_suggests_redrawing_fine_detail_for_an_upload():
+    _, with_pacemaker = pair(12, pacemaker=True)
+    settings = {**NORMAL, "sliders": {"pacemaker": -1.0}, "source": "upload"}
+    report = landing(shipped_classifier(), with_pacemaker, with_pacemaker, settings, ATTRIBUTES)
+    note = next(n for n in report["notes"] if n.startswith("pacemaker asked away, still in the result"))
+    assert "redraw fine detail (refresh 0.2)" in note
+
+
+def test_an_attribute_that_changed_unasked_is_reported():
+    neutral, edited = pair(13, effusion=True, cardiomegaly=True)
+    report = landing(shipped_classifier(), neutral, edited, {**NORMAL, "sliders": {"effusion": 1.0}}, ATTRIBUTES)
+    assert "cardiomegaly" in report["changed"]
+    assert any(n.startswith("not asked, but cardiomegaly appeared") for n in report["notes"])
+
+
+def test_the_command_line_records_whether_the_edit_landed(micro_model_folder, tmp_path, capsys):
+    rc = main(["edit", "--model", str(micro_model_folder), "--anatomy", NORMAL["anatomy"], "--style", "PA view",
+               "--attribute", "pacemaker=1", "--steps", "2", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    verdict = meta["landing"]["asked"]["pacemaker"]
+    assert verdict["wanted"] == "present" and isinstance(verdict["landed"], bool)
+    said = any(n.startswith("pacemaker asked, not found") for n in meta["notes"])
+    assert said == (not verdict["landed"])
+    assert ("note: pacemaker asked, not found" in capsys.readouterr().out) == said
