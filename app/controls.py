@@ -121,7 +121,9 @@ def slider_panel(attributes: list[dict]) -> tuple[gr.Tabs, dict[str, gr.Slider]]
                             with gr.Column(min_width=200):
                                 gr.Markdown(f"**{CHANNEL_NAMES[channel]}**")
                                 for a in group:
-                                    sliders[a["name"]] = gr.Slider(*SLIDER_RANGE, value=0, step=0.1,
+                                    # the model's measured range (mededit.json), else the outer one
+                                    low, high = a.get("range", SLIDER_RANGE)
+                                    sliders[a["name"]] = gr.Slider(low, high, value=0, step=0.1,
                                                                    label=readable(a["name"]),
                                                                    info=f"“{a['phrase']}”",
                                                                    elem_id=f"slider-{a['name']}")

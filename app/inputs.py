@@ -60,8 +60,8 @@ def parse_sliders(value, pipeline: MedEditPipeline) -> dict[str, float]:
         return {}
     value = json_object(value, "sliders", 'a JSON object like {"hair": 1.5}')
     checked = Edit(sliders=value).sliders  # names are text; scales are finite and in range
-    for name in checked:
-        pipeline.model.info.attribute(name)  # unknown names: the message lists the valid ones
+    for name, scale in checked.items():
+        pipeline.model.info.slider(name, scale)  # unknown names listed; scales within the model's range
     return {name: scale for name, scale in checked.items() if scale != 0.0}
 
 

@@ -61,6 +61,11 @@ CASES = [
     ("edit --anatomy x --attribute hair=1 --model {tmp}/mine --out {tmp}/e",
      "unknown attribute 'hair'; this model has: effusion"),
     ("edit --anatomy x --attribute bogus=1 --model {tmp}/pixart --out {tmp}/e", "this model has: melanoma, hair"),
+    # slider scales, against the range the model's mededit.json stores (scripts/slider_ranges.py)
+    ("edit --anatomy x --attribute effusion=2 --model {tmp}/mine --out {tmp}/e",
+     "slider effusion must be between -1 and 1.5 for the model mine (the range where it was measured"),
+    ("series --anatomy x --attribute effusion=-1.5 --model {tmp}/mine --out {tmp}/s",
+     "slider effusion must be between -1 and 1.5 for the model mine"),
     # phantoms
     ("phantoms --modality cxr --n 2 --seed -5 --out {tmp}/p", "--seed must be between 0 and"),
     ("phantoms --modality cxr --n 2 --seed 4294967295 --out {tmp}/p", "--seed must be between 0 and 4294967294"),
@@ -131,7 +136,8 @@ def make_fixtures(folder: Path) -> None:
     (folder / "mine").mkdir()  # a MedEdit model folder's description, with one attribute
     (folder / "mine" / "mededit.json").write_text(json.dumps({
         "name": "mine", "image_size": 64, "text_encoder": "minilm", "conditioning": "separate",
-        "attributes": [{"name": "effusion", "modality": "cxr", "channel": "anatomy", "phrase": "effusion"}],
+        "attributes": [{"name": "effusion", "modality": "cxr", "channel": "anatomy", "phrase": "effusion",
+                        "range": [-1.0, 1.5]}],
         "defaults": {"steps": 20, "anatomy_scale": 3.0, "style_scale": 3.0, "swap_at": 0.2}}))
     (folder / "pixart").mkdir()  # a diffusers PixArt pipeline folder: the registry's attributes
     (folder / "pixart" / "model_index.json").write_text(json.dumps({"_class_name": "PixArtAlphaPipeline"}))

@@ -16,7 +16,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
                                    STEPS_RANGE, SWAP_RANGE)
 from pipelines.editing.requests import Edit, Sampling, Series
-from pipelines.model.offered import check_slider_names
+from pipelines.model.offered import check_sliders
 
 # Valid stand-ins for the settings a model's mededit.json fills in: checking a request before the
 # model is loaded checks only the values the user gave.
@@ -105,7 +105,7 @@ def check_edit(args) -> Edit:
     are read from the model's files (offered.py) where they say; a Hub model's on load."""
     edit = Edit.with_defaults(STAND_IN_DEFAULTS, args.to_anatomy, args.to_style,
                               parse_attributes(args.attribute), args.swap_at, args.locality, args.refresh)
-    check_slider_names(args.model, edit.sliders)
+    check_sliders(args.model, edit.sliders)
     return edit
 
 
@@ -168,8 +168,8 @@ def sampling_from(args, pipeline):
 
 def edit_from(args, pipeline):
     sliders = parse_attributes(args.attribute)
-    for name in sliders:
-        pipeline.model.info.attribute(name)
+    for name, scale in sliders.items():
+        pipeline.model.info.slider(name, scale)
     return Edit.with_defaults(pipeline.model.info.defaults, args.to_anatomy, args.to_style, sliders,
                               args.swap_at, args.locality, args.refresh)
 

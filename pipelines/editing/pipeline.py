@@ -51,7 +51,7 @@ class MedEditPipeline(UploadedImages):
     def edited_branches(self, s: Sampling, e: Edit) -> Branches:
         by_channel = {"anatomy": [], "style": []}
         for name, scale in e.sliders.items():
-            attribute = self.model.info.attribute(name)
+            attribute = self.model.info.slider(name, scale)  # the model's own range
             by_channel[attribute["channel"]].append((attribute["phrase"], scale))
         return conditioners.prompt_branches(self.channel, *edited_prompts(s, e), by_channel,
                                             self.model.info.joined)
@@ -104,10 +104,11 @@ class MedEditPipeline(UploadedImages):
     @torch.no_grad()
     def edit(self, s: Sampling, e: Edit, progress=None) -> EditResult:
         began = time.perf_counter()
+        branches = self.edited_branches(s, e)  # first: a slider out of the model's range is refused at once
         # 1. The neutral run, shared by every edit of the same source.
         run, cached = self.neutral_run(s, progress)
         # 2. The edited tail, branching off it at the swap step.
-        edited = self.edited_latents(s, e, run, e.swap_step(s.steps), self.edited_branches(s, e), progress)
+        edited = self.edited_latents(s, e, run, e.swap_step(s.steps), branches, progress)
         # 3. Decode the edit; the neutral image was decoded with its run.
         neutral, image = self.neutral_image(s, run, progress), decode(self.model, edited, progress)[0].numpy()
         settings = self.settings(s, e)
@@ -133,8 +134,8 @@ class MedEditPipeline(UploadedImages):
         point) are the control points of one Bezier curve that starts at the neutral latent."""
         strongest = e.swap_step(s.steps)
         swaps = series.latent_swaps(s.steps, strongest)  # weak to strong
+        edited = self.edited_branches(s, e)  # first: a slider out of the model's range is refused at once
         run, _ = self.neutral_run(s, progress)
-        edited = self.edited_branches(s, e)
         control = torch.cat([run[-1].latents] +  # [P, C, h, w], neutral first
                             [self.edited_latents(s, e, run, swap, edited, progress) for swap in swaps])
         return bezier_keep_norm(control, times)

@@ -100,7 +100,7 @@ class UploadedImages:
         if e.to_anatomy or e.to_style:
             terms.append(Term("prompts", self.edited_branches(s, Edit(e.to_anatomy, e.to_style))))
         for name, scale in e.sliders.items():
-            attribute = self.model.info.attribute(name)
+            attribute = self.model.info.slider(name, scale)  # the model's own range
             if scale == 0:
                 continue
             sliders = {attribute["channel"]: [(attribute["phrase"], scale)]}
@@ -126,8 +126,8 @@ class UploadedImages:
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
         judged, warnings = self.judged(image, edit_anyway)
+        terms = self.edit_terms(s, e)  # before inverting: a slider out of the model's range is refused at once
         inversion, reconstruction, cached = self.inverted(image, s, progress)
-        terms = self.edit_terms(s, e)
         final, changed = edit_inverted(self.model.transformer, inversion, e.swap_step(s.steps),
                                        self.neutral_branches(s), terms, s.anatomy_scale, s.style_scale,
                                        e.locality, self.region(regions), progress, e.refresh_steps(s.steps))
@@ -154,8 +154,8 @@ class UploadedImages:
         began = time.perf_counter()
         image, regions, notes = self.prepared(image, regions)
         judged, warnings = self.judged(image, edit_anyway)
+        terms, times = self.edit_terms(s, e), torch.linspace(0, 1, series.frames)  # refused before inverting
         inversion, _, _ = self.inverted(image, s, progress)
-        terms, times = self.edit_terms(s, e), torch.linspace(0, 1, series.frames)
         source, region = self.neutral_branches(s), self.region(regions)
         scales, swap = (s.anatomy_scale, s.style_scale), e.swap_step(s.steps)
         tail = lambda swap, terms: edit_inverted(self.model.transformer, inversion, swap, source, terms,  # noqa: E731

@@ -124,8 +124,8 @@ def synthesize(spec: Spec, n: int, out, model_source: str | None = None, seed: i
     state = PartialState(cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     model = load_model(model_source)
     for entry in spec.entries:  # every slider name checked before the first image
-        for name in entry.sliders:
-            model.info.attribute(name)
+        for name, scale in entry.sliders.items():
+            model.info.slider(name, scale)
     manifest = {"spec": spec.digest, "seed": seed, "model_id": model.model_id,
                 "model_revision": model.revision, "synthetic": SYNTHETIC_MARK}
     check_manifest(out, manifest)

@@ -1,8 +1,10 @@
 """`mededit.json`: what a MedEdit model folder holds beyond diffusers' own configs.
 
 It lists the attributes the model was trained on with the phrase that switches each on (the
-sliders are built from it), the image size, the text encoder and how many tokens of each prompt
-it reads, and sampling defaults.
+sliders are built from it) with, where it was measured (scripts/slider_ranges.py), the scales at
+which its slider still edits without wrecking the image (`range`: [low, high]; another model has
+other safe ranges, so they live with the model; without one, limits.SLIDER_RANGE holds), the image
+size, the text encoder and how many tokens of each prompt it reads, and sampling defaults.
 """
 
 import json
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from pipelines.data.attributes import ATTRIBUTES
 from pipelines.core.errors import MedEditError
+from pipelines.core.limits import SLIDER_RANGE
 from pipelines.model.sizes import IMAGE_SIZE
 from pipelines.model.text_window import FIRST_LENGTH, LONGEST_LENGTH, MAX_LENGTH
 
@@ -42,6 +45,9 @@ class ModelInfo:
         # Folders written before local edits existed keep editing the whole image.
         self.defaults = {"locality": 0.0, **self.defaults}
         check_text_tokens(self.text_tokens)
+        for a in self.attributes:
+            if "range" in a:
+                check_slider_range(a.get("name"), a["range"])
 
     @classmethod
     def embedded_default(cls, conditioning: str = "separate", text_tokens: int = MAX_LENGTH) -> "ModelInfo":
@@ -65,6 +71,31 @@ class ModelInfo:
                 return a
         names = ", ".join(a["name"] for a in self.attributes)
         raise MedEditError(f"unknown attribute {name!r}; this model has: {names}")
+
+    def slider_range(self, name: str) -> tuple[float, float]:
+        """The scales the attribute's slider accepts: the model's measured range, else the outer one."""
+        return tuple(self.attribute(name).get("range", SLIDER_RANGE))
+
+    def slider(self, name: str, scale: float) -> dict:
+        """The attribute a slider moves, once its scale is checked against the model's range."""
+        attribute = self.attribute(name)
+        low, high = self.slider_range(name)
+        if not low <= scale <= high:
+            why = (f"the range where it was measured to edit without wrecking the image, in its {INFO_FILE}"
+                   if "range" in attribute else "the outer limit; its model stores no measured range")
+            raise MedEditError(f"slider {name} must be between {low:g} and {high:g} for the model "
+                               f"{self.name} ({why}), got {scale:g}")
+        return attribute
+
+
+def check_slider_range(name, value) -> None:
+    """A stored range: [low, high] with low <= 0 <= high, inside the outer SLIDER_RANGE."""
+    low, high = SLIDER_RANGE
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            and low <= value[0] <= 0 <= value[1] <= high):
+        raise MedEditError(f"attribute {name!r} has slider range {value!r}; give [low, high] with "
+                           f"{low:g} <= low <= 0 <= high <= {high:g}")
 
 
 def write_model_info(folder: Path, info: ModelInfo) -> None:

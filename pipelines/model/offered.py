@@ -1,6 +1,7 @@
-"""Which model a name means, and which attribute sliders it offers, read from its files without
-torch: a command refuses an unknown --attribute in well under a second, before anything heavy loads
-(loading.py then loads the model; its own check stays for the library and the app)."""
+"""Which model a name means, and which attribute sliders it offers with their ranges, read from its
+files without torch: a command refuses an unknown --attribute, or a scale outside the model's range,
+in well under a second, before anything heavy loads (loading.py then loads the model; its own check
+stays for the library and the app)."""
 
 import os
 from pathlib import Path
@@ -38,3 +39,15 @@ def check_slider_names(source: str | None, names) -> None:
     for name in names if known is not None else ():
         if name not in known:
             raise MedEditError(f"unknown attribute {name!r}; this model has: {', '.join(known)}")
+
+
+def check_sliders(source: str | None, sliders: dict[str, float]) -> None:
+    """Names as check_slider_names; scales against the ranges a MedEdit folder's mededit.json stores
+    (a Hub model's and an adapter's are checked on load, a PixArt pipeline's are the outer range)."""
+    check_slider_names(source, sliders)
+    source = source or default_source()
+    folder = EMBEDDED_FOLDER if source == EMBEDDED else Path(source).expanduser()
+    if (folder / INFO_FILE).is_file() and not (folder / PIXART_INDEX).is_file():
+        info = read_model_info(folder)
+        for name, scale in sliders.items():
+            info.slider(name, scale)
