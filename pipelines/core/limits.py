@@ -8,6 +8,8 @@ SEED_MAX = 2**32 - 1
 STEPS_RANGE = (1, 100)
 SCALE_RANGE = (0.0, 15.0)  # guidance per channel
 SLIDER_RANGE = (-3.0, 3.0)  # attribute sliders: negative removes, beyond 1 exaggerates
+# ... the outer range: a model's mededit.json narrows it per attribute to where its edits were
+# measured to hold (`range`, scripts/slider_ranges.py), and every caller reads it there (ModelInfo.slider)
 SWAP_RANGE = (0.0, 1.0)  # fraction of the steps before the prompt swap
 LOCALITY_RANGE = (0.0, 0.9)  # a share of the largest change; at 1 nothing would be edited
 REFRESH_RANGE = (0.0, 1.0)  # share of the steps, the last ones, an uploaded image's edit draws fresh noise in
