@@ -164,3 +164,12 @@ def test_a_pixart_checkpoint_keeps_its_statistics_in_its_own_folder(tiny_folder)
     assert pipeline.model.domain_folder == tiny_folder
     verdict = pipeline.domain_check.check(np.zeros((64, 64, 3), np.uint8))
     assert verdict.outcome == "unchecked" and "fit-domain --model tiny" in verdict.message
+
+
+def test_eval_domain_reports_the_figures_as_json(capsys):
+    assert main(["eval", "--domain", "--seeds", "6", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"]["in"] == 18 and report["images"]["near"] == 6
+    assert 0.0 <= report["out_classifier_alone_confident"] <= 1.0
+    assert main(["eval", "--domain", "--uploads"]) == 2
+    assert "choose one" in capsys.readouterr().err
