@@ -173,3 +173,25 @@ def test_eval_domain_reports_the_figures_as_json(capsys):
     assert 0.0 <= report["out_classifier_alone_confident"] <= 1.0
     assert main(["eval", "--domain", "--uploads"]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_a_series_edited_anyway_says_so_in_its_zip_readme_and_dicom(checked_micro_model, tmp_path, capsys):
+    import io
+    import zipfile
+
+    import pydicom
+
+    out = tmp_path / "out"
+    rc = main(["series", "--model", str(checked_micro_model), "--image", str(CT), *SOURCE, "--steps", "2",
+               "--frames", "2", "--control-points", "2", "--attribute", "pacemaker=1", "--out", str(out)])
+    assert rc == 2 and "refused: not an image of a modality" in capsys.readouterr().err and not out.exists()
+    rc = main(["series", "--model", str(checked_micro_model), "--image", str(CT), *SOURCE, "--steps", "2",
+               "--frames", "2", "--control-points", "2", "--attribute", "pacemaker=1", "--edit-anyway",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["domain"]["edit_anyway"] is True
+    with zipfile.ZipFile(out / "series.zip") as archive:
+        readme = archive.read("README.txt").decode()
+        exported = pydicom.dcmread(io.BytesIO(archive.read("dicom/frame_000.dcm")))
+    assert "Domain:    EDITED ANYWAY, not an image of a modality this model knows" in readme
+    assert '"edit_anyway": true' in exported.ImageComments

@@ -70,6 +70,17 @@ def settings_block(p: dict) -> str:
                          subsequent_indent=" " * 11, break_on_hyphens=False) + "\n"
 
 
+def domain_block(p: dict) -> str:
+    """The domain check's warning (evaluation/domain.py), when the source was not plainly like the
+    model's training images: unlike them, or of no modality it knows and edited anyway."""
+    domain = p["extra"].get("domain") or {}
+    if domain.get("outcome") in (None, "in_domain"):
+        return ""
+    what = "EDITED ANYWAY, " if domain.get("edit_anyway") else "WARNING, "
+    return textwrap.fill(what + str(domain.get("message", "")), width=100, initial_indent="Domain:    ",
+                         subsequent_indent=" " * 11, break_on_hyphens=False) + "\n"
+
+
 def readme(p: dict, dicom: bool) -> str:
     """README.txt for a provenance record (Provenance.as_dict)."""
     source = p["source"]
@@ -83,6 +94,7 @@ def readme(p: dict, dicom: bool) -> str:
     if burned_in(p):
         head += ("Burned-in: THE SOURCE FILE MAY SHOW IDENTIFYING TEXT IN ITS PIXELS (burned-in annotation,\n"
                  "           accepted knowingly); so may these images (DICOM BurnedInAnnotation YES).\n")
+    head += domain_block(p)
     return head + CONTENTS.format(dicom_line=DICOM_LINES[source] if dicom else "")
 
 
