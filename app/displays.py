@@ -79,11 +79,12 @@ def series_view():
         bend = gr.Slider(*BEND_RANGE, value=0, step=0.1, label="When the edit arrives (embedding path)",
                          info="Technical name: bend. −1 late, +1 early.")
     series_button = gr.Button("Make series", variant="primary", elem_id="series-button")
-    # A file path is served as is, so the GIF keeps its frames and animates.
-    animation = gr.Image(label="Animation", format="png", type="filepath", interactive=False, height=VIEW_HEIGHT,
-                         elem_id="series-animation")
+    # The frames first, all of them in view under the button (eight to a row, app/ui.CSS); then the
+    # animation. A file path is served as is, so the GIF keeps its frames and animates.
     gallery = gr.Gallery(label="Frames", format="png", columns=8, height="auto", elem_id="series-frames",
                          elem_classes=PIXELS)
+    animation = gr.Image(label="Animation", format="png", type="filepath", interactive=False, height=VIEW_HEIGHT,
+                         elem_id="series-animation")
     series_notes = gr.Markdown()
     export_series, series_zip = export_row("series")
     with gr.Accordion("Settings used", open=False):

@@ -26,8 +26,36 @@ CSS = """
 .mededit-pixels img { image-rendering: pixelated; }
 .mededit-words, .mededit-words * { color: #b45309 !important; font-size: 0.95em; }
 #mededit-header h2 { margin: 0; }
+/* gradio's overflow: hidden makes the container a scroller of its own, and a phone's sticky Edit
+   button inert; clip cuts the same without it (outside @media: gradio scopes rules in one). */
+.gradio-container { overflow: clip !important; }
+/* A series' frames fit their column, eight to a row (gradio's own minimum of 100 px a frame
+   pushed the last ones out of a laptop's column), four on a phone. */
+#series-frames .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)); grid-auto-rows: auto; }
+#series-frames .fixed-height { min-height: 0; }  /* as tall as its frames (up to 55vh), not 450 px */
+#series-frames .grid-wrap { padding-top: 40px; }  /* below the "Frames" label, which covered the first */
+@media (max-width: 640px) {
+  /* A phone: the header stacks instead of squeezing into two narrow columns, and the Edit button
+     stays on screen while the prompts and the upload panel scroll past. */
+  #mededit-header { flex-direction: column; }
+  #edit-button { position: sticky; top: 8px; bottom: 8px; z-index: 10; }
+  #series-frames .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)); }
+  #series-frames .caption-label { font-size: 11px; padding: 1px 4px; }  /* "t=0.07" whole on a small frame */
+}
 """
 PRIVATE = dict(api_visibility="private")
+
+
+def into_view(elem_id: str) -> dict:
+    """A client-side event that scrolls to an element not wholly on screen: on a phone the result
+    sits below the controls. gradio's scroll_to_output scrolls even when it is in view, which
+    would move a laptop's first screen. Judged at least as tall as wide: an empty image is
+    shorter than the square result that will fill it."""
+    js = (f"() => {{ const e = document.getElementById('{elem_id}'); if (!e) return;"
+          " const b = e.getBoundingClientRect();"
+          " if (b.top < 0 || b.top + Math.max(b.height, b.width) > window.innerHeight)"
+          " e.scrollIntoView({block: 'start'}); }")
+    return dict(fn=None, inputs=None, outputs=None, js=js, queue=False, **PRIVATE)
 
 
 class Wiring:
@@ -50,6 +78,7 @@ class Wiring:
         event = self.computing(handlers.edit, inputs, outputs, heavy=False)
         rerender = {**event, "trigger_mode": "always_last", "show_progress": "minimal"}
         c.edit_button.click(**self.painting()).success(**event, show_progress_on=[r.pair, r.difference])
+        c.edit_button.click(**into_view("before-after"))
         for control in list(c.sliders.values()) + list(c.sampling_settings().values()) + [c.image.refresh]:
             control.release(**self.painting(trigger_mode="always_last")).success(**rerender)
         for box in (*c.prompts().values(), c.seed):
@@ -101,6 +130,7 @@ class Wiring:
         describing = {"held": self.held, "model": c.model}
         p.describe.click(**self.computing(image_handlers.describe_held, describing, described,
                                           heavy=False)).success(**self.painting()).success(**rerender)
+        p.describe.click(**into_view("before-after"))
 
     def model(self, status: gr.Markdown):
         """The model's status and sliders on load; its own sampling defaults when it is changed."""
@@ -134,6 +164,7 @@ class Wiring:
         examples.load_input_event.then(  # show the sliders of the example's modality
             lambda *prompts: gr.Tabs(selected=modality_of(*prompts)), [c.anatomy, c.style, c.to_anatomy],
             c.slider_tabs, **PRIVATE)
+        examples.load_input_event.then(**into_view("before-after"))  # the examples lie below the result
 
 
 def build_ui(limits: serving.ServerLimits | None = None) -> gr.Blocks:

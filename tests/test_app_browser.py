@@ -1,7 +1,10 @@
 """The app in headless Chromium at 1366x768, a laptop's screen: the first screen holds the prompts,
 the Edit button and the before/after; a ready edit renders, a series animates, the export
 downloads and goes away when a new result replaces the one it holds; an image the user brings is
-uploaded, described, edited by two sliders, masked and edited at once, and exported as a series."""
+uploaded, described, edited by two sliders, masked and edited at once, and exported as a series.
+At 390x844, a phone's: the header stacked, the Edit button in reach and the result scrolled to,
+also after an upload; at both sizes every frame of a 16-frame series whole on screen. Screenshots
+of the layouts go to $MEDEDIT_ARTEFACTS (default: the test's tmp folder)."""
 
 import hashlib
 import io
@@ -24,6 +27,7 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shut
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREEN = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt-get install chromium)")
 
 
@@ -270,3 +274,99 @@ def test_a_dicom_and_a_jpeg_upload_say_what_was_done(page, upload_dicom, upload_
     page.wait_for_function("!document.querySelector('#upload-notes')?.innerText?.trim()")
     page.locator("#upload-file input[type=file]").set_input_files(str(upload_jpeg))
     page.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('JPEG')")
+
+
+# ---------------------------------------------------------------- layouts: a phone, a series
+
+@pytest.fixture
+def artefacts(tmp_path):
+    folder = os.environ.get("MEDEDIT_ARTEFACTS")
+    folder = tmp_path if not folder else __import__("pathlib").Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    page = browser.new_page(viewport=PHONE, accept_downloads=True)
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.wait_for_function("document.querySelector('#model-status')?.innerText?.includes('revision')")
+    yield page
+    page.close()
+
+
+def in_view(page, box: dict | None) -> bool:
+    """A bounding box wholly inside the viewport, wherever the page is scrolled."""
+    screen = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0
+            and box["x"] + box["width"] <= screen["width"] + 0.5 and box["y"] + box["height"] <= screen["height"] + 0.5)
+
+
+def settled(page):
+    """Smooth scrolls and late layout done: the scroll position still for half a second."""
+    page.wait_for_function("""() => { const now = [window.scrollY, document.body.scrollHeight];
+        const same = JSON.stringify(now) === window.__mededitLast; window.__mededitLast = JSON.stringify(now);
+        return same; }""", polling=500)
+
+
+def test_a_phone_stacks_the_header_keeps_edit_in_reach_and_scrolls_to_the_result(phone, artefacts):
+    header, title = phone.locator("#mededit-header").bounding_box(), phone.locator("#mededit-header > *").first
+    status = phone.locator("#model-status").bounding_box()
+    assert title.bounding_box()["width"] >= 0.9 * header["width"]  # one column, not two narrow ones
+    assert status["y"] >= title.bounding_box()["y"] + title.bounding_box()["height"] - 1
+    assert in_view(phone, phone.locator("#edit-button").bounding_box())  # on the first screen
+    phone.screenshot(path=artefacts / "phone-first-screen.png")
+    # Scrolled down through the folded panels the button stays on screen (sticky).
+    phone.evaluate("window.scrollTo(0, 600)")
+    settled(phone)
+    assert in_view(phone, phone.locator("#edit-button").bounding_box())
+
+    phone.locator("#edit-button").click()
+    wait_for_edit(phone)
+    settled(phone)
+    assert in_view(phone, phone.locator("#before-after").bounding_box())
+    phone.screenshot(path=artefacts / "phone-after-edit.png")
+
+
+def test_a_phone_upload_then_edit_brings_the_result_into_view(phone, upload_png, artefacts):
+    phone.get_by_role("button", name="Edit your own image (PNG, JPEG, DICOM)").click()
+    phone.locator("#upload-file input[type=file]").set_input_files(str(upload_png))
+    phone.wait_for_function("document.querySelector('#upload-notes')?.innerText?.includes('start from your image')")
+    phone.locator("#upload-editor canvas").first.scroll_into_view_if_needed()  # where a user paints
+    settled(phone)
+    button = phone.locator("#edit-button").bounding_box()
+    assert in_view(phone, button), button  # no hunting for it above the editor
+    assert phone.locator("#before-after").bounding_box()["y"] > PHONE["height"]  # the result is far below
+    phone.screenshot(path=artefacts / "phone-upload.png")
+    shown = pair_sources(phone)
+    phone.mouse.click(button["x"] + button["width"] / 2, button["y"] + button["height"] / 2)
+    wait_for_new_edit(phone, shown)
+    settled(phone)
+    assert in_view(phone, phone.locator("#before-after").bounding_box())
+    phone.screenshot(path=artefacts / "phone-upload-after-edit.png")
+
+
+@pytest.mark.parametrize("screen", [SCREEN, PHONE], ids=["laptop", "phone"])
+def test_every_frame_of_a_16_frame_series_is_on_screen_whole(browser, app_url, screen, artefacts):
+    page = browser.new_page(viewport=screen)
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.wait_for_function("document.querySelector('#model-status')?.innerText?.includes('revision')")
+    page.get_by_role("tab", name="Series").click()
+    assert page.locator("#series-frames").count() == 1
+    page.get_by_role("button", name="Make series").click()
+    page.wait_for_function("[...document.querySelectorAll('#series-frames img[src]')]"
+                           ".filter(e => e.complete && e.naturalWidth > 0).length == 16")
+    settled(page)
+    frames = page.locator("#series-frames .thumbnail-item")
+    gallery = page.locator("#series-frames").bounding_box()
+    boxes = [frames.nth(i).bounding_box() for i in range(frames.count())]
+    assert len(boxes) == 16
+    for i, box in enumerate(boxes):
+        assert in_view(page, box), (i, box)
+        assert gallery["x"] <= box["x"] and box["x"] + box["width"] <= gallery["x"] + gallery["width"] + 0.5, (i, box)
+        assert box["width"] >= 60, (i, box)  # still a picture, not a speck
+    assert frames.nth(15).inner_text().strip() == "t=1.00"  # the last one is the edit itself
+    page.screenshot(path=artefacts / f"series-{screen['width']}x{screen['height']}.png")
+    page.close()
