@@ -21,8 +21,8 @@ unless the caller edits anyway. The statistics name the classifier they were fit
 (its weights' sha256): other weights give "unchecked", never a wrong verdict.
 
 Files, per model folder (a MedEdit folder, a PixArt folder or an adapter): domain/domain.safetensors
-(per modality the mean and the precision matrix) and domain/domain.json (the features, limits, what
-they were fitted on).
+(per modality and stage the mean and the precision matrix; each stage's scale) and domain/domain.json
+(the limits, the classifier's sha256, what they were fitted on and how).
 """
 
 from __future__ import annotations
@@ -207,12 +207,12 @@ def verdict_for(score: float, nearest: str, stats: DomainStats) -> DomainVerdict
                              f"like the model's training images: {measured}")
     if score <= stats.refuse:
         return DomainVerdict("unlike_training", score, nearest, stats.flag, stats.refuse,
-                             f"unlike the model's training images ({measured}), though within what "
-                             f"the same modality gives (below {stats.refuse:.2f}): check the result "
+                             f"unlike the model's training images ({measured}), though near enough to "
+                             f"a modality it knows (refused above {stats.refuse:.2f}): check the result "
                              "with care")
     return DomainVerdict("unknown_modality", score, nearest, stats.flag, stats.refuse,
                          f"not an image of a modality this model knows ({', '.join(stats.modalities)}): "
-                         f"{measured}, and images of those modalities below {stats.refuse:.2f}")
+                         f"{measured}, and refused above {stats.refuse:.2f}")
 
 
 class DomainCheck:
