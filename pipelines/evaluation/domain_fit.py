@@ -7,8 +7,8 @@
 Three sets, all training images:
 - `fit`: the Gaussians' means and covariances (shrunk toward a scaled identity: the features are
   many and correlated);
-- `calibration`: other training images, as uploads arrive (JPEG, noise,
-  rescaled), scored like any upload: `flag` sits just above nearly all of them (FLAG_QUANTILE, with
+- `calibration`: other training images, as uploads arrive (JPEG, noise, rescaled), scored like
+  any upload: each stage's scale and `flag` sit just above nearly all of them (FLAG_QUANTILE, with
   FLAG_MARGIN), since a fitted set is closer to its own Gaussian than new images are;
 - `shifted`: calibration images changed the way the same modality from another source might be
   (contrast, brightness, gamma, blur, heavier noise, a slight zoom or turn): not used for a limit,
@@ -19,7 +19,8 @@ Three sets, all training images:
 For the phantom models the sets are drawn from the renderer with training seeds (below
 10,000,000); for a model trained on a dataset of its own (an adapter), from that dataset's images
 (an imagefolder: every modality a Gaussian, the row's "modality" when it has one, else the one its
-captions speak of).
+captions speak of). For the phantom models the statistics depend on the classifier alone, so a
+phantom model at another size (256 px) is fitted by the same command on its own folder.
 """
 
 from __future__ import annotations
