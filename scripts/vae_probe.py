@@ -3,7 +3,8 @@ trips of held-out phantoms (pipelines/evaluation/reconstruction.py), for a saved
 newest checkpoint of a `train vae` run still in progress.
 
     python scripts/vae_probe.py --vae assets/mededit-256/vae --size 256 --json
-    python scripts/vae_probe.py --checkpoints RUN_WORKDIR --preset f8 --size 256
+    python scripts/vae_probe.py --checkpoints RUN_WORKDIR --preset f8 --size 256 \
+        --append assets/mededit-256/learning_curve.json   # the model card's curve, a row per chunk
 """
 
 import argparse
@@ -44,12 +45,18 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--n", type=int, default=64, help="held-out phantoms per modality")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--append", help="a JSON list to add this probe's row to (made if missing)")
     args = parser.parse_args()
     if args.vae:
         vae, step = AutoencoderKL.from_pretrained(args.vae, torch_dtype=torch.float32), None
     else:
         vae, step = vae_of_checkpoint(Path(args.checkpoints), args.preset, args.size)
     report = {"step": step, **reconstruction_report(vae.eval(), args.size, args.n, load_classifier())}
+    if args.append:
+        rows = json.loads(Path(args.append).read_text()) if Path(args.append).exists() else []
+        rows = [row for row in rows if row.get("part") != "vae" or row.get("step") != step]
+        Path(args.append).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.append).write_text(json.dumps(rows + [{"part": "vae", **report}], indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
     else:

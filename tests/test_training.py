@@ -25,6 +25,7 @@ from pipelines.training.dit import train_dit
 from pipelines.training.dit_data import loss_weights, outside_change, pair_keep_mask
 from pipelines.training.hardware import check_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
+from pipelines.training.curve import CURVE_EVERY, CURVE_FILE, LearningCurve, read_curve
 from pipelines.training.warm_start import widen_patch_embedding
 
 
@@ -72,7 +73,7 @@ def test_vae_resume_continues_bitwise(tmp_path):
     assert latest_checkpoint(other / "vae-run").name == "step-000000001"
     train_vae(vae_args(other, 3, resume=True))
     assert same_tensors(tmp_path / "model" / VAE_FILE, other / "model" / VAE_FILE)
-    assert [p.name for p in (other / "vae-run").iterdir()] == ["step-000000003"]
+    assert sorted(p.name for p in (other / "vae-run").iterdir()) == [CURVE_FILE, "step-000000003"]
     assert AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").config.scaling_factor > 0
 
 
@@ -357,3 +358,14 @@ def test_vae_trains_on_two_processes(tmp_path):
     one = tmp_path / "one"
     train_vae(vae_args(one, 2))  # one process draws half the batches: another model
     assert not same_tensors(tmp_path / VAE_FILE, one / "model" / VAE_FILE)
+
+
+def test_the_learning_curve_spans_a_resumed_run(tmp_path):
+    curve = LearningCurve(tmp_path, 0)
+    for step in range(1, 2 * CURVE_EVERY + 1):
+        curve.add(step, float(step), seconds=step / 10)
+    lines = read_curve(tmp_path / CURVE_FILE)
+    assert [line["step"] for line in lines] == [CURVE_EVERY, 2 * CURVE_EVERY]
+    assert lines[0]["loss"] == (1 + CURVE_EVERY) / 2  # the mean of steps 1..CURVE_EVERY
+    LearningCurve(tmp_path, CURVE_EVERY + 7)  # resumed from a checkpoint before the second line
+    assert [line["step"] for line in read_curve(tmp_path / CURVE_FILE)] == [CURVE_EVERY]

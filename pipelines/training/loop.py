@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from pipelines.core.limits import step_seed
 from pipelines.training.checkpoints import Checkpoints, RunClock
+from pipelines.training.curve import LearningCurve
 
 
 @dataclass
@@ -127,6 +128,7 @@ def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettin
     checkpoints = Checkpoints(accelerator, settings.checkpoints, trained, ema, settings.fingerprint)
     clock = clock or RunClock()
     start = checkpoints.resume(clock) if settings.resume else 0
+    curve = LearningCurve(settings.checkpoints, start) if accelerator.is_main_process else None
     bar = tqdm(range(start, settings.steps), desc=f"train {settings.name}", initial=start,
                total=settings.steps, disable=not accelerator.is_local_main_process)
     done = start
@@ -145,6 +147,8 @@ def run_loop(accelerator, trained: dict[str, torch.Tensor], settings: LoopSettin
             ema.step(parameters)
         bar.set_postfix({k: f"{v:.4f}" for k, v in {"loss": loss.item(), **logs}.items()})
         done = step + 1
+        if curve is not None:
+            curve.add(done, loss.item(), clock.seconds())
         out_of_time = settings.time_limit is not None and agreed(accelerator, clock.seconds() >= settings.time_limit)
         if done % settings.checkpoint_every == 0 or done == settings.steps or out_of_time:
             checkpoints.save(done, clock)
