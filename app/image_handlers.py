@@ -23,7 +23,7 @@ from app.errors import user_errors
 from app.held_image import HeldImage
 from app.inputs import flag_field
 from app.outputs import enlarge, folders
-from app.painting import describe_masks, painted_masks
+from app.painting import describe_masks, painted_masks, read_layer
 from app.uploads import received_path
 
 HELD_NOTE = ("**Edits now start from your image** (inverted exactly, then edited). "
@@ -76,10 +76,13 @@ def forget() -> dict:
 
 @user_errors
 def painted(editor, held: HeldImage | None) -> dict:
-    """The painted masks, fitted to the held image, replace its old ones."""
+    """The painted masks, fitted to the held image, replace its old ones. The editor's value comes
+    as sent: its layers are uploads (the browser sends them, with the background and the composite,
+    on every event), read from the request's own copies and removed with them (app/uploads.py)."""
     if held is None:
         return {"masks": ""}
-    edit, keep = painted_masks((editor or {}).get("layers"), held.pixels.shape[0])
+    layers = [read_layer(received_path(layer, "painted layer")) for layer in (editor or {}).get("layers") or []]
+    edit, keep = painted_masks(layers, held.pixels.shape[0])
     return {"held": replace(held, edit_mask=edit, keep_mask=keep), "masks": describe_masks(edit, keep)}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.core.errors import MedEditError
-from pipelines.data.uploads import fit_mask
+from pipelines.data.uploads import file_bytes, fit_mask, open_pillow, sniff
 
 EDIT_COLOUR, KEEP_COLOUR = "#16a34a", "#dc2626"  # green: may change; red: must stay
 BRUSH_OPACITY = 0.55  # the image shows through the paint
@@ -31,6 +31,14 @@ def painted_masks(layers: list, size: int) -> tuple[np.ndarray | None, np.ndarra
         keep = _union(keep, painted & (red > green))
     fitted = [None if m is None or not m.any() else fit_mask(m, size) for m in (edit, keep)]
     return tuple(None if m is None or not m.any() else m for m in fitted)
+
+
+def read_layer(path: str) -> np.ndarray:
+    """A painted layer as the editor uploads it (a PNG), RGBA; its size checked before decoding."""
+    data = file_bytes(path, "painted layer")
+    if sniff(data) != "PNG":
+        raise MedEditError("a painted layer must be a PNG image")
+    return np.asarray(open_pillow(data, "PNG", "painted layer").convert("RGBA"))
 
 
 def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:

@@ -91,9 +91,9 @@ class Wiring:
         series: the editor's own change events can lag the brush by seconds, and an edit must keep
         what was painted when it was asked for. Light work, so no limit on how many run at once."""
         p = self.c.image
-        return by_name(image_handlers.painted, {"editor": p.editor, "held": self.held},
-                       {"held": self.held, "masks": p.masks}, show_progress="hidden", concurrency_limit=None,
-                       **PRIVATE, **options)
+        return by_name(releasing_uploads(self.demo, image_handlers.painted), {"editor": p.editor, "held": self.held},
+                       {"held": self.held, "masks": p.masks}, preprocess=False, show_progress="hidden",
+                       concurrency_limit=None, **PRIVATE, **options)
 
     def series(self):
         c, r = self.c, self.r
@@ -114,8 +114,8 @@ class Wiring:
         return {"held": self.held, "editor": p.editor, "notes": p.notes, "findings": p.findings, "masks": p.masks}
 
     def own_image(self, rerender: dict):
-        """Upload, paint, describe, let go. Painting is read as the editor sends it (preprocessed:
-        its layers come as images); a new description re-renders the edit."""
+        """Upload, paint, describe, let go. Painting is read as the editor sends it (its layers are
+        uploads, read from the event's own copies); a new description re-renders the edit."""
         c, p, panel = self.c, self.c.image, self.image_outputs()
         p.file.upload(**self.computing(image_handlers.upload, {"file": p.file, "model": c.model,
                                                                "allow_burned_in": p.allow_burned_in,
