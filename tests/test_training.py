@@ -23,6 +23,7 @@ from pipelines.training.classifier import train_classifier
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
 from pipelines.training.dit import train_dit
 from pipelines.training.dit_data import loss_weights, outside_change, pair_keep_mask
+from pipelines.training.latent_cache import mean_coverage, touched
 from pipelines.training.hardware import check_device
 from pipelines.training.vae import DETAIL_MASKS, train_vae
 from pipelines.training.curve import CURVE_EVERY, CURVE_FILE, LearningCurve, read_curve
@@ -43,7 +44,7 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
                                resume=resume, ema=0.99, device="cpu", init=None, detail_weight=0.0,
                                detail_masks="opacity", pair_weight=0.0, pair_keep="objects",
                                time_limit=None, text_tokens=64, size=64, new_layers_lr_scale=1.0,
-                               new_layers_alone=0), **changes})
+                               new_layers_alone=0, data_cache=None), **changes})
 
 
 def classifier_args(tmp_path, steps, resume=False, **changes):
@@ -177,11 +178,29 @@ def test_dit_warm_starts_at_twice_the_size_with_only_the_widened_layers_learning
     assert not torch.equal(widened, after["pos_embed.proj.weight"])  # the new layers did learn
 
 
+def test_the_phantom_latents_are_kept_and_a_second_run_trains_on_them_alike(tmp_path, monkeypatch):
+    train_vae(vae_args(tmp_path, 1))
+    cache = tmp_path / "cache"
+    terms = dict(data_cache=str(cache), pair_weight=1.0, detail_weight=2.0)
+    train_dit(dit_args(tmp_path, 2, out=str(tmp_path / "first"), workdir=str(tmp_path / "w1"), **terms))
+    assert len(list(cache.glob("phantom-latents-*/tensors.safetensors"))) == 1
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("the second run rendered its phantoms again")
+
+    monkeypatch.setattr("pipelines.training.latent_cache.build_phantom_set", no_rendering)
+    train_dit(dit_args(tmp_path, 2, out=str(tmp_path / "second"), workdir=str(tmp_path / "w2"), **terms))
+    name = "transformer/diffusion_pytorch_model.safetensors"
+    assert same_tensors(tmp_path / "first" / name, tmp_path / "second" / name)
+    with pytest.raises(AssertionError, match="rendered its phantoms again"):  # other settings: not a stale read
+        train_dit(dit_args(tmp_path, 1, workdir=str(tmp_path / "w3"), **{**terms, "detail_weight": 0.0}))
+
+
 def test_dit_detail_weight_weighs_the_latent_pixels_the_masks_cover(tmp_path):
     detail = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
     detail[..., :4, :4] = 255  # one whole latent pixel (f4)
     detail[..., 4:6, :4] = 255  # half of the next one down
-    weights = loss_weights(detail, 16, 5.0)
+    weights = loss_weights(mean_coverage(detail, 16), 5.0)
     assert weights.shape == (1, 1, 16, 16)
     assert weights[0, 0, 0, 0] == 6.0 and weights[0, 0, 1, 0] == 3.5 and weights[0, 0, 5, 5] == 1.0
 
@@ -219,14 +238,14 @@ def test_each_phantom_has_a_partner_that_differs_only_inside_the_recorded_change
 def test_the_partner_term_keeps_the_objects_outside_the_change():
     change = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
     change[..., 20, 20] = 255  # one image pixel: latent pixel (5, 5)
-    outside = outside_change(change, 16)
+    outside = outside_change(touched(change, 16))
     assert outside.shape == (1, 1, 16, 16)
     assert outside[0, 0, 4:7, 4:7].eq(0).all() and outside.sum() == 256 - 9
     objects = torch.zeros_like(change)
     objects[..., 16:32, 16:32] = 255  # latent pixels 4..7 square, partly inside the grown change
-    data = Namespace(partner_change=change, objects=objects)
-    assert torch.equal(pair_keep_mask(data, 16, "outside"), outside)
-    keep = pair_keep_mask(data, 16, "objects")
+    change, objects = touched(change, 16), touched(objects, 16)
+    assert torch.equal(pair_keep_mask(change, objects, "outside"), outside)
+    keep = pair_keep_mask(change, objects, "objects")
     assert keep.sum() == 16 - 9 and keep[0, 0, 7, 7] == 1 and keep[0, 0, 5, 5] == 0
 
 

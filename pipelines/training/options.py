@@ -110,6 +110,8 @@ def add_dit_arguments(parser):
     parser.add_argument("--new-layers-lr-scale", type=float, default=1.0,
                         help="with an --init of a smaller patch: the learning rate of the widened patch "
                              "embedding and output layer, times --lr")
+    parser.add_argument("--data-cache", default=None,
+                        help="a folder where the phantoms' latents are kept between runs (default: none)")
     parser.add_argument("--new-layers-alone", type=int, default=0,
                         help="with an --init of a smaller patch: steps at the start in which only the "
                              "widened layers learn")
@@ -129,6 +131,8 @@ def check_dit_arguments(args) -> None:
                  ("--lr", "--align", "--detail-weight", "--pair-weight", "--new-layers-lr-scale"),
                  ("--workdir", "--out"))
     checks.whole("--new-layers-alone", args.new_layers_alone, low=0)
+    if args.data_cache:
+        checks.writable_folder("--data-cache", args.data_cache)
     checks.number("--ema", args.ema, 0.0, 1.0)
     if args.time_limit is not None:
         checks.number("--time-limit", args.time_limit)
