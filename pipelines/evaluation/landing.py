@@ -43,7 +43,7 @@ def asked(settings: dict, attributes: list[dict]) -> dict[str, bool]:
 
 
 def remedy(present: bool, upload: bool) -> str:
-    steps = ["an earlier swap (swap_at lower, e.g. 0.1)", "a stronger slider (e.g. 1.5 where it was 1)"]
+    steps = ["an earlier swap (swap_at lower, e.g. 0.1)", "a stronger slider (e.g. 1.5 where it was 1, within its range)"]
     if upload and not present:
         steps.append("redraw fine detail (refresh 0.2)")
     return "try " + ", ".join(steps[:-1]) + " or " + steps[-1]
