@@ -7,8 +7,10 @@ missing edit does. The classifier has no output for "a lesion is there", so derm
 also measured for one: a dark blob in the centre, as every phantom has.
 """
 
+import importlib.util
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,13 @@ def check_shows(classifier, image, anatomy: str, style: str, sliders: dict | Non
         assert lesion_share(image) > 0.087, f"{what}: no lesion ({lesion_share(image):.3f})"
 
 
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def read(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -127,12 +136,9 @@ def test_every_ready_edit_of_the_app_shows_its_label(classifier):
 def test_the_phantom_grid_is_remade_and_each_cell_shows_its_label(classifier):
     """assets/phantom_grid.png is what scripts/phantom_grid.py draws, and in each attribute's row
     the classifier finds the attribute in the ON cells and not in the off ones."""
-    import importlib.util
     from pipelines.data.phantoms import phantom
 
-    spec = importlib.util.spec_from_file_location("phantom_grid", ROOT / "scripts" / "phantom_grid.py")
-    grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid)
+    grid = script("phantom_grid")
     assert np.array_equal(np.asarray(grid.build(128).convert("RGB")),
                           np.asarray(Image.open(ROOT / "assets" / "phantom_grid.png").convert("RGB")))
     for modality in ("dermoscopy", "cxr"):
@@ -141,3 +147,24 @@ def test_the_phantom_grid_is_remade_and_each_cell_shows_its_label(classifier):
                      for on in (False, True)]
             probs = predict_probs(classifier, cells)[:, OUTPUTS.index(attribute.name)]
             assert (probs[1::2] > 0.5).all() and (probs[0::2] < 0.5).all(), (attribute.name, probs.round(2))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt-get install chromium)")
+def test_the_screenshot_is_remade_and_shows_its_caption(classifier, tmp_path, monkeypatch):
+    """assets/screenshot.png is what scripts/screenshot.py captures ("the app after an edit: a
+    pacemaker added to a synthetic chest X-ray"): the before and after the page shows, as fetched
+    by the browser, hold no pacemaker and a pacemaker, and nothing else unasked."""
+    pytest.importorskip("playwright.sync_api")
+    from app.examples import EXAMPLES
+
+    monkeypatch.delenv("MEDEDIT_MODEL", raising=False)  # the README's app runs the embedded model
+    example = next(x for x in EXAMPLES if x.label == "Chest X-ray: add a pacemaker")
+    out = tmp_path / "screenshot.png"
+    before, after = script("screenshot").capture(out, example.label, chromium=CHROMIUM)
+    small = lambda shown: np.asarray(Image.fromarray(shown).resize((64, 64), Image.NEAREST))  # noqa: E731
+    check_shows(classifier, small(before), example.anatomy, example.style, what="screenshot, before")
+    check_shows(classifier, small(after), example.anatomy, example.to_style, what="screenshot, after")
+    assert Image.open(out).size == Image.open(ROOT / "assets" / "screenshot.png").size == (1366, 768)
