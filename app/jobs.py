@@ -34,7 +34,8 @@ def run(kind: str, request: Request, progress=None, finish=None, exported: bool 
     timing = timing or Timing()
     serving.check_budget(kind, request.work(exported))
     timing.asked = time.monotonic()
-    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)) as turn:
+    lane = "heavy" if kind == "series" or exported else "light"  # the gradio lanes' split (serving.py)
+    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind), lane) as turn:
         timing.turn = turn
         callback = step_callback(turn, progress, request.sampling.steps, kind)
         result, cached = state.compute(kind, request.source, request.sampling, request.edit, request.series,
@@ -46,8 +47,8 @@ def run(kind: str, request: Request, progress=None, finish=None, exported: bool 
         return finish(result)
 
 
-def on_device(kind: str, fn, *args):
+def on_device(kind: str, fn, *args, lane: str = "light"):
     """`fn(*args)` (writing files of a result already made) while holding the device, within the
     time limit: it competes for the same cores as the computations."""
-    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind)):
+    with serving.device.turn(serving.limits.time_limit, serving.stopped_hint(kind), lane):
         return fn(*args)

@@ -3,9 +3,11 @@ limits of a request itself are in pipelines/core/limits.py and hold everywhere, 
 
 - a budget of work per request, counted before it runs (pipelines/editing/cost.py);
 - a time limit per request, enforced between denoising steps and decoded frames (app/device.py);
-- /series and /export (from the UI or the API) share one concurrency limit, /generate and /edit
-  another, and all of them compute on one device, taking turns between steps: while the largest
-  requests run, an edit still gets its turn;
+- /series and /export (from the UI or the API) share one concurrency limit, one at a time, so that a
+  series' time limit is spent on its own work, not on another series'; /generate and /edit share
+  another; all of them compute on one device, the two lanes taking turns of `lane_quantum` seconds
+  while both wait (app/device.py): an edit waits behind a series for at most about one quantum and
+  one step per quantum of its own, and a series keeps half the device however many edits come;
 - a bounded queue; the number and bytes of responses whose files stay on disk; the number and
   bytes of uploads waiting for their request, and how long one no request named is kept;
 - the CPU threads a computation uses (MEDEDIT_THREADS; torch's default, one per core, when unset).
@@ -36,7 +38,7 @@ class ServerLimits:
     # work, so that two of the largest, taking turns with edits, still end within the time limit.
     request_budget: int = 2000
     time_limit: float = 60.0  # seconds per request, queueing not counted
-    heavy_slots: int = 2  # /series and /export computing at once
+    heavy_slots: int = 1  # /series and /export computing at once (more share the same lane's half)
     light_slots: int = 2  # /generate and /edit computing at once
     queue_size: int = 16  # requests waiting; more are refused as busy
     results_kept: int = 256  # responses whose files stay on disk (the oldest are removed)
@@ -45,6 +47,7 @@ class ServerLimits:
     upload_bytes: int = 1 << 30  # and at most these bytes of them (16 x the 64 MiB upload limit)
     upload_age: int = 600  # seconds an upload no request named is kept
     threads: int | None = None  # torch's CPU threads per computation; None: torch's default
+    lane_quantum: float = 1.0  # seconds of device time one lane holds while the other waits
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerLimits":
@@ -54,7 +57,7 @@ class ServerLimits:
             text = environ.get(variable, "").strip()
             if not text:
                 continue
-            kind = float if field.name == "time_limit" else int
+            kind = float if field.type == "float" else int
             try:
                 value = kind(text)
             except ValueError:
@@ -72,6 +75,7 @@ def configure(new: ServerLimits) -> ServerLimits:
     """Use `new` from now on; returns the limits it replaces."""
     global limits
     old, limits = limits, new
+    device.quantum = new.lane_quantum
     if new.threads is not None:  # one computation at a time (device.py): the process's setting is its own
         import torch  # here, not at the top: the limits are read by scripts that never compute
         torch.set_num_threads(new.threads)

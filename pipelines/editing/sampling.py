@@ -46,17 +46,32 @@ def guidance_branches(anatomy_scale: float, style_scale: float) -> list[int]:
     return [0, 2] if anatomy_scale == style_scale else [0, 1, 2]
 
 
-def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale):
-    """Epsilon with two-scale guidance, all branches (guidance_branches) in one forward pass."""
+# Images per transformer forward: a series' step of 64 frames x 3 branches in one forward held the
+# cores for 4-5 s on one loaded core, and nothing else could run meanwhile; in pieces of 24 (8 frames) a shared
+# device (app/device.py) can change hands between them. Each image's result is the same bits.
+FORWARD_IMAGES = 24
+
+
+def guided_noise(transformer, latents, t, branches: Branches, anatomy_scale, style_scale, between=None):
+    """Epsilon with two-scale guidance, all branches (guidance_branches) in one batch, run in
+    forwards of at most FORWARD_IMAGES images; `between()` is called between two forwards."""
     b = latents.shape[0]
     picked = guidance_branches(anatomy_scale, style_scale)
     n = len(picked)
     tokens = branches.tokens[:, picked].flatten(0, 1)  # [nB, L, D]
     mask = branches.mask[:, picked].flatten(0, 1).to(latents.device)  # [nB, L]
     x = latents.repeat_interleave(n, dim=0)  # [nB, C, h, w]
-    timestep = torch.full((n * b,), int(t), dtype=torch.long, device=x.device)
-    eps = transformer(x, encoder_hidden_states=tokens.to(x.device, x.dtype), encoder_attention_mask=mask,
-                      timestep=timestep, added_cond_kwargs=added_conditions(transformer, x)).sample
+    pieces = []
+    for start in range(0, n * b, FORWARD_IMAGES):
+        if start and between is not None:
+            between()
+        part = slice(start, start + FORWARD_IMAGES)
+        piece = x[part]
+        timestep = torch.full((piece.shape[0],), int(t), dtype=torch.long, device=x.device)
+        pieces.append(transformer(piece, encoder_hidden_states=tokens[part].to(x.device, x.dtype),
+                                  encoder_attention_mask=mask[part], timestep=timestep,
+                                  added_cond_kwargs=added_conditions(transformer, piece)).sample)
+    eps = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
     eps = eps[:, : latents.shape[1]].view(b, n, *latents.shape[1:])  # drop a learned variance
     if n == 2:
         e_null, e_full = eps.unbind(1)
@@ -98,7 +113,9 @@ def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy
             eps = first_eps
         else:
             model_input = scheduler.scale_model_input(latents, t)
-            eps = (guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale)
+            # Between the pieces of a large batch, the callback again with the steps done so far.
+            between = None if callback is None else (lambda done=i: callback(done))
+            eps = (guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale, between)
                    if predict is None else predict(model_input, t))
         noise = None if noises is None else noises[i]
         latents = scheduler.step(eps, t, latents, variance_noise=noise, return_dict=False)[0]
@@ -121,7 +138,7 @@ def trajectory(transformer, scheduler, steps: int, noise: torch.Tensor, branches
 
 def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, anatomy_scale: float,
               style_scale: float, locality: float,
-              neutral_eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              neutral_eps: torch.Tensor | None = None, between=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Where an edit acts, after DiffEdit: at the swap step, the latent pixels where the edited
     prompts' guided noise prediction differs from the neutral one's by more than `locality` of its
     largest difference (3x3 smoothed), grown by one pixel so the seam falls outside the change.
@@ -132,9 +149,11 @@ def edit_mask(transformer, prefix: Prefix, neutral: Branches, edited: Branches, 
     x = prefix.scheduler.scale_model_input(prefix.latents, t)
     b = max(x.shape[0], neutral.tokens.shape[0], edited.tokens.shape[0])
     x = x.expand(b, -1, -1, -1)
-    edited_eps = guided_noise(transformer, x, t, edited.repeat(b), anatomy_scale, style_scale)
+    edited_eps = guided_noise(transformer, x, t, edited.repeat(b), anatomy_scale, style_scale, between)
     if neutral_eps is None:
-        neutral_eps = guided_noise(transformer, x, t, neutral.repeat(b), anatomy_scale, style_scale)
+        if between is not None:
+            between()
+        neutral_eps = guided_noise(transformer, x, t, neutral.repeat(b), anatomy_scale, style_scale, between)
     return change_mask(edited_eps - neutral_eps, locality), edited_eps
 
 
@@ -157,7 +176,7 @@ def edit_tail(transformer, run: list[Prefix], swap: int, neutral: Branches, edit
     if locality > 0 and swap < steps:
         # The neutral run made its prediction at the swap step already (kept on the next state).
         mask, edited_eps = edit_mask(transformer, prefix, neutral, edited, anatomy_scale, style_scale,
-                                     locality, run[swap + 1].eps)
+                                     locality, run[swap + 1].eps, None if callback is None else lambda: callback(swap))
         keep = Keep(mask, [state.latents for state in run])
         if frames is None:
             first_eps = edited_eps
