@@ -4,11 +4,15 @@
     python scripts/loadtest.py --url http://127.0.0.1:7860/ --pid PID  # an app already running
     python scripts/loadtest.py --clients 8 --requests 125 --checkpoints 200,1000 --no-replay  # memory
     python scripts/loadtest.py --clients 8 --requests 25 --uploads  # with /edit_image of one shared file
+    python scripts/loadtest.py --clients 8 --requests 25 --largest 2  # and the largest series accepted
 
 Each client runs its own sequence of /generate, /edit, /series and /export requests, drawn from a
 small pool of seeds and prompts so that identical requests meet (the case where a shared result
 file could be rewritten while another client downloads it). With --uploads, /edit_image joins the
-mix, every client sending the same PNG: twin uploads, which gradio stores under one path. Every file a response names is read
+mix, every client sending the same PNG: twin uploads, which gradio stores under one path. With
+--largest N, one more client sends N of the largest series the server's budget accepts (embedding
+and latent in turn, scripts/app_timings.largest_series) while the mix runs: do they end within the
+time limit, and how long does a plain /edit take meanwhile? Every file a response names is read
 back whole: a PNG must decode, a GIF must hold its frames, a ZIP must pass its own CRCs and the
 manifest's sha256 list. Afterwards every distinct request is replayed sequentially by one client,
 on a fresh server when the load test started its own (so no cached result is reused), and each
@@ -43,6 +47,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("generate", "edit", "series", "export")
 UPLOAD_KIND = "edit_image"  # with --uploads
+LARGEST_KIND = "largest_series"  # with --largest: a /series at the server's budget
 SOURCES = (  # (source prompts, the edit) pairs every model understands
     ({"anatomy": "a dermoscopic image with melanocytic nevus (NV)", "style": "light skin, no artifacts"},
      {"to_anatomy": "", "to_style": "light skin, with hairs visible on skin", "sliders": '{"hair": 1.5}'}),
@@ -124,7 +129,7 @@ def digest_response(kind: str, response) -> str:
         return "|".join(png_digest(p) for p in response[:4])
     if kind == UPLOAD_KIND:
         return "|".join([png_digest(p) for p in response[:4]] + [zip_digest(response[4])])
-    if kind == "series":
+    if kind in ("series", LARGEST_KIND):
         frames, gif, _ = response
         if not frames:
             raise BadFile("series: no frames")
@@ -135,11 +140,12 @@ def digest_response(kind: str, response) -> str:
 # --- the workload -----------------------------------------------------------------------------
 
 def workload(clients: int, requests: int, steps: int | None, frames: int, seeds: int, templates: list,
-             upload: str | None = None) -> list:
+             upload: str | None = None, largest: int = 0) -> list:
     """Per client, its list of (kind, kwargs). Clients go in pairs that send the same sequence at
     the same time (identical requests finishing together); pairs are offset by one step, so the
     kinds mix at every moment and each request recurs later; seeds come from a small pool. With
-    `upload` (a PNG's path), /edit_image of that one file joins the kinds."""
+    `upload` (a PNG's path), /edit_image of that one file joins the kinds. With `largest`, one more
+    client sends that many of the largest series accepted, each of its own seed."""
     plan, kinds = [], ((UPLOAD_KIND,) if upload else ()) + KINDS  # first: the first pair sends twins at once
     for client in range(clients):
         group, mine = client // 2, []
@@ -161,6 +167,11 @@ def workload(clients: int, requests: int, steps: int | None, frames: int, seeds:
                 kwargs["image"] = handle_file(upload)
             mine.append((kind, kwargs))
         plan.append(mine)
+    if largest:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from app_timings import largest_series
+        plan.append([(LARGEST_KIND, largest_series(("embedding", "latent")[i % 2], 40_000 + i))
+                     for i in range(largest)])
     return plan
 
 
@@ -172,7 +183,8 @@ def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
     began = time.perf_counter()
     record = {"kind": kind, "key": request_key(kind, kwargs)}
     try:
-        response = client.submit(**kwargs, api_name=f"/{kind}").result(timeout=timeout)
+        api = "series" if kind == LARGEST_KIND else kind
+        response = client.submit(**kwargs, api_name=f"/{api}").result(timeout=timeout)
         record["digest"] = digest_response(kind, response)
     except BadFile as error:
         record["bad_file"] = str(error)
@@ -341,6 +353,8 @@ def replay_phase(url: str, plan: list, scratch: Path, timeout: float) -> dict:
     client = Client(url, verbose=False, download_files=str(scratch / "replay"))
     replayed = {}
     for kind, kwargs in (item for mine in plan for item in mine):
+        if kind == LARGEST_KIND:  # each a minute of the machine, and each asked once: not replayed
+            continue
         key = request_key(kind, kwargs)
         if key not in replayed:
             replayed[key] = call(client, kind, kwargs, timeout)
@@ -362,7 +376,8 @@ def run(args) -> dict:
             url, pid = servers[0][1], servers[0][0].pid
         templates = export_templates(url, args.steps, args.frames, scratch / "warmup")
         upload = write_upload(scratch / "upload.png") if args.uploads else None
-        plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates, upload)
+        plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates, upload,
+                        args.largest)
         done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout, args.checkpoints)
         if own_server:
             stop_server(servers[0][0])
@@ -382,7 +397,7 @@ def run(args) -> dict:
         "config": {"clients": args.clients, "requests_per_client": args.requests,
                    "steps": args.steps or "the model's default",
                    "frames": args.frames, "seed_pool": args.seeds, "model": args.model or "the app's default",
-                   "uploads": args.uploads,
+                   "uploads": args.uploads, "largest_series": args.largest,
                    "server": "started by the load test" if own_server else url,
                    "replay": ("none (--no-replay)" if not args.replay else
                               "a fresh server" if own_server else "the same server (its caches warm)")},
@@ -395,7 +410,8 @@ def run(args) -> dict:
         "stopped_at_time_limit": sum(TIME_LIMIT_MESSAGE in r.get("error", "") for r in done),
         "latency_s": {"all": percentiles([r["seconds"] for r in done]),
                       **{k: percentiles([r["seconds"] for r in done if r["kind"] == k])
-                         for k in KINDS + ((UPLOAD_KIND,) if args.uploads else ())}},
+                         for k in KINDS + ((UPLOAD_KIND,) if args.uploads else ())
+                         + ((LARGEST_KIND,) if args.largest else ())}},
         "server_rss_mb": memory,
         "server_content_length_warnings": log_text.count("Content-Length"),
         "files_kept_in": str(scratch) if args.keep_files else None,
@@ -421,6 +437,8 @@ def parse_args(argv=None):
                         help="skip the sequential replay (no bitwise comparison; for long memory runs)")
     parser.add_argument("--uploads", action="store_true",
                         help="add /edit_image of one PNG that every client sends (twin uploads)")
+    parser.add_argument("--largest", type=int, default=0,
+                        help="one more client sends this many of the largest series the budget accepts")
     parser.add_argument("--keep-files", action="store_true",
                         help="keep the downloaded files and the servers' logs (default: removed at the end)")
     args = parser.parse_args(argv)
@@ -451,6 +469,9 @@ def main(argv=None) -> int:
           f"max {latency.get('max')} s; server RSS {memory['before_load']} -> {memory['end']} MB "
           f"(peak {memory['peak']}{checkpoints}{'' if ratio is None else f'; last/first {ratio}'})",
           file=sys.stderr)
+    edit, largest = report["latency_s"]["edit"], report["latency_s"].get(LARGEST_KIND)
+    print(f"plain /edit: p50 {edit.get('p50')} s, p99 {edit.get('p99')} s, max {edit.get('max')} s"
+          + (f"; the largest series: {largest}" if largest is not None else ""), file=sys.stderr)
     return 0 if not (report["errors"] or report["bad_files"] or report["mismatches"]) else 1
 
 

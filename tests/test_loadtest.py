@@ -82,6 +82,24 @@ def test_workload_mixes_kinds_and_repeats_requests(tmp_path):
     assert with_uploads[0][0] == with_uploads[1][0] and with_uploads[0][0][0] == loadtest.UPLOAD_KIND  # at once
 
 
+def test_the_largest_series_come_from_one_more_client_at_the_servers_budget():
+    from app.serving import ServerLimits
+    from pipelines.editing.cost import request_work
+    from pipelines.editing.requests import Edit, Sampling, Series
+
+    plan = loadtest.workload(8, 3, steps=4, frames=3, seeds=3, templates=[{}], largest=3)
+    assert len(plan) == 9 and [kind for kind, _ in plan[-1]] == [loadtest.LARGEST_KIND] * 3
+    modes = [kwargs["mode"] for _, kwargs in plan[-1]]
+    assert modes == ["embedding", "latent", "embedding"] and len({k["seed"] for _, k in plan[-1]}) == 3
+    budget = ServerLimits().request_budget
+    for _, k in plan[-1]:
+        work = request_work(Sampling(k["anatomy"], k["style"], k["seed"], k["steps"], k["anatomy_scale"],
+                                     k["style_scale"]), Edit(to_style=k["to_style"], swap_at=k["swap_at"],
+                                                             locality=k["locality"]),
+                            Series(k["frames"], k["mode"], k["control_points"]))
+        assert budget * 0.9 < work.units <= budget  # the most a request may be, not a small one
+
+
 def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
                            "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6", "--uploads",
