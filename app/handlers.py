@@ -124,7 +124,8 @@ def export(kind: str, session: dict | None) -> dict:
     shown = (session or {}).get(kind)
     if not shown:
         raise MedEditError(f"nothing to export yet: make {'an edit' if kind == 'edit' else 'a series'} first")
-    path = jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"))
+    path = jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"),
+                          lane="heavy")
     return gr.update(value=path, visible=True)
 
 
