@@ -370,8 +370,9 @@ def run(args) -> dict:
         if own_server:
             # Two apps start together (their imports take most of the time): one takes the load,
             # the other, idle until then, gives the sequential reference with nothing cached.
-            servers = [start_server(args.model, scratch / f"{name}.log") for name in ("load", "replay")]
-            for (server, server_url), name in zip(servers, ("load", "replay")):
+            names = ("load", "replay") if args.replay else ("load",)  # no replay: no second app to start
+            servers = [start_server(args.model, scratch / f"{name}.log") for name in names]
+            for (server, server_url), name in zip(servers, names):
                 wait_until_serving(server, server_url, scratch / f"{name}.log", args.start_timeout)
             url, pid = servers[0][1], servers[0][0].pid
         templates = export_templates(url, args.steps, args.frames, scratch / "warmup")
@@ -382,7 +383,7 @@ def run(args) -> dict:
         if own_server:
             stop_server(servers[0][0])
             log_text = (scratch / "load.log").read_text(errors="replace")
-            url = servers[1][1]
+            url = servers[-1][1]
         replayed = replay_phase(url, plan, scratch, args.timeout) if args.replay else {}
     finally:
         for server, _ in servers:
