@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,7 +282,7 @@ def test_a_dicom_and_a_jpeg_upload_say_what_was_done(page, upload_dicom, upload_
 @pytest.fixture
 def artefacts(tmp_path):
     folder = os.environ.get("MEDEDIT_ARTEFACTS")
-    folder = tmp_path if not folder else __import__("pathlib").Path(folder)
+    folder = Path(folder) if folder else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
