@@ -100,8 +100,8 @@ class Wiring:
         outputs = {"gallery": r.gallery, "animation": r.animation, "settings": r.series_settings,
                    "notes": r.series_notes, "archive": r.series_zip, "session": self.session}
         inputs = {"form": c.form(), "series": r.series_form(), "session": self.session, "held": self.held}
-        r.series_button.click(**self.painting()).success(**self.computing(handlers.series, inputs, outputs, heavy=True),
-                                                         scroll_to_output=True)
+        r.series_button.click(**self.painting()).success(**self.computing(handlers.series, inputs, outputs, heavy=True))
+        r.series_button.click(**into_view("series-frames"))
         for control in (r.frames, r.control_points, r.bend):
             control.release(**self.painting(trigger_mode="always_last")).success(
                 **self.computing(handlers.series, inputs, outputs, heavy=True, show_progress="minimal"))
