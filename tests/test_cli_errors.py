@@ -66,6 +66,8 @@ CASES = [
      "slider effusion must be between -1 and 1.5 for the model mine (the range where it was measured"),
     ("series --anatomy x --attribute effusion=-1.5 --model {tmp}/mine --out {tmp}/s",
      "slider effusion must be between -1 and 1.5 for the model mine"),
+    ("edit --anatomy x --attribute vignette=3 --out {tmp}/e",  # the shipped model's measured range
+     "slider vignette must be between -1 and 1.5 for the model mededit-default"),
     # phantoms
     ("phantoms --modality cxr --n 2 --seed -5 --out {tmp}/p", "--seed must be between 0 and"),
     ("phantoms --modality cxr --n 2 --seed 4294967295 --out {tmp}/p", "--seed must be between 0 and 4294967294"),
