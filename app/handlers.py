@@ -146,8 +146,15 @@ def model_picked(model, slider_names: list[str], reset_settings: bool) -> dict:
     status, info = load_model(model)
     offered = {a["name"] for a in info.attributes} if info else set(slider_names)
     reset = info is not None and reset_settings
+
+    def slider(name):  # shown with this model's own range
+        if info is None or name not in offered:
+            return gr.update(visible=name in offered)
+        low, high = info.slider_range(name)
+        return gr.update(visible=True, minimum=low, maximum=high)
+
     return {"status": status,
-            "sliders": {name: gr.update(visible=name in offered) for name in slider_names},
+            "sliders": {name: slider(name) for name in slider_names},
             "settings": {key: info.defaults[key] if reset else gr.update() for key in SAMPLING_SETTINGS}}
 
 

@@ -101,3 +101,13 @@ def test_the_shipped_model_stores_the_measured_ranges():
     info = read_model_info(ASSETS / "mededit-default")
     assert report["seed_range"] == "tuning"
     assert {a["name"]: list(info.slider_range(a["name"])) for a in info.attributes} == report["ranges"]
+
+
+def test_picking_a_model_gives_its_sliders_its_ranges(ranged, monkeypatch):
+    from app import handlers
+
+    monkeypatch.setenv("MEDEDIT_MODEL", ranged)
+    sliders = handlers.model_picked(ranged, ["hair", "ruler", "not_offered"], False)["sliders"]
+    assert (sliders["hair"]["minimum"], sliders["hair"]["maximum"]) == (-1.0, 1.5)
+    assert (sliders["ruler"]["minimum"], sliders["ruler"]["maximum"]) == SLIDER_RANGE
+    assert sliders["not_offered"]["visible"] is False
