@@ -31,7 +31,7 @@ EXAMPLES = (
               to_style=f"{SKIN}, with a ruler visible", seed=11),
     ReadyEdit("Dermoscopy: nevus to melanoma", NEVUS, f"{SKIN}, no artifacts", to_anatomy=MELANOMA,
               swap_at=0.1, seed=3),
-    ReadyEdit("Dermoscopy: hair by slider", NEVUS, f"{SKIN}, no artifacts", sliders={"hair": 1.5}, seed=5),
+    ReadyEdit("Dermoscopy: hair by slider", NEVUS, f"{SKIN}, no artifacts", sliders={"hair": 1.0}, seed=5),
     ReadyEdit("Chest X-ray: add an effusion", NORMAL_CXR, f"{CXR_STYLE}, no devices",
               to_anatomy="Chest X-ray showing right pleural effusion blunting the costophrenic angle, "
                          "normal heart size", swap_at=0.1, seed=2),

@@ -50,7 +50,7 @@ UPLOAD_KIND = "edit_image"  # with --uploads
 LARGEST_KIND = "largest_series"  # with --largest: a /series at the server's budget
 SOURCES = (  # (source prompts, the edit) pairs every model understands
     ({"anatomy": "a dermoscopic image with melanocytic nevus (NV)", "style": "light skin, no artifacts"},
-     {"to_anatomy": "", "to_style": "light skin, with hairs visible on skin", "sliders": '{"hair": 1.5}'}),
+     {"to_anatomy": "", "to_style": "light skin, with hairs visible on skin", "sliders": '{"hair": 1.0}'}),
     ({"anatomy": "a frontal chest x-ray, normal lungs", "style": "PA view"},
      {"to_anatomy": "a frontal chest x-ray with pleural effusion", "to_style": "", "sliders": ""}),
 )

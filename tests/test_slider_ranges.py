@@ -111,3 +111,12 @@ def test_picking_a_model_gives_its_sliders_its_ranges(ranged, monkeypatch):
     assert (sliders["hair"]["minimum"], sliders["hair"]["maximum"]) == (-1.0, 1.5)
     assert (sliders["ruler"]["minimum"], sliders["ruler"]["maximum"]) == SLIDER_RANGE
     assert sliders["not_offered"]["visible"] is False
+
+
+def test_the_apps_examples_are_within_the_shipped_models_ranges():
+    from app.examples import EXAMPLES
+
+    info = read_model_info(ASSETS / "mededit-default")
+    for example in EXAMPLES:
+        for name, scale in example.sliders.items():
+            info.slider(name, scale)  # raises for a value the app would refuse

@@ -87,7 +87,8 @@ class Operations:
         self.stock = NaivePipeline(model)
         self.reeditor = MedEditPipeline(model)  # keeps the neutral run: a re-edit reruns the tail only
         self.reeditor.edit(self.s, self.e)
-        self.slider = itertools.cycle(np.linspace(0.25, 2.0, 101))  # a new value for each re-edit
+        # a new value for each re-edit, within the shipped model's hair range (mededit.json)
+        self.slider = itertools.cycle(np.linspace(0.25, 1.0, 101))
 
     def table(self) -> dict:
         s, e, edited, frames = self.s, self.e, edited_prompts(self.s, self.e), self.frames
