@@ -261,7 +261,8 @@ def main() -> int:
         report = json.loads(Path(args.rejudge).read_text())
         for result in report["attributes"].values():
             judge_rows(result)
-        report["ranges"] = {name: [-r["remove"]["bound"], r["add"]["bound"]] for name, r in report["attributes"].items()}
+        report["ranges"] = {name: [-r["remove"]["bound"], r["add"]["bound"]]
+                            for name, r in report["attributes"].items()}
         if args.out != args.rejudge:
             began = time.perf_counter()
             meter = Meter(load_model(report["model"]), args.batch)
