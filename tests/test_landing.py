@@ -7,9 +7,10 @@ import json
 from pipelines.cli import main
 from pipelines.data.phantoms import phantom
 from pipelines.evaluation.landing import asked, landing, shipped_classifier
-from pipelines.model.info import ModelInfo
+from pipelines.model.info import read_model_info
+from pipelines.model.offered import EMBEDDED_FOLDER
 
-ATTRIBUTES = ModelInfo.embedded_default().attributes
+ATTRIBUTES = read_model_info(EMBEDDED_FOLDER).attributes  # with the measured slider ranges
 NORMAL = {"anatomy": "Normal chest X-ray with no significant findings", "style": "PA view", "to_anatomy": "",
           "to_style": "", "sliders": {}}
 
@@ -34,7 +35,10 @@ def test_an_edit_that_landed_is_not_reported_and_one_that_did_not_is_said_with_i
     missed = landing(shipped_classifier(), neutral, neutral, settings, ATTRIBUTES)
     assert not missed["asked"]["effusion"]["landed"]
     note = next(n for n in missed["notes"] if n.startswith("effusion asked, not found in the result (0."))
-    assert "earlier swap" in note and "stronger slider" in note and "refresh" not in note
+    assert "earlier swap" in note and "the effusion slider at 1.5" in note and "refresh" not in note
+    at_the_end = landing(shipped_classifier(), neutral, neutral, {**NORMAL, "sliders": {"effusion": 1.5}}, ATTRIBUTES)
+    note = next(n for n in at_the_end["notes"] if n.startswith("effusion asked"))
+    assert "earlier swap" in note and "slider" not in note  # 1.5 is the end of the model's range for it
 
 
 def test_a_removal_that_left_the_attribute_suggests_redrawing_fine_detail_for_an_upload():
