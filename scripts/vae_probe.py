@@ -45,10 +45,11 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--n", type=int, default=64, help="held-out phantoms per modality")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--step", type=int, help="the training step a saved --vae folder is from (for its row)")
     parser.add_argument("--append", help="a JSON list to add this probe's row to (made if missing)")
     args = parser.parse_args()
     if args.vae:
-        vae, step = AutoencoderKL.from_pretrained(args.vae, torch_dtype=torch.float32), None
+        vae, step = AutoencoderKL.from_pretrained(args.vae, torch_dtype=torch.float32), args.step
     else:
         vae, step = vae_of_checkpoint(Path(args.checkpoints), args.preset, args.size)
     report = {"step": step, **reconstruction_report(vae.eval(), args.size, args.n, load_classifier())}
