@@ -168,7 +168,8 @@ def test_a_pixart_checkpoint_keeps_its_statistics_in_its_own_folder(tiny_folder)
 
 
 def test_eval_domain_reports_the_figures_as_json(capsys):
-    assert main(["eval", "--domain", "--seeds", "6", "--json"]) == 0
+    # The embedded model named: the app tests' session fixture sets $MEDEDIT_MODEL to the micro model.
+    assert main(["eval", "--domain", "--model", "embedded", "--seeds", "6", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"]["in"] == 18 and report["images"]["near"] == 6
     assert 0.0 <= report["out_classifier_alone_confident"] <= 1.0

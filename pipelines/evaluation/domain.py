@@ -240,7 +240,9 @@ class DomainCheck:
 
 def load_domain_check(source: str | None = None) -> DomainCheck:
     """The check of a model source (as load_model takes it), before the model loads."""
-    return folder_check(domain_folder(source), source or "embedded")
+    from pipelines.model.loading import default_source
+
+    return folder_check(domain_folder(source), source or default_source())
 
 
 def folder_check(folder: Path | None, shown: str) -> DomainCheck:
