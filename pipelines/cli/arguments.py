@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pipelines.core.errors import MedEditError
+from pipelines.core.files import write_atomic
 from pipelines.core.limits import (CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT, LOCALITY_RANGE, SCALE_RANGE,
                                    STEPS_RANGE, SWAP_RANGE)
 from pipelines.editing.requests import Edit, Sampling, Series
@@ -185,3 +186,14 @@ def load_pipeline(args):
 
 def report(args, payload: dict, text: str):
     print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def write_report(args, report: dict, print_table) -> None:
+    """A measuring command's report: to --out as JSON (if given), and printed as JSON or a table."""
+    text = json.dumps(report, indent=2)
+    if args.out:
+        write_atomic(args.out, (text + "\n").encode())
+    if args.json:
+        print(text)
+    else:
+        print_table(report)

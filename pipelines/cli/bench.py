@@ -1,10 +1,8 @@
 """`bench`: speed of pair, re-edit and series against the stock diffusers pipeline, then an upload's:
 its PNG to the first edit, and a slider re-edit from the cached inversion (evaluation/uploads.py)."""
 
-import json
 
 from pipelines.cli import arguments as common
-from pipelines.core.files import write_atomic
 from pipelines.editing.requests import integer
 
 REPEATS = 3
@@ -44,13 +42,7 @@ def run(args) -> int:
     model = load_model(args.model)
     load_s = time.perf_counter() - began
     report = {"load_s": round(load_s, 3), **bench(model, repeats), "uploads": bench_uploads(model, repeats)}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        write_atomic(args.out, (text + "\n").encode())
-    if args.json:
-        print(text)
-    else:
-        print_table(report)
+    common.write_report(args, report, print_table)
     return 0
 
 

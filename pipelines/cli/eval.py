@@ -10,12 +10,10 @@ way (evaluation/uploads.py). The same checks run first; --directions and --edit 
 file that ships with the installed packages and --seeds / 20 generated images of each kind.
 """
 
-import json
 
 from pipelines.cli import arguments as common
 from pipelines.cli.bench import THREADS_HELP, THREADS_RANGE
 from pipelines.core.errors import MedEditError
-from pipelines.core.files import write_atomic
 from pipelines.core.limits import LOCALITY_RANGE, REFRESH_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES
 from pipelines.editing.requests import integer, number
@@ -163,13 +161,7 @@ def run_domain(args) -> int:
         torch.set_num_threads(threads)
     report = evaluate_domain(load_domain_check(args.model), n_in=3 * seeds, n_near=seeds,
                              n_generated=max(1, seeds // 20))
-    text = json.dumps(report, indent=2)
-    if args.out:
-        write_atomic(args.out, (text + "\n").encode())
-    if args.json:
-        print(text)
-    else:
-        print_domain_table(report)
+    common.write_report(args, report, print_domain_table)
     return 0
 
 
@@ -194,11 +186,5 @@ def run(args) -> int:
         from pipelines.evaluation.evaluator import evaluate  # here for the reason above
 
         report = evaluate(load_model(args.model), **options)
-    text = json.dumps(report, indent=2)
-    if args.out:
-        write_atomic(args.out, (text + "\n").encode())
-    if args.json:
-        print(text)
-    else:
-        (print_upload_table if args.uploads else print_table)(report)
+    common.write_report(args, report, print_upload_table if args.uploads else print_table)
     return 0
