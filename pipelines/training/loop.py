@@ -108,7 +108,7 @@ def learning_groups(trained: dict[str, torch.Tensor], settings: LoopSettings) ->
 
 def group_rate(group: dict, step: int, settings: LoopSettings) -> float:
     """A group's learning rate as a multiple of the schedule's."""
-    if group["new"]:
+    if group.get("new", False):  # a checkpoint from before the split restores groups without the key
         return settings.new_layers_rate_scale
     return 0.0 if step < settings.new_layers_alone else 1.0
 
