@@ -15,7 +15,7 @@ from PIL import Image
 from pipelines.core.limits import CONTROL_POINTS_DEFAULT, FRAMES_DEFAULT
 from pipelines.evaluation.describe import describe
 from pipelines.evaluation.domain import load_domain_check
-from pipelines.export.images import difference_map, side_by_side
+from pipelines.export.images import comparison, difference_map
 
 from app import image_handlers, inputs, jobs, serving
 from app.errors import user_errors
@@ -50,7 +50,7 @@ def api_edit(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps
         return (response.png("neutral", before, settings, {"image": "neutral"}),
                 response.png("edited", after, settings, {"image": "edited"}),
                 response.png("difference", difference_map(before, after), settings, {"panel": "difference"}),
-                response.png("side_by_side", side_by_side(before, after), settings, {"panel": "side_by_side"}),
+                response.png("side_by_side", comparison(before, after, None), settings, {"panel": "side_by_side"}),
                 settings)
 
     return jobs.run("edit", request, progress, files)

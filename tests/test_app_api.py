@@ -59,6 +59,7 @@ def test_edit_returns_pngs_that_differ(client):
     before, after = pixels(neutral), pixels(edited)
     assert before.shape == after.shape == (64, 64, 3)  # true pixels, not the enlarged view
     assert (before != after).any()
+    assert pixels(figure).shape[1] >= 3 * 256  # the side-by-side's panels enlarged to be read, as the export's
     assert settings["sliders"] == {"hair": 2.5} and settings["seed"] == 3 and settings["swap_at"] == 0.25
     again = client.predict(**EDIT, api_name="/edit")  # reproducible
     assert np.array_equal(pixels(again[1]), after)
