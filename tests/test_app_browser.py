@@ -40,12 +40,18 @@ def browser(app_url):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, app_url):
-    page = browser.new_page(viewport=SCREEN, accept_downloads=True)
-    page.set_default_timeout(30_000)
+def opened(browser, app_url, viewport: dict, timeout_ms: int):
+    """A page of the app at `viewport`, once the model's status says it is loaded."""
+    page = browser.new_page(viewport=viewport, accept_downloads=True)
+    page.set_default_timeout(timeout_ms)
     page.goto(app_url)
     page.wait_for_function("document.querySelector('#model-status')?.innerText?.includes('revision')")
+    return page
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = opened(browser, app_url, SCREEN, 30_000)
     yield page
     page.close()
 
@@ -289,10 +295,7 @@ def artefacts(tmp_path):
 
 @pytest.fixture
 def phone(browser, app_url):
-    page = browser.new_page(viewport=PHONE, accept_downloads=True)
-    page.set_default_timeout(60_000)
-    page.goto(app_url)
-    page.wait_for_function("document.querySelector('#model-status')?.innerText?.includes('revision')")
+    page = opened(browser, app_url, PHONE, 60_000)
     yield page
     page.close()
 
