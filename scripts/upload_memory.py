@@ -24,6 +24,7 @@ from tests.upload_files import dicom_bytes, dicom_dataset  # noqa: E402
 CHILD = r"""
 import json, sys, time
 from pipelines.data.uploads import fit, fit_mask, read_image, read_mask
+from pipelines.model.offered import model_image_size
 
 def status_mb(key):  # VmRSS now, VmHWM its peak (this process's own: getrusage's counts the parent's)
     with open("/proc/self/status") as f:
@@ -33,10 +34,11 @@ def rss_mb():
     return status_mb("VmRSS")
 
 image, masks = sys.argv[1], sys.argv[2:]
+size = model_image_size()  # the default model's ($MEDEDIT_MODEL's first, else the embedded one)
 base, began = rss_mb(), time.perf_counter()
 decoded = read_image(image)
 read = [read_mask(path) for path in masks]
-fit(decoded, 64), [fit_mask(mask, 64) for mask in read]
+fit(decoded, size), [fit_mask(mask, size) for mask in read]
 peak = status_mb("VmHWM")
 print(json.dumps({"above_mb": round(peak - base), "seconds": round(time.perf_counter() - began, 2),
                   "size": decoded.pixels.shape[:2]}))

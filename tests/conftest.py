@@ -12,6 +12,13 @@ def micro_model_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def micro_256_folder(tmp_path_factory):
+    """The micro model at 256 px: the 256-px model's shapes (an f8 autoencoder, 32x32x8 latents,
+    patch 4), random weights."""
+    return save_micro_model(tmp_path_factory.mktemp("micro-256") / "micro-256", image_size=256)
+
+
+@pytest.fixture(scope="session")
 def other_model_folder(micro_model_folder, tmp_path_factory):
     """The micro model under another name with other sampling defaults: a second model to pick."""
     import dataclasses
@@ -41,14 +48,14 @@ def tiny_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_url(micro_model_folder, other_model_folder):
+def app_url(micro_model_folder, other_model_folder, micro_256_folder):
     """The whole app launched in-process on a free loopback port, serving the micro model (and
-    another to pick)."""
+    two others to pick: other defaults, and 256 px)."""
     import os
     import socket
 
     previous = os.environ.get("MEDEDIT_MODEL")
-    os.environ["MEDEDIT_MODEL"] = f"{micro_model_folder},{other_model_folder}"
+    os.environ["MEDEDIT_MODEL"] = f"{micro_model_folder},{other_model_folder},{micro_256_folder}"
     from app.ui import build_ui, launch_options
     demo = build_ui()
     with socket.socket() as s:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipelines.cli import arguments as common
 from pipelines.core.errors import MedEditError
-from pipelines.editing.requests import integer
+from pipelines.editing.requests import integer, number
 
 FIT_DEFAULT, CALIBRATION_DEFAULT = 6000, 2000
 COUNT_RANGE = (8, 200_000)
@@ -27,6 +27,10 @@ def add_arguments(parser):
                         help=f"training images the statistics are fitted on (default {FIT_DEFAULT})")
     parser.add_argument("--calibration", type=int, default=CALIBRATION_DEFAULT,
                         help=f"other training images the limits are set on (default {CALIBRATION_DEFAULT})")
+    parser.add_argument("--augment", type=float, default=None,
+                        help="share of the fit images shifted as another scanner or viewer shows the "
+                             "modality (contrast, a slight turn ...), so these are warned, not refused "
+                             "(default 0.5)")
     parser.add_argument("--out", default=None, metavar="FOLDER",
                         help="the folder to write domain/ into (default: the model's own)")
 
@@ -35,24 +39,35 @@ def run(args) -> int:
     common.check_model_source(args)
     n = integer("--n", args.n, *COUNT_RANGE)
     calibration = integer("--calibration", args.calibration, *COUNT_RANGE)
+    augment = 0.5 if args.augment is None else number("--augment", args.augment, 0.0, 1.0)
     if args.data is not None and not Path(args.data).is_dir():
         raise MedEditError(f"--data {args.data}: no such folder (an imagefolder dataset with metadata.jsonl)")
     # Imported here: torch loads only once the arguments have passed.
     from pipelines.evaluation.classifier import load_classifier
     from pipelines.evaluation.domain import classifier_sha256, domain_folder, save_domain
-    from pipelines.evaluation.domain_fit import fit_domain, folder_sets, phantom_sets
+    from pipelines.data.phantom_size import render_size
+    from pipelines.evaluation.domain_fit import TUNING_GENERATED, fit_domain, folder_sets, phantom_sets
+    from pipelines.evaluation.domain_sets import out_of_domain
+    from pipelines.model.offered import model_image_size
 
     folder = Path(args.out) if args.out else domain_folder(args.model)
     if folder is None:
         raise MedEditError(f"--model {args.model}: no local folder to write the statistics into; give --out")
     common.check_writable_folder(folder / "domain")
     began = time.perf_counter()
-    sets = folder_sets(args.data, n, calibration) if args.data else phantom_sets(n, calibration)
+    image_size = model_image_size(args.model)  # its uploads are fitted to it before the check
+    sets = (folder_sets(args.data, n, calibration, augment=augment) if args.data
+            else phantom_sets(n, calibration, render_size(image_size), augment))
+    # refuse is chosen against the tuning half of the out-of-domain images; a model of one's own
+    # may know CT or MR, so for it pydicom's files are left out of them
+    outside = [case.pixels for case in out_of_domain(TUNING_GENERATED, "tuning", medical=not args.data)]
     command = ["python -m pipelines fit-domain", f"--model {args.model or 'embedded'}", f"--n {n}",
-               f"--calibration {calibration}"] + ([f"--data {args.data}"] if args.data else [])
+               f"--calibration {calibration}", f"--augment {augment:g}"] + ([f"--data {args.data}"] if args.data else [])
     stats = fit_domain(load_classifier(), sets, {"classifier_sha256": classifier_sha256(),
                                                  "fitted_on": args.data or "phantoms (training seeds)",
-                                                 "command": " ".join(command)})
+                                                 "image_size": image_size, "augment": augment,
+                                                 "command": " ".join(command)},
+                       image_size, outside)
     stats.info["seconds"] = round(time.perf_counter() - began, 1)
     written = save_domain(folder, stats)
     summary = {"folder": str(written), "flag": stats.flag, "refuse": stats.refuse, **stats.info}

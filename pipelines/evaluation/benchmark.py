@@ -138,7 +138,8 @@ def bench(model: LoadedModel, repeats: int = 3, frames: int = FRAMES) -> dict:
                         "stock_calls": table[name][2],
                         "speedup": {"median": round(statistics.median(t["stock"]) / statistics.median(t["ours"]), 3),
                                     "min": round(min(ratios), 3), "max": round(max(ratios), 3)}}
-    return {"model_id": model.model_id, "model_revision": model.revision, "steps": operations.s.steps,
+    return {"model_id": model.model_id, "model_revision": model.revision, "image_size": model.image_size,
+            "steps": operations.s.steps,
             "swap_at": operations.e.swap_at, "locality": operations.e.locality,
             "threads": torch.get_num_threads(), "repeats": repeats,
             "order": "one warm-up round, then per round each operation ours and stock back to back, "

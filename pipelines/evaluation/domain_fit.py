@@ -6,21 +6,25 @@
 
 Three sets, all training images:
 - `fit`: the Gaussians' means and covariances (shrunk toward a scaled identity: the features are
-  many and correlated);
+  many and correlated); a share of them (`augment`, default FIT_SHIFTED) shifted as below, so the
+  Gaussians make room for what another scanner or viewer does to the same modality;
 - `calibration`: other training images, as uploads arrive (JPEG, noise, rescaled), scored like
   any upload: each stage's scale and `flag` sit just above nearly all of them (FLAG_QUANTILE, with
   FLAG_MARGIN), since a fitted set is closer to its own Gaussian than new images are;
 - `shifted`: calibration images changed the way the same modality from another source might be
-  (contrast, brightness, gamma, blur, heavier noise, a slight zoom or turn): not used for a limit,
-  only reported (domain.json "calibration"), since for the phantom models they score as far as a
-  CT slice does (their world is narrow: contrast changed by a third, or a turn of 5 degrees, already
-  scores 3 to 10). `refuse` is REFUSE_FACTOR times `flag`.
+  (contrast, brightness, gamma, blur, heavier noise, a slight zoom or turn): the near side of
+  `refuse`, which domain_limits.py sets between them and the tuning half of the out-of-domain
+  images (domain_sets.py; the held-out half is what `eval --domain` measures). Fitted without
+  augmentation (`augment` 0) they scored as far as a CT slice does (contrast changed by a third, or
+  a turn of 5 degrees: 3 to 10) and an earlier `refuse` (2.5 times `flag`, a factor set after a
+  run of `eval --domain`) refused them.
 
 For the phantom models the sets are drawn from the renderer with training seeds (below
 10,000,000); for a model trained on a dataset of its own (an adapter), from that dataset's images
 (an imagefolder: every modality a Gaussian, the row's "modality" when it has one, else the one its
-captions speak of). For the phantom models the statistics depend on the classifier alone, so a
-phantom model at another size (256 px) is fitted by the same command on its own folder.
+captions speak of). A model's images are fitted to its own size before the classifier reads them,
+as its uploads are, and the phantoms are drawn at that size (128 px at least): a 256-px model is
+fitted by the same command on its own folder.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from PIL import Image, ImageFilter
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import MODALITIES
+from pipelines.data.phantom_size import RENDER_SIZE
 from pipelines.evaluation.domain import DomainStats, domain_features
-from pipelines.evaluation.domain_sets import jpeg, noisy, resized
+from pipelines.evaluation.domain_limits import refuse_limit
+from pipelines.evaluation.domain_sets import jpeg, noisy, out_of_domain, resized
 
 SHRINK = 0.01  # share of the mean variance added to every variance
 FLAG_QUANTILE, FLAG_MARGIN = 0.999, 1.15
-REFUSE_FACTOR = 2.5  # past `flag`: no known modality (set on a first eval --domain; 2 to 4 measure alike)
+FIT_SHIFTED = 0.5  # share of the fit images shifted (another source's look): warned, not refused
+TUNING_GENERATED = 10  # generated out-of-domain images of each kind in the tuning half
 FIT_SEEDS = 0  # training seeds: the phantom models were trained below 10,000,000
 CALIBRATION_SEEDS = 5_000_000
 
@@ -88,9 +95,10 @@ def as_image(values: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8))
 
 
-def phantom_sets(n_fit: int, n_calibration: int, size: int = 128) -> dict:
+def phantom_sets(n_fit: int, n_calibration: int, size: int = RENDER_SIZE, augment: float = FIT_SHIFTED) -> dict:
     """{"fit": (images, modalities), "calibration": ..., "shifted": ...} from the renderer's
-    training seeds, the modalities taking turns."""
+    training seeds drawn at `size` (data/phantom_size.py: the model's, 128 at least), the modalities
+    taking turns."""
     from pipelines.data.phantoms import phantom
 
     def draw(first: int, n: int, change) -> tuple[list, list]:
@@ -102,13 +110,16 @@ def phantom_sets(n_fit: int, n_calibration: int, size: int = 128) -> dict:
             modalities.append(modality)
         return images, modalities
 
-    return {"fit": draw(FIT_SEEDS, n_fit, as_uploaded),
+    def fit_look(image, rng):  # a share `augment` as another source shows them
+        return as_uploaded(shifted(image, rng) if rng.random() < augment else image, rng)
+
+    return {"fit": draw(FIT_SEEDS, n_fit, fit_look),
             "calibration": draw(CALIBRATION_SEEDS, n_calibration, as_uploaded),
             "shifted": draw(CALIBRATION_SEEDS + n_calibration, n_calibration,
                             lambda image, rng: as_uploaded(shifted(image, rng), rng))}
 
 
-def folder_sets(folder, n_fit: int, n_calibration: int, seed: int = 0) -> dict:
+def folder_sets(folder, n_fit: int, n_calibration: int, seed: int = 0, augment: float = FIT_SHIFTED) -> dict:
     """The same three sets from an imagefolder dataset (metadata.jsonl): its rows shuffled, the
     first n_fit to fit, the next n_calibration to calibrate (and, shifted, to set `refuse`)."""
     from pipelines.data.attributes import modality_of
@@ -126,7 +137,8 @@ def folder_sets(folder, n_fit: int, n_calibration: int, seed: int = 0) -> dict:
     for name, indices in chosen.items():
         images = [read_image(Path(folder) / rows[i]["file_name"]).pixels for i in indices]
         modalities = [rows[i].get("modality") or modality_of(rows[i]["anatomy"], rows[i]["style"]) for i in indices]
-        sets[name] = ([as_uploaded(im, rng) for im in images], modalities)
+        shift = (lambda im: shifted(im, rng) if rng.random() < augment else im) if name == "fit" else (lambda im: im)
+        sets[name] = ([as_uploaded(shift(im), rng) for im in images], modalities)
         if name == "calibration":
             sets["shifted"] = ([as_uploaded(shifted(im, rng), rng) for im in images], modalities)
     return sets
@@ -144,13 +156,24 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.linalg.inv(covariance)
 
 
-def fit_domain(classifier, sets: dict, info: dict | None = None) -> DomainStats:
-    """Statistics from the three sets (each (images, modalities); images of any size)."""
+def fit_domain(classifier, sets: dict, info: dict | None = None, image_size: int | None = None,
+               outside: list | None = None) -> DomainStats:
+    """Statistics from the three sets (each (images, modalities); images of any size). With
+    `image_size` (the model's) each image is fitted to it first, as an upload is before the check
+    reads it, then to the classifier's input. `outside`: the tuning out-of-domain images `refuse`
+    is chosen against (default: the tuning half of domain_sets', pydicom's included)."""
     from pipelines.data.uploads import fit_pixels
 
     size = classifier.config.input_size
-    features = {name: domain_features(classifier, [fit_pixels(np.asarray(im), size)[0] for im in images])
-                for name, (images, _) in sets.items()}
+
+    def as_checked(image):
+        image = np.asarray(image)
+        return fit_pixels(fit_pixels(image, image_size)[0] if image_size else image, size)[0]
+
+    if outside is None:
+        outside = [case.pixels for case in out_of_domain(TUNING_GENERATED, "tuning")]
+    features = {name: domain_features(classifier, [as_checked(im) for im in images])
+                for name, (images, _) in {**sets, "outside": (outside, None)}.items()}
     labels = np.asarray(sets["fit"][1])
     modalities = list(dict.fromkeys(sets["fit"][1]))
     gaussians = {m: [gaussian(stage[labels == m]) for stage in features["fit"]] for m in modalities}
@@ -162,11 +185,11 @@ def fit_domain(classifier, sets: dict, info: dict | None = None) -> DomainStats:
     calibration, _ = stats.scores(features["calibration"])
     far, _ = stats.scores(features["shifted"])
     stats.flag = float(np.quantile(calibration, FLAG_QUANTILE) * FLAG_MARGIN)
-    stats.refuse = REFUSE_FACTOR * stats.flag
+    stats.refuse, tuning = refuse_limit(stats.flag, far, stats.scores(features["outside"])[0])
     stats.info = {**(info or {}), "features": "per stage of the classifier, each channel's mean and std",
                   "images": {name: len(images) for name, (images, _) in sets.items()},
+                  "refuse_chosen_on": tuning,
                   "calibration": {"flag_quantile": FLAG_QUANTILE, "flag_margin": FLAG_MARGIN,
-                                  "refuse_factor": REFUSE_FACTOR,
                                   "calibration_flagged": float((calibration > stats.flag).mean()),
                                   "shifted_flagged": float((far > stats.flag).mean()),
                                   "shifted_refused": float((far > stats.refuse).mean())}}

@@ -13,20 +13,20 @@ import torch
 from PIL import Image
 
 from pipelines.data.attributes import MODALITIES, attributes_of
+from pipelines.data.phantom_size import render_size
 from pipelines.data.phantoms import phantom
 from pipelines.evaluation.classifier import OUTPUTS, predict_probs
 from pipelines.evaluation.metrics import psnr_outside
 
 HELD_OUT_SEED = 30_000_000  # above every trainer's seeds (classifier evaluation starts at 10M)
 BATCH = 16
-RENDER_SIZE = 128  # as pipelines/training/data.py renders phantoms
 
 
 def held_out_phantoms(modality: str, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """n phantoms of `modality` at `size` (uint8 [n, S, S, 3]) and their 0/1 labels [n, A] over the
     modality's attributes."""
     # Rendered as the trainers render them: at 128 px or more, box-filtered down to `size`.
-    rendered = [phantom(modality, HELD_OUT_SEED + i, size=max(size, RENDER_SIZE)) for i in range(n)]
+    rendered = [phantom(modality, HELD_OUT_SEED + i, size=render_size(size)) for i in range(n)]
     labels = [[p.labels[a.name] for a in attributes_of(modality)] for p in rendered]
     images = [np.asarray(Image.fromarray(p.image).resize((size, size), Image.Resampling.BOX)) for p in rendered]
     return np.stack(images), np.array(labels)

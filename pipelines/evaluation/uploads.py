@@ -44,7 +44,8 @@ from tqdm import tqdm
 
 from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import attributes_of
-from pipelines.data.phantoms import render, sample_factors
+from pipelines.data.phantom_size import render_size
+from pipelines.data.phantoms import SIZE_RANGE, render, sample_factors
 from pipelines.data.uploads import fit, read_image
 from pipelines.editing.inversion import encode, invert
 from pipelines.editing.pipeline import MedEditPipeline
@@ -59,8 +60,6 @@ from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS, che
 from pipelines.model import conditioners
 from pipelines.model.conditioners import Branches
 from pipelines.model.loaded import LoadedModel, decode
-
-RENDER_SIZE = 128  # phantoms are rendered larger and box-filtered down, as for training
 
 
 def sdedit(transformer, scheduler, clean: torch.Tensor, steps: int, swap: int, edited: Branches,
@@ -114,11 +113,12 @@ class UploadEvaluator:
     def run_batch(self, modality: str, attribute: str, add: bool, seeds: list[int]) -> dict:
         """Sources, truths and the images made from them for one batch of seeds."""
         size, attr = self.model.info.image_size, self.model.info.attribute(attribute)
+        drawn = render_size(size)  # larger than the model's, box-filtered down by the upload path
         sources, truths, lesions = [], [], []
         for seed in seeds:
             factors = {**sample_factors(modality, seed), attribute: not add}
-            sources.append(render(modality, factors, seed, RENDER_SIZE))
-            truths.append(render(modality, {**factors, attribute: add}, seed, RENDER_SIZE))
+            sources.append(render(modality, factors, seed, drawn))
+            truths.append(render(modality, {**factors, attribute: add}, seed, drawn))
             if "lesion" in sources[-1].masks:  # fitted as the image is
                 lesion = np.repeat(sources[-1].masks["lesion"][..., None], 3, 2).astype(np.uint8) * 255
                 lesions.append(as_upload(lesion, size)[..., 0] >= 128)
@@ -249,16 +249,19 @@ def evaluate_uploads(model: LoadedModel, seeds: int = DEFAULT_SEEDS, modalities=
         block = row_seeds(seed_range, attribute, SEED_BLOCKS * seeds)
         chosen = block[:seeds] if direction == "add" else block[seeds:]
         rows.append(evaluator.row(modality, attribute, direction, chosen))
-    return {"model_id": model.model_id, "model_revision": model.revision, "steps": evaluator.steps,
+    return {"model_id": model.model_id, "model_revision": model.revision, "image_size": model.image_size,
+            "steps": evaluator.steps,
             "scales": evaluator.scales, "swap_at": evaluator.swap_at, "locality": evaluator.locality, "edit": edit,
             "refresh": evaluator.refresh,
             "seeds_per_row": seeds, "seed_range": seed_range, "inversion": "edit-friendly, DPM-Solver++ 2M",
             "seconds": round(time.perf_counter() - began, 1), "rows": rows, "summary": summarize(rows)}
 
 
-def bench_uploads(model: LoadedModel, repeats: int = 3, source_size: int = 256) -> dict:
+def bench_uploads(model: LoadedModel, repeats: int = 3, source_size: int | None = None) -> dict:
     """Seconds from an uploaded PNG's bytes to its first edit (fresh caches: read, fit, invert,
-    edit, decode both), and for a slider re-edit from the cached inversion."""
+    edit, decode both), and for a slider re-edit from the cached inversion. The PNG is larger than
+    the model's images, so fitting it is timed too: 4x their side (256 px for a 64-px model), 512 at most."""
+    source_size = source_size or min(SIZE_RANGE[1], 4 * model.info.image_size)
     source = render("dermoscopy", {**sample_factors("dermoscopy", 7), "hair": False}, 7, source_size)
     buffer = io.BytesIO()
     Image.fromarray(source.image).save(buffer, format="PNG")

@@ -50,9 +50,10 @@ class ModelInfo:
                 check_slider_range(a.get("name"), a["range"])
 
     @classmethod
-    def embedded_default(cls, conditioning: str = "separate", text_tokens: int = MAX_LENGTH) -> "ModelInfo":
+    def embedded_default(cls, conditioning: str = "separate", text_tokens: int = MAX_LENGTH,
+                         image_size: int = IMAGE_SIZE) -> "ModelInfo":
         return cls(
-            name="mededit-default", image_size=IMAGE_SIZE,
+            name="mededit-default", image_size=image_size,
             text_encoder="sentence-transformers/all-MiniLM-L6-v2", conditioning=conditioning,
             attributes=[{"name": a.name, "modality": a.modality, "channel": a.channel,
                          "phrase": a.phrase} for a in ATTRIBUTES],

@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
 
-from pipelines.model.info import ModelInfo
+from pipelines.core.errors import MedEditError
+from pipelines.model.info import INFO_FILE, ModelInfo
 
 
 @dataclass
@@ -20,10 +21,28 @@ class LoadedModel:
     info: ModelInfo
     domain_folder: Path | None = None  # where its domain check's statistics live (evaluation/domain.py)
 
+    def __post_init__(self):
+        # One resolution for everything (generation, uploads, masks, exports, evaluation): the
+        # weights', which info.image_size must state (mededit.json is read before torch loads).
+        if self.info.image_size != self.image_size:
+            raise MedEditError(f"{self.model_id}: its {INFO_FILE} says {self.info.image_size} px, but its "
+                               f"weights make {self.image_size} px images ({self.latent_shape[1]}x"
+                               f"{self.latent_shape[2]} latents, an f{self.vae_downscale} autoencoder)")
+
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         size = self.transformer.config.sample_size
         return (self.transformer.config.in_channels, size, size)
+
+    @property
+    def vae_downscale(self) -> int:
+        """Pixels per latent pixel: each down block but the last halves the image (diffusers' rule)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def image_size(self) -> int:
+        """The side of every image the model makes and edits, in pixels."""
+        return self.transformer.config.sample_size * self.vae_downscale
 
 
 @torch.no_grad()

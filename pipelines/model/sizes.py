@@ -13,6 +13,7 @@ NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
 
 VAE_PRESETS = {
     "micro": dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8),
+    "micro-f8": dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=8),  # tests at 256 px
     "cpu": dict(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16),
     # f8 for 256 px (256 -> 32x32x8, so a patch-4 DiT keeps its 64 tokens): thin full-resolution
     # layers, which dominate a CPU decode (DESIGN.md, resolution without CPU cost).
