@@ -3,6 +3,8 @@
     python scripts/slider_ranges.py                      # measure, print the table, write the report
     python scripts/slider_ranges.py --write-model        # ... and store the ranges in the model's mededit.json
     python scripts/slider_ranges.py --rejudge assets/slider_ranges.json   # the thresholds again, no sampling
+    python scripts/slider_ranges.py --stacks --out /tmp/stacks.json      # only the stacks, at the stored ranges
+    python scripts/slider_ranges.py --stacks --seed-range reporting     # ... on seeds no choice was made on
 
 For every attribute of the model and both signs (+ adds to a phantom caption without the
 attribute, - removes it from one with it), the model samples the source image and edits it with
@@ -20,10 +22,14 @@ starts at 1 (typing the phrase; refusing it would refuse what a prompt does) and
 scale above 1 that holds, up to the first that does not: the range stored with the model is what
 this model has been seen to survive. Below 1, 12 seeds of half-way edits are noisy (a row at 0.5
 may flip more than the one at 1), so they are reported, not used. Stacked sliders (two or
-three at once, and the issue's ruler + ink on top of a hair edit) are then measured at scale 1 and
-at each slider's own bound.
+three at once, and the issue's ruler + ink on top of a hair edit) are then measured at scale 1, at
+each slider's own bound, and typed (every phrase written into the edited prompts, no slider: what
+the model can do at all), with the share of edits in which each slider of the stack lands alone.
+`--stacking added` combines stacked sliders as they were before (each direction taken in the
+prompt alone, summed: conditioners.slide), the baseline of the measurement.
 
-Seeds come from the tuning range (evaluation/plan.py), never the reporting one.
+Seeds come from the tuning range (evaluation/plan.py); `--stacks --seed-range reporting` reports
+the stacks on the reporting range, which no choice here was made on.
 """
 
 import argparse
@@ -70,27 +76,30 @@ STACKS = (
 
 
 class Meter:
-    def __init__(self, model, batch: int):
-        self.model, self.batch = model, batch
+    def __init__(self, model, batch: int, chain: bool = True):
+        self.model, self.batch, self.chain = model, batch, chain
         self.classifier = load_classifier()
         self.encode = conditioners.cached(model.conditioner.encode, 512)
         d = model.info.defaults
         self.steps, self.scales, self.locality = d["steps"], (d["anatomy_scale"], d["style_scale"]), d["locality"]
         self.swap = round(d["swap_at"] * self.steps)
 
-    def branches(self, prompts, sliders):
-        """Each seed's (anatomy, style) prompts with `sliders` [(name, scale)] applied."""
+    def branches(self, prompts, sliders, chain=None):
+        """Each seed's (anatomy, style) prompts with `sliders` [(name, scale)] applied (stacked as
+        `chain` says, default the meter's)."""
+        chain = self.chain if chain is None else chain
         by_channel = {"anatomy": [], "style": []}
         for name, scale in sliders:
             a = self.model.info.attribute(name)
             by_channel[a["channel"]].append((a["phrase"], scale))
         return conditioners.Branches.cat([conditioners.prompt_branches(self.encode, a, s, by_channel,
-                                                                      self.model.info.joined)
+                                                                      self.model.info.joined, chain)
                                           for a, s in prompts])
 
     @torch.no_grad()
     def images(self, seeds, source_prompts, edits, edited_prompts=None):
-        """The source images and one edited image per entry of `edits` (each a slider list)."""
+        """The source images and one edited image per entry of `edits` (each a slider list, edited
+        from `edited_prompts`, or {"prompts": (anatomy, style) per seed} edited with no slider)."""
         out_source, out_edits = [], [[] for _ in edits]
         for i in range(0, len(seeds), self.batch):
             chunk, prompts = seeds[i:i + self.batch], source_prompts[i:i + self.batch]
@@ -100,8 +109,14 @@ class Meter:
             neutral = self.branches(prompts, [])
             run = trajectory(self.model.transformer, self.model.scheduler, self.steps, noise, neutral, *self.scales)
             out_source += list(decode(self.model, run[-1].latents).numpy())
-            for k, sliders in enumerate(edits):
-                tail = edit_tail(self.model.transformer, run, self.swap, neutral, self.branches(targets, sliders),
+            for k, edit in enumerate(edits):
+                if isinstance(edit, dict) and "prompts" in edit:
+                    branches = self.branches(edit["prompts"][i:i + self.batch], [])
+                elif isinstance(edit, dict):  # {"sliders": [...], "chain": bool}: a stacking of its own
+                    branches = self.branches(targets, edit["sliders"], edit["chain"])
+                else:
+                    branches = self.branches(targets, edit)
+                tail = edit_tail(self.model.transformer, run, self.swap, neutral, branches,
                                  *self.scales, self.locality)
                 out_edits[k] += list(decode(self.model, tail.latents).numpy())
         return out_source, out_edits
@@ -114,15 +129,16 @@ class Meter:
         p_source, p_edit = p_all[:len(source), columns], p_all[len(source):, columns]
         cxr = p_all[len(source):, OUTPUTS.index("modality_cxr")]
         modality_conf = cxr if modality == "cxr" else 1 - cxr
-        lands = np.ones(len(edited), bool)
+        lands, each = np.ones(len(edited), bool), {}
         for name, sign in asked.items():
             seen = p_edit[:, names.index(name)] >= 0.5
             lands &= seen if sign > 0 else ~seen
+            each[name] = float((seen if sign > 0 else ~seen).mean())
         others = [j for j, n in enumerate(names) if n not in asked]
         flipped = (p_source[:, others] >= 0.5) != (p_edit[:, others] >= 0.5)
         changed = [metrics.edit_footprint(s, e).mean() for s, e in zip(source, edited)]
         psnr = [metrics.psnr_outside(s, e) for s, e in zip(source, edited)]
-        return {"lands": float(lands.mean()), "changed": float(np.mean(changed)),
+        return {"lands": float(lands.mean()), "lands_each": each, "changed": float(np.mean(changed)),
                 "psnr": float(np.mean(psnr)), "kept": float((~flipped.any(1)).mean()),
                 "modality": float(modality_conf.mean())}
 
@@ -188,30 +204,51 @@ def measure_attribute(meter: Meter, modality: str, name: str, n: int, scales) ->
     return result
 
 
-def measure_stack(meter: Meter, modality, typed, sliders: dict[str, int], scales_of: dict[str, float], n: int):
-    """A stack's figures at scale 1 for every slider and at each slider's own bound."""
+STACK_SETTINGS = ("one", "bound", "typed", "one_added")  # one_added: at 1, stacked the earlier way
+
+
+def measure_stack(meter: Meter, modality, typed, sliders: dict[str, int], scales_of: dict[str, float], n: int,
+                  seed_range: str = SEED_RANGE, wanted=STACK_SETTINGS):
+    """A stack's figures at scale 1 for every slider ("one"), at each slider's own bound ("bound"),
+    typed (the stack's phrases written into the edited captions instead, no slider), and at 1
+    stacked the earlier way ("one_added": conditioners.slide with chain=False), as many of these as
+    `wanted` names, all from the same source images."""
     first = next(iter(sliders))
-    seeds = row_seeds(SEED_RANGE, first, n)
-    sources, targets = [], []
+    seeds = row_seeds(seed_range, first, n)
+    sources, targets, typed_all = [], [], []
     for s in seeds:
         factors = {**prompts_for(modality, first, s)[0], **{k: v < 0 for k, v in sliders.items()}}
         if typed:
             factors[typed] = False
         sources.append(caption(modality, factors, s))
         targets.append(caption(modality, {**factors, typed: True}, s) if typed else sources[-1])
-    settings = [{k: float(v) for k, v in sliders.items()},
-                {k: v * scales_of[k] for k, v in sliders.items()}]
-    source, edits = meter.images(seeds, sources, [list(x.items()) for x in settings], targets)
+        typed_all.append(caption(modality, {**factors, **({typed: True} if typed else {}),
+                                            **{k: v > 0 for k, v in sliders.items()}}, s))
+    one = {k: float(v) for k, v in sliders.items()}
+    chosen = {"one": (one, list(one.items())), "typed": (one, {"prompts": typed_all}),
+              "one_added": (one, {"sliders": list(one.items()), "chain": False}),
+              "bound": ({k: v * scales_of[k] for k, v in sliders.items()},
+                        [(k, v * scales_of[k]) for k, v in sliders.items()])}
+    settings = [(name, *chosen[name]) for name in STACK_SETTINGS if name in wanted]
+    source, edits = meter.images(seeds, sources, [edit for _, _, edit in settings], targets)
     asked = {**sliders, **({typed: 1} if typed else {})}
-    return [{"sliders": x, "typed": typed, **meter.judge(modality, source, e, asked)} for x, e in zip(settings, edits)]
+    return [{"sliders": x, "typed": typed, "as_typed": name == "typed", "setting": name,
+             "stacking": "added" if name == "one_added" else ("chained" if meter.chain else "added"),
+             "seed_range": seed_range,
+             "first_seed": seeds[0], **meter.judge(modality, source, e, asked)}
+            for (name, x, _), e in zip(settings, edits)]
 
 
-def measure_stacks(meter: Meter, ranges: dict, n: int) -> list[dict]:
+def measure_stacks(meter: Meter, ranges: dict, n: int, seed_range: str = SEED_RANGE, which=None,
+                   wanted=STACK_SETTINGS) -> list[dict]:
+    """The stacks of STACKS (those at the indices `which`, default all) whose sliders the model has."""
     rows = []
-    for modality, typed, sliders in STACKS:
-        if all(k in ranges for k in sliders):
+    for index, (modality, typed, sliders) in enumerate(STACKS):
+        if all(k in ranges for k in sliders) and (which is None or index in which):
             scales_of = {k: ranges[k][1] if v > 0 else -ranges[k][0] for k, v in sliders.items()}
-            rows += measure_stack(meter, modality, typed, sliders, scales_of, n)
+            measured = measure_stack(meter, modality, typed, sliders, scales_of, n, seed_range, wanted)
+            print("\n".join(stack_lines(measured)), file=sys.stderr, flush=True)  # a long run's rows as they come
+            rows += measured
     return rows
 
 
@@ -227,12 +264,20 @@ def table(report: dict) -> str:
         lines.append(f"{name:16} range  {-r['remove']['bound']:+.1f} .. {r['add']['bound']:+.1f} "
                      f"(natural change {r['natural_change']:.1%})")
     lines.append("")
-    for row in report["stacks"]:
+    return "\n".join(lines + stack_lines(report["stacks"]))
+
+
+def stack_lines(stacks: list[dict]) -> list[str]:
+    lines = []
+    for row in stacks:
         sliders = ", ".join(f"{k} {v:+.1f}" for k, v in row["sliders"].items())
         typed = f" on a typed {row['typed']} edit" if row["typed"] else ""
-        lines.append(f"stack {sliders}{typed}: lands {row['lands']:.0%}, changed {row['changed']:.1%}, "
-                     f"psnr {row['psnr']:.1f}, kept {row['kept']:.0%}, modality {row['modality']:.2f}")
-    return "\n".join(lines)
+        how = "typed instead" if row.get("as_typed") else f"sliders, {row.get('stacking', 'added')}"
+        each = " ".join(f"{k} {v:.0%}" for k, v in row.get("lands_each", {}).items())
+        lines.append(f"stack {sliders}{typed} ({how}): lands {row['lands']:.0%} ({each}), changed "
+                     f"{row['changed']:.1%}, psnr {row['psnr']:.1f}, kept {row['kept']:.0%}, "
+                     f"modality {row['modality']:.2f}")
+    return lines
 
 
 def write_ranges(folder: Path, ranges: dict[str, list[float]]) -> None:
@@ -254,9 +299,38 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--out", default="assets/slider_ranges.json")
     parser.add_argument("--write-model", action="store_true", help="store the ranges in the model's mededit.json")
+    parser.add_argument("--stacks", action="store_true",
+                        help="measure only the stacks, at the ranges stored with the model")
+    parser.add_argument("--seed-range", choices=("tuning", "reporting"), default=SEED_RANGE,
+                        help="with --stacks: the seeds (reporting: the range no choice was made on)")
+    parser.add_argument("--stacking", choices=("chained", "added"), default="chained",
+                        help="how stacked sliders combine (conditioners.slide): added is the earlier way")
+    parser.add_argument("--which", default="", help="with --stacks: comma-separated indices into STACKS "
+                        "(default: all)")
+    parser.add_argument("--settings", default=",".join(STACK_SETTINGS),
+                        help=f"with --stacks: comma-separated, of {','.join(STACK_SETTINGS)}")
     parser.add_argument("--rejudge", metavar="REPORT", help="apply the thresholds to a report's figures again "
                         "(with --out, measure the stacks again at the new bounds and write the report there)")
     args = parser.parse_args()
+    chain = args.stacking == "chained"
+    which = [int(i) for i in args.which.split(",")] if args.which else None
+    settings = tuple(x.strip() for x in args.settings.split(","))
+    if not set(settings) <= set(STACK_SETTINGS) or (which and not all(0 <= i < len(STACKS) for i in which)):
+        parser.error(f"--settings: of {','.join(STACK_SETTINGS)}; --which: indices below {len(STACKS)}")
+    if args.stacks:
+        began = time.perf_counter()
+        model = load_model(args.model)
+        ranges = {a["name"]: list(a.get("range", (-1.0, 1.0))) for a in model.info.attributes}
+        report = {"command": " ".join(["python scripts/slider_ranges.py"] + sys.argv[1:]), "model": args.model,
+                  "seed_range": args.seed_range, "seeds_per_stack": args.seeds, "stacking": args.stacking,
+                  "ranges": ranges, "threads": torch.get_num_threads(),
+                  "stacks": measure_stacks(Meter(model, args.batch, chain), ranges, args.seeds, args.seed_range,
+                                           which, settings)}
+        report["seconds"] = round(time.perf_counter() - began, 1)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print("\n".join(stack_lines(report["stacks"])))
+        print(f"{report['seconds']:.0f} s on {report['threads']} thread(s); report in {args.out}")
+        return 0
     if args.rejudge:
         report = json.loads(Path(args.rejudge).read_text())
         for result in report["attributes"].values():
@@ -265,7 +339,7 @@ def main() -> int:
                             for name, r in report["attributes"].items()}
         if args.out != args.rejudge:
             began = time.perf_counter()
-            meter = Meter(load_model(report["model"]), args.batch)
+            meter = Meter(load_model(report["model"]), args.batch, chain)
             report["stacks"] = measure_stacks(meter, report["ranges"], report["seeds_per_attribute"])
             report["seconds_stacks"] = round(time.perf_counter() - began, 1)
             report["rejudged"] = " ".join(["python scripts/slider_ranges.py"] + sys.argv[1:])
@@ -276,7 +350,7 @@ def main() -> int:
         return 0
     began = time.perf_counter()
     model = load_model(args.model)
-    meter = Meter(model, args.batch)
+    meter = Meter(model, args.batch, chain)
     scales = tuple(sorted(float(s) for s in args.scales.split(",")))
     wanted = [a for a in model.info.attributes if not args.attributes or a["name"] in args.attributes.split(",")]
     report = {"command": " ".join(["python scripts/slider_ranges.py"] + sys.argv[1:]), "model": args.model,

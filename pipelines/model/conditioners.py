@@ -77,21 +77,31 @@ def with_phrase(prompt: str, phrase: str) -> str:
 
 
 def slide(encode, channel: str, prompt: str, base: ChannelTokens,
-          sliders: list[tuple[str, float]]) -> ChannelTokens:
+          sliders: list[tuple[str, float]], chain: bool = True) -> ChannelTokens:
     """Move `base` (the tokens of `prompt`) by scale x (with phrase - without phrase) per slider.
 
     Scale 1 adds an absent attribute as if its phrase were typed, -1 removes a present one, and
     values in between or beyond give weaker, stronger or opposite edits. `encode(channel, prompt)`
     gives a prompt's tokens (the pipeline passes its cached encoder).
+
+    Stacked sliders are chained: each direction is taken in the prompt as the sliders before it
+    left it (their phrases added or removed), so every added phrase has token positions of its own
+    and a stack at +-1 gives exactly the tokens of typing it. Taken each in the prompt alone
+    (chain=False, the earlier way, kept as the measurement's baseline), two added phrases both
+    write the positions after the prompt's end, summed into neither (slider_ranges.py --stacks:
+    ruler +1 with ink +1 landed together in 0 of 12 edits).
     """
     tokens, mask = base.tokens.clone(), base.mask.clone()
+    context = prompt
     for phrase, scale in sliders:
         if scale == 0:
             continue
-        plus = encode(channel, with_phrase(prompt, phrase))
-        minus = encode(channel, without_phrase(prompt, phrase))
+        plus = encode(channel, with_phrase(context, phrase))
+        minus = encode(channel, without_phrase(context, phrase))
         tokens = tokens + scale * (plus.tokens - minus.tokens)
         mask = torch.maximum(mask, torch.maximum(plus.mask, minus.mask))
+        if chain:
+            context = with_phrase(context, phrase) if scale > 0 else without_phrase(context, phrase)
     return ChannelTokens(tokens, mask, base.truncated)
 
 
@@ -128,18 +138,18 @@ def cut_notes(encode, anatomy: str, style: str, joined: bool = False) -> list[st
 
 
 def prompt_branches(encode, anatomy: str, style: str, sliders: dict | None = None,
-                    joined: bool = False) -> Branches:
+                    joined: bool = False, chain: bool = True) -> Branches:
     """One image's guidance branches from its prompts; `sliders` maps a channel to its
-    (phrase, scale) pairs. A joined model reads both prompts in its anatomy channel with the style
-    channel null, so its (a,0) branch is the anatomy prompt alone and every slider moves the
-    joined prompt."""
+    (phrase, scale) pairs (stacked as `slide` says). A joined model reads both prompts in its
+    anatomy channel with the style channel null, so its (a,0) branch is the anatomy prompt alone
+    and every slider moves the joined prompt."""
     sliders = sliders or {}
     a_sliders, s_sliders = sliders.get("anatomy", []), sliders.get("style", [])
     null_a, null_s = encode("anatomy", ""), encode("style", "")
-    anatomy_tokens = slide(encode, "anatomy", anatomy, encode("anatomy", anatomy), a_sliders)
+    anatomy_tokens = slide(encode, "anatomy", anatomy, encode("anatomy", anatomy), a_sliders, chain)
     if joined:
         both = join_prompts(anatomy, style)
-        both_tokens = slide(encode, "anatomy", both, encode("anatomy", both), a_sliders + s_sliders)
+        both_tokens = slide(encode, "anatomy", both, encode("anatomy", both), a_sliders + s_sliders, chain)
         return stack_branches([(null_a, null_s), (anatomy_tokens, null_s), (both_tokens, null_s)])
-    style_tokens = slide(encode, "style", style, encode("style", style), s_sliders)
+    style_tokens = slide(encode, "style", style, encode("style", style), s_sliders, chain)
     return branches(null_a, null_s, anatomy_tokens, style_tokens)
