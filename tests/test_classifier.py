@@ -30,9 +30,10 @@ def tiny_set():
     return build_phantom_set(8, 0, INPUT_SIZE, progress=False)
 
 
-def test_a_classifier_for_other_outputs_or_another_input_size_is_refused(tmp_path):
+def test_a_classifier_for_other_outputs_is_refused_and_its_input_size_is_its_own(tmp_path):
     """Its columns are read by name (the registry's order, then the modality): a classifier saved
-    for other columns, or trained at another size, must not load silently."""
+    for other columns must not load silently. Its input size is its own (config.json): one saved
+    at 128 px loads and reads every image at 128 px."""
     clf = micro()
     assert clf(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)).shape == (1, len(ATTRIBUTE_NAMES) + 1)
     for name, config in (("reordered", {"outputs": OUTPUTS[1::-1] + OUTPUTS[2:]}),
@@ -40,8 +41,15 @@ def test_a_classifier_for_other_outputs_or_another_input_size_is_refused(tmp_pat
         save_classifier(clf, tmp_path / name)
         path = tmp_path / name / "config.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
-        with pytest.raises(MedEditError, match="does not match this code"):
-            load_classifier(tmp_path / name)
+    with pytest.raises(MedEditError, match="does not match this code"):
+        load_classifier(tmp_path / "reordered")
+    larger = load_classifier(tmp_path / "larger")
+    assert larger.config.input_size == 2 * INPUT_SIZE
+    image = phantom("cxr", 3, size=2 * INPUT_SIZE).image
+    seen = []
+    larger.body.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[-1]))
+    predict_probs(larger, [image])
+    assert seen == [2 * INPUT_SIZE]
 
 
 def test_targets_are_zero_for_the_other_modality(tiny_set):

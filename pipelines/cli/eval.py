@@ -114,6 +114,12 @@ def print_table(report: dict) -> None:
                 continue
             print(f"{modality:10} {kind:7} FID {d['fid']:8.2f} (floor {d['fid_floor']:.2f})  "
                   f"KID {d['kid']:.3f} (floor {d['kid_floor']:.3f})  {d['images']} images")
+    lesion = report.get("lesion") or {}
+    if lesion.get("with_lesion") is not None:
+        print(f"dermoscopy images with a lesion {lesion['with_lesion']:.3f} (target {lesion['target']}): "
+              f"{lesion['without_lesion']} of {lesion['generated_images']} without one")
+    elif lesion:
+        print(f"dermoscopy images with a lesion: {lesion['note']}")
 
 
 def print_upload_table(report: dict) -> None:

@@ -2,13 +2,19 @@
 
     from pipelines.evaluation.classifier import load_classifier, predict_probs, OUTPUTS
     clf = load_classifier()                 # assets/classifier (safetensors + config.json)
-    probs = predict_probs(clf, images)      # [B, 13] sigmoids, columns in OUTPUTS order
+    probs = predict_probs(clf, images)      # [B, 13 or 14] sigmoids, columns in clf.config.outputs order
+    lesion_probability(clf, images)         # [B] "a lesion is shown", or None for a classifier without it
 
-A small CNN on 64 x 64 RGB in [-1, 1]: per stage a 3x3 convolution, a norm and ReLU, then 2x2
+A small CNN on square RGB in [-1, 1] of its configured input size (64 px for the 64-px model; any
+other image is box-filtered to it): per stage a 3x3 convolution, a norm and ReLU, then 2x2
 max-pooling (none after the last stage); global average pooling (`features`, also what FID and
-KID compare: distribution.py); one linear layer to 13 logits.
-Outputs are the 12 registry attributes (0 where not applicable to the image's modality) and
-``modality_cxr``. Trained by ``python -m pipelines train classifier`` (pipelines/training/classifier.py).
+KID compare: distribution.py); one linear layer to 13 logits, and one more for `lesion` where the
+classifier has that output (its own layer, so every weight of a trained 13-output classifier
+carries over when the output is added: `train classifier --init`).
+Outputs are the 12 registry attributes (0 where not applicable to the image's modality),
+``modality_cxr`` and optionally ``lesion`` (a dermoscopy image shows a lesion; 0 on bare skin and on
+chest X-rays), always in that order. Trained by ``python -m pipelines train classifier``
+(pipelines/training/classifier.py).
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ from pipelines.data.attributes import ATTRIBUTE_NAMES
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import ASSETS
 
-OUTPUTS = ATTRIBUTE_NAMES + ("modality_cxr",)
-INPUT_SIZE = 64
+OUTPUTS = ATTRIBUTE_NAMES + ("modality_cxr",)  # every classifier's first outputs, in this order
+LESION = "lesion"
+WITH_LESION = OUTPUTS + (LESION,)
+INPUT_SIZE = 64  # the default; a classifier's own is config.input_size
+INPUT_SIZE_RANGE = (32, 256)
 DEFAULT_FOLDER = ASSETS / "classifier"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -49,6 +58,18 @@ class ClassifierConfig:
             raise MedEditError(f"classifier norm {self.norm!r}: choose 'batch' or 'group'")
         if not self.widths or min(self.widths) < 1:
             raise MedEditError(f"classifier widths {self.widths!r}: need positive channel counts")
+        if self.outputs not in (OUTPUTS, WITH_LESION):
+            raise MedEditError(f"classifier outputs {', '.join(self.outputs)}: expected {', '.join(OUTPUTS)}"
+                               f" and optionally {LESION}")
+        low, high = INPUT_SIZE_RANGE
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) \
+                or not low <= self.input_size <= high:
+            raise MedEditError(f"classifier input size {self.input_size!r}: choose a whole number of "
+                               f"pixels from {low} to {high}")
+
+    @property
+    def has_lesion(self) -> bool:
+        return LESION in self.outputs
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -58,7 +79,8 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class AttributeClassifier(nn.Module):
-    """Image [B, 3, 64, 64] in [-1, 1] -> 13 logits (sigmoid gives probabilities)."""
+    """Image [B, 3, S, S] in [-1, 1] (S: config.input_size) -> 13 or 14 logits (sigmoid gives
+    probabilities)."""
 
     def __init__(self, config: ClassifierConfig | None = None, **kwargs):
         super().__init__()
@@ -71,7 +93,8 @@ class AttributeClassifier(nn.Module):
                 layers.append(nn.MaxPool2d(2))  # max keeps thin strokes (hair, ink) seen at low res
             channels = width
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(channels, len(self.config.outputs))
+        self.head = nn.Linear(channels, len(OUTPUTS))
+        self.lesion_head = nn.Linear(channels, 1) if self.config.has_lesion else None
 
     @property
     def feature_dim(self) -> int:
@@ -81,16 +104,22 @@ class AttributeClassifier(nn.Module):
         return self.body(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        features = self.features(x)
+        if self.lesion_head is None:
+            return self.head(features)
+        return torch.cat([self.head(features), self.lesion_head(features)], dim=1)
 
 
 # ----------------------------------------------------------------------------- save / load
 
-def save_classifier(clf: AttributeClassifier, folder, extra: dict | None = None) -> Path:
-    """model.safetensors + config.json (architecture, outputs, input size, and any extra info)."""
+def save_classifier(clf: AttributeClassifier, folder, extra: dict | None = None,
+                    dtype: torch.dtype = torch.float32) -> Path:
+    """model.safetensors + config.json (architecture, outputs, input size, and any extra info).
+    Floating-point tensors are stored as `dtype` (float16 halves the file; it loads as float32)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in clf.state_dict().items()}
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().contiguous().clone()
+             for k, v in clf.state_dict().items()}
     save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
     config = asdict(clf.config)
     config["outputs"] = list(config["outputs"])
@@ -109,16 +138,17 @@ def load_classifier(folder=None) -> AttributeClassifier:
         raise MedEditError(f"no attribute classifier in {folder}: missing {', '.join(missing)}; "
                            "train one with `python -m pipelines train classifier --out FOLDER`")
     raw = json.loads(config_path.read_text())
-    config = ClassifierConfig(widths=raw.get("widths", ClassifierConfig.widths),
-                              norm=raw.get("norm", "batch"),
-                              input_size=raw.get("input_size", INPUT_SIZE),
-                              outputs=raw.get("outputs", OUTPUTS))
-    if config.input_size != INPUT_SIZE or tuple(config.outputs) != OUTPUTS:
-        raise MedEditError(f"classifier in {folder} does not match this code: expected outputs "
-                           f"{', '.join(OUTPUTS)} at {INPUT_SIZE} px")
-    clf = AttributeClassifier(config)
     try:
-        clf.load_state_dict(load_file(weights))
+        config = ClassifierConfig(widths=raw.get("widths", ClassifierConfig.widths),
+                                  norm=raw.get("norm", "batch"),
+                                  input_size=raw.get("input_size", INPUT_SIZE),
+                                  outputs=raw.get("outputs", OUTPUTS))
+    except MedEditError as e:
+        raise MedEditError(f"classifier in {folder} does not match this code: {e}") from None
+    clf = AttributeClassifier(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()}
+    try:
+        clf.load_state_dict(state)
     except RuntimeError as e:
         raise MedEditError(f"classifier weights in {weights} do not match config.json: {e}") from None
     return clf.eval()
@@ -162,6 +192,17 @@ def _run(clf: AttributeClassifier, images, fn) -> np.ndarray:
 
 
 def predict_probs(clf: AttributeClassifier, images) -> np.ndarray:
-    """[B, 13] sigmoid probabilities, columns in OUTPUTS order."""
+    """[B, 13 or 14] sigmoid probabilities, columns in clf.config.outputs order (OUTPUTS first)."""
     return _run(clf, images, lambda x: torch.sigmoid(clf(x)))
+
+
+def lesion_column(probs: np.ndarray) -> np.ndarray | None:
+    """The `lesion` column of predict_probs' answer, or None from a classifier without that output."""
+    return probs[:, WITH_LESION.index(LESION)] if probs.shape[1] == len(WITH_LESION) else None
+
+
+def lesion_probability(clf: AttributeClassifier, images) -> np.ndarray | None:
+    """[B] probability that each image shows a lesion (meaningful on dermoscopy images), or None
+    when the classifier has no lesion output."""
+    return lesion_column(predict_probs(clf, images)) if clf.config.has_lesion else None
 

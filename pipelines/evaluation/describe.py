@@ -8,6 +8,9 @@ The classifier reads the modality and every attribute of it; the prompts say wha
 the registry's own phrases (the words the captioner uses and the sliders move along), so an edit
 by slider starts from a prompt that states the attribute's presence or absence. Only what the
 classifier sees is described: the lesion's size and place, skin tone, view or exposure are not.
+A classifier with a `lesion` output says first whether a dermoscopy image shows a lesion at all;
+where it finds none, the description says "no lesion found" and makes no nevus or melanoma call
+(that output would read a nevus into bare skin).
 
 The model's domain check (domain.py) judges the image first: for an image it refuses, of no
 modality the model knows, the modality is reported with confidence 0 (the classifier's softmax
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipelines.data.attributes import attributes_of
 from pipelines.data.uploads import as_rgb_array, fit_pixels
-from pipelines.evaluation.classifier import INPUT_SIZE, OUTPUTS, load_classifier, predict_probs
+from pipelines.evaluation.classifier import LESION, OUTPUTS, lesion_column, load_classifier, predict_probs
 from pipelines.evaluation.domain import DomainCheck, load_domain_check
 
 PRESENT = 0.5
@@ -49,7 +52,9 @@ class Description:
         return asdict(self)
 
     def summary(self) -> str:
-        found = ", ".join(f"{f.name} {'yes' if f.present else 'no'} ({f.confidence:.0%})" for f in self.findings)
+        found = ", ".join(("no lesion found" if f.name == LESION and not f.present
+                           else f"{f.name} {'yes' if f.present else 'no'}") + f" ({f.confidence:.0%})"
+                          for f in self.findings)
         if self.refused:
             return (f"{self.domain['message']}; the classifier's reading means nothing here, nearest "
                     f"{self.modality}: {found}")
@@ -57,8 +62,11 @@ class Description:
 
 
 def dermoscopy_prompts(present: dict[str, bool]) -> tuple[str, str]:
-    lesion = "melanoma (MEL)" if present["melanoma"] else "melanocytic nevus (NV)"
+    """(anatomy, style); `present` may say lesion False (then melanoma is not read)."""
     artifacts = [a.phrase for a in attributes_of("dermoscopy", "style") if present[a.name]]
+    if not present.get(LESION, True):
+        return "a dermoscopic image of skin with no lesion", ", ".join(artifacts) or "no artifacts"
+    lesion = "melanoma (MEL)" if present["melanoma"] else "melanocytic nevus (NV)"
     return f"a dermoscopic image with {lesion}", ", ".join(artifacts) or "no artifacts"
 
 
@@ -79,12 +87,20 @@ def describe(image, classifier=None, check: DomainCheck | None = None) -> Descri
     judged by `check` (default: the default model's domain check)."""
     classifier = classifier or load_classifier()
     verdict = (check or load_domain_check()).check(image)
-    fitted, _ = fit_pixels(as_rgb_array(image), INPUT_SIZE)
-    probs = predict_probs(classifier, [fitted])[0]
+    fitted, _ = fit_pixels(as_rgb_array(image), classifier.config.input_size)
+    every = predict_probs(classifier, [fitted])
+    probs, lesion = every[0], lesion_column(every)
     p_cxr = float(probs[OUTPUTS.index("modality_cxr")])
     modality = "cxr" if p_cxr >= PRESENT else "dermoscopy"
     findings = []
+    bare = False
+    if modality == "dermoscopy" and lesion is not None:
+        p = float(lesion[0])
+        bare = p < PRESENT
+        findings.append(Finding(LESION, "anatomy", not bare, 1 - p if bare else p))
     for a in attributes_of(modality):
+        if bare and a.name == "melanoma":
+            continue  # no lesion, so no nevus or melanoma to call
         p = float(probs[OUTPUTS.index(a.name)])
         findings.append(Finding(a.name, a.channel, p >= PRESENT, p if p >= PRESENT else 1 - p))
     present = {f.name: f.present for f in findings}

@@ -14,6 +14,10 @@ default `locality`.
 Seeds come from the reporting range unless the tuning range is asked for; each attribute has its
 own block in each (plan.py).
 
+Lesion (dermoscopy rows, lesion_check.py): how many neutral and edited images show a lesion, by the
+classifier's `lesion` output, with the seeds of those that do not, and the renderer's phantoms as
+the ceiling; pooled in the report's `lesion` ("dermoscopy images with a lesion").
+
 Distribution (per modality): FID and KID (torchmetrics, on the classifier's features) of the
 neutral images and of the edits against independent phantoms of the same factor distribution,
 each beside its floor, the renderer's own images against the same phantoms (distribution.py).
@@ -29,7 +33,8 @@ from pipelines.model import conditioners
 from pipelines.evaluation import metrics
 from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES, attributes_of
-from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.evaluation.classifier import OUTPUTS, lesion_column, load_classifier, predict_probs
+from pipelines.evaluation.lesion_check import LesionTally, lesion_summary
 from pipelines.evaluation.distribution import DistanceToPhantoms
 from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs,
                                       reference_seeds, row_seeds)
@@ -128,19 +133,30 @@ class Evaluator:
         p_neutral, p_edited, intended = [], {s: [] for s in swaps}, []
         p_truth = {False: [], True: []}  # the renderer's own pairs: attribute off, on
         kept, cut = {}, []
+        lesions = LesionTally()
+        dermoscopy = modality == "dermoscopy"
         for i in range(0, len(seeds), self.batch):
             chunk = seeds[i:i + self.batch]
             rows = [prompts_for(modality, attribute, s) for s in chunk]
             cut += [self.cut(r[1]) or self.cut(r[2]) for r in rows]
             neutral, edited = self.run_batch(chunk, [r[1] for r in rows], [r[2] for r in rows], swaps)
-            p_neutral.append(predict_probs(self.classifier, list(neutral))[:, columns])
+            every = predict_probs(self.classifier, list(neutral))
+            p_neutral.append(every[:, columns])
+            if dermoscopy:
+                lesions.add("neutral", chunk, lesion_column(every))
             for s in swaps:
-                p_edited[s].append(predict_probs(self.classifier, list(edited[s]))[:, columns])
+                every = predict_probs(self.classifier, list(edited[s]))
+                p_edited[s].append(every[:, columns])
+                if dermoscopy and s == swap_at:
+                    lesions.add("edited", chunk, lesion_column(every))
             intended += [[int(r[0][n]) for n in names] for r in rows]
             truth_off, truth_on = phantom_pair(modality, attribute, [r[0] for r in rows], chunk)
-            judged = predict_probs(self.classifier, truth_off + truth_on)[:, columns]
+            every = predict_probs(self.classifier, truth_off + truth_on)
+            judged = every[:, columns]
             p_truth[False].append(judged[:len(chunk)])
             p_truth[True].append(judged[len(chunk):])
+            if dermoscopy:
+                lesions.add("phantom", chunk + chunk, lesion_column(every))
             others = reference[i:i + self.batch]
             reference_off, reference_on = phantom_pair(
                 modality, attribute, [prompts_for(modality, attribute, s)[0] for s in others], others)
@@ -175,6 +191,7 @@ class Evaluator:
             "phantom_no_non_target_flip": float(metrics.no_non_target_flip_rate(
                 p_off, p_on[:, None], target)),
             "prompts_cut": float(np.mean(cut)),  # seeds whose neutral or edited prompts overflow the text window
+            "lesion": lesions.row(),  # dermoscopy: images with a lesion (None: not judged)
         }
 
 
@@ -200,7 +217,7 @@ def evaluate(model: LoadedModel, seeds: int = DEFAULT_SEEDS, swap_at: float | No
             "scales": evaluator.scales, "seeds_per_attribute": seeds, "seed_range": seed_range,
             "swap_at": swap_at, "locality": evaluator.locality, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - began, 1), "attributes": rows,
-            "summary": summarize(rows),
+            "summary": summarize(rows), "lesion": lesion_summary(rows),
             "distribution": {m: {kind: d.compute() for kind, d in by_kind.items()}
                              for m, by_kind in distances.items()}}
 

@@ -11,7 +11,8 @@ is said with its probability and the remedies the evaluator shows work: an earli
 stronger slider (a value within the model's range for it, none at its end), and for an uploaded image redraw fine detail (refresh; removing hair lands in
 98.0% of edits at 0.2 against 85.5% at 0). An attribute not asked for that the classifier reads
 differently before and after (it crosses 0.5) is said too. Only the result's modality's
-attributes are read.
+attributes are read. A dermoscopy result with no lesion where the prompt names one is said too,
+by a classifier with a lesion output (lesion_check.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import lru_cache
 from pipelines.core.limits import SLIDER_RANGE
 from pipelines.data.attributes import modality_of
 from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.evaluation.lesion_check import lesion_landing
 
 PRESENT = 0.5  # the evaluator's threshold
 
@@ -89,6 +91,11 @@ def landing(classifier, neutral, edited, settings: dict, attributes: list[dict])
             verb = "appeared" if p1 >= PRESENT else "disappeared"
             notes.append(f"not asked, but {name.replace('_', ' ')} {verb} ({p0:.2f} -> {p1:.2f}): "
                          "a keep mask or a higher 'Keep the rest' (locality) holds it")
+    if modality == "dermoscopy":  # every dermoscopy prompt names a lesion; a model can still draw none
+        lesion, lesion_notes = lesion_landing(before, after, settings)
+        if lesion is not None:  # a classifier without the lesion output says nothing of it
+            report["lesion"] = lesion
+        notes += lesion_notes
     report["notes"] = notes
     return report
 

@@ -1,10 +1,20 @@
 """`train classifier`: the attribute classifier (evaluation/classifier.py) on augmented phantoms.
 
-Phantoms of both modalities are rendered at 128 px and box-filtered to 64, as the diffusion model
-sees them. Labels: the 12 registry attributes (0 where not applicable) and the modality. Training
-batches are augmented (blur, noise, colour / brightness / contrast jitter, small shifts) so that
+Phantoms of both modalities are rendered at twice the input size (`--size`, default 64) and
+box-filtered down, as the diffusion model sees them. Labels: the 12 registry attributes (0 where
+not applicable) and the modality; with `--lesion-free p` (default 0.2) a share p of the dermoscopy
+phantoms shows bare skin, and a 14th output, `lesion`, learns whether a lesion is shown (generated
+images sometimes draw none). Training batches are augmented (blur, noise, colour / brightness /
+contrast jitter, small shifts; blur and shifts in pixels at 64 px, scaled with the size) so that
 generated images, which are never as crisp as clean renders, are judged fairly. Held-out
-evaluation uses phantoms from a disjoint seed range, clean and augmented.
+evaluation uses phantoms from a disjoint seed range, clean and augmented, with the same share of
+bare skin.
+
+`--init FOLDER` fine-tunes a trained classifier, adding the lesion output where it has none (the
+whole network learns: the shipped 64-px classifier's features, frozen, tell bare skin from a
+lesion too poorly for a linear output alone). `--time-limit s` stops at
+the first step after s seconds and saves what it has (`--resume` goes on; the schedule follows
+`--steps`).
 """
 
 import hashlib
@@ -17,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
+from pipelines.core.errors import MedEditError
 from pipelines.data import phantoms
 from pipelines.data.attributes import ATTRIBUTES
-from pipelines.evaluation.classifier import (INPUT_SIZE, OUTPUTS, AttributeClassifier, ClassifierConfig,
-                                             save_classifier)
+from pipelines.evaluation.classifier import (LESION, OUTPUTS, WITH_LESION, AttributeClassifier,
+                                             ClassifierConfig, load_classifier, save_classifier)
 from pipelines.training import schedules
 from pipelines.training.checkpoints import RunClock, fingerprint
 from pipelines.training.data import PhantomSet, build_phantom_set, to_unit_range
@@ -31,16 +42,25 @@ from pipelines.training.records import command_line
 
 BLUR_SIGMA = (0.0, 1.2)  # pixels at 64 px
 NOISE_STD = (0.0, 0.06)  # on the [0, 1] scale
-MAX_SHIFT = 3  # pixels
+MAX_SHIFT = 3  # pixels at 64 px
+BLUR_RADIUS = 3  # pixels at 64 px
+REFERENCE_SIZE = 64  # the size the pixel figures above are given at
 CHECKPOINT_EVERY = 200
 
 
 # ----------------------------------------------------------------------------- data and labels
 
-def targets(data: PhantomSet) -> torch.Tensor:
-    """[N, 13]: registry labels (already 0 for the other modality) and modality_cxr."""
+def targets(data: PhantomSet, lesion: bool = False) -> torch.Tensor:
+    """[N, 13]: registry labels (already 0 for the other modality) and modality_cxr; with `lesion`,
+    [N, 14] with whether a lesion is shown last."""
     cxr = torch.tensor([[float(m == "cxr")] for m in data.modality])
-    return torch.cat([data.labels, cxr], dim=1)
+    columns = [data.labels, cxr] + ([data.lesion[:, None]] if lesion else [])
+    return torch.cat(columns, dim=1)
+
+
+def pixels(figure: float, size: int) -> float:
+    """A figure in pixels at 64 px, at `size`: the same blur or shift of the image's content."""
+    return figure * size / REFERENCE_SIZE
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -48,7 +68,7 @@ def targets(data: PhantomSet) -> torch.Tensor:
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Separable blur with one sigma per image (sigma 0 leaves the image unchanged)."""
     b, c, h, w = x.shape
-    radius = 3
+    radius = round(pixels(BLUR_RADIUS, w))
     offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
     s = sigma.clamp(min=1e-3)[:, None]
     kernel = torch.exp(-0.5 * (offsets[None] / s) ** 2)
@@ -64,9 +84,10 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     b, _, h, w = x.shape
-    padded = F.pad(x, (MAX_SHIFT,) * 4, mode="replicate")
-    dy = torch.randint(0, 2 * MAX_SHIFT + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * MAX_SHIFT + 1, (b,), generator=generator)
+    most = round(pixels(MAX_SHIFT, w))
+    padded = F.pad(x, (most,) * 4, mode="replicate")
+    dy = torch.randint(0, 2 * most + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * most + 1, (b,), generator=generator)
     return torch.stack([p[:, y:y + h, x_:x_ + w] for p, y, x_ in zip(padded, dy, dx)])
 
 
@@ -82,7 +103,7 @@ def augment(images_uint8: torch.Tensor, generator: torch.Generator) -> torch.Ten
         return lo + (hi - lo) * torch.rand(b, *shape, generator=generator)
 
     x = torch.where(pick(0.5) > 0, _shift(x, generator), x)
-    sigma = uniform(*BLUR_SIGMA) * pick(0.6).flatten()
+    sigma = pixels(1.0, x.shape[-1]) * uniform(*BLUR_SIGMA) * pick(0.6).flatten()
     x = _gaussian_blur(x, sigma)
     # Colour: per-channel gain (slight tints), then contrast about the image mean, then brightness.
     on = pick(0.7)
@@ -103,9 +124,10 @@ def augment(images_uint8: torch.Tensor, generator: torch.Generator) -> torch.Ten
 def evaluate(clf: AttributeClassifier, data: PhantomSet, augmented: bool = False,
              seed: int = 0) -> dict[str, float]:
     """Accuracy per output at threshold 0.5: each attribute over the images of its own modality
-    (images of the other modality are trivially 0), modality_cxr over all images."""
+    (images of the other modality are trivially 0; melanoma over those with a lesion, bare skin
+    being trivially no melanoma), modality_cxr over all images, lesion over dermoscopy images."""
     clf.eval()
-    y = targets(data)
+    y = targets(data, clf.config.has_lesion)
     generator = torch.Generator().manual_seed(seed)
     logits = []
     for i in range(0, len(data), 256):
@@ -114,9 +136,15 @@ def evaluate(clf: AttributeClassifier, data: PhantomSet, augmented: bool = False
         logits.append(clf(x))
     correct = (torch.cat(logits) > 0).float() == y
     modality = np.array(data.modality)
+    shown = data.lesion.numpy() > 0
     result = {}
-    for j, name in enumerate(OUTPUTS):
-        rows = (modality == ATTRIBUTES[j].modality) if j < len(ATTRIBUTES) else np.ones(len(modality), bool)
+    for j, name in enumerate(clf.config.outputs):
+        if name == LESION:
+            rows = modality == "dermoscopy"
+        elif name == "melanoma":
+            rows = (modality == "dermoscopy") & shown
+        else:
+            rows = (modality == ATTRIBUTES[j].modality) if j < len(ATTRIBUTES) else np.ones(len(modality), bool)
         result[name] = float(correct[torch.from_numpy(rows), j].float().mean())
     return result
 
@@ -137,44 +165,69 @@ def classification_loss(clf, data: PhantomSet, y: torch.Tensor, batch: int, gene
     return F.binary_cross_entropy_with_logits(clf(augment(data.images[index], generator)), y[index]), {}
 
 
-def report(clf, args, clock: RunClock) -> None:
+def phantom_set(args, n: int, seed: int) -> PhantomSet:
+    """n phantoms from `seed` at the input size, rendered at twice it, with the asked share of bare skin."""
+    return build_phantom_set(n, seed, args.size, render_size=2 * args.size, lesion_free=args.lesion_free)
+
+
+def report(clf, args, clock: RunClock, steps: int) -> None:
     """Held-out accuracy, clean and augmented, saved with the classifier and printed."""
-    held_out = build_phantom_set(args.eval_n, HELD_OUT_SEED, INPUT_SIZE)
+    held_out = phantom_set(args, args.eval_n, HELD_OUT_SEED)
     clean = evaluate(clf, held_out)
     augmented = evaluate(clf, held_out, augmented=True, seed=1)
     seconds = clock.seconds()
     extra = {"command": command_line("classifier", args), "seconds": round(seconds, 1),
-             "steps": args.steps, "batch": args.batch,
+             "steps": steps, "batch": args.batch,
              "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
+             "lesion_free": args.lesion_free, "init": args.init,
              "phantom_source_sha256": phantom_fingerprint(),
              "held_out": {"phantoms": args.eval_n, "first_seed": HELD_OUT_SEED,
                           "accuracy_clean": clean, "accuracy_augmented": augmented}}
-    save_classifier(clf, args.out, extra)
-    print(f"classifier saved to {args.out} after {seconds:.0f} s")
+    save_classifier(clf, args.out, extra, torch.float16 if args.fp16 else torch.float32)
+    print(f"classifier saved to {args.out} after {steps} steps, {seconds:.0f} s")
     print(f"{'output':<16} {'clean':>7} {'augmented':>9}")
-    for name in OUTPUTS:
+    for name in clf.config.outputs:
         print(f"{name:<16} {clean[name]:7.4f} {augmented[name]:9.4f}")
     print(json.dumps({"min_clean": min(clean.values()), "min_augmented": min(augmented.values())}))
 
 
+def starting_classifier(args) -> AttributeClassifier:
+    """A fresh classifier of the asked shape, or --init's with the lesion output added if asked
+    (a new layer; everything else as trained). Its layers are convolutions and a global pool, so a
+    classifier trained at one size starts a run at another (--size) with the same weights."""
+    outputs = WITH_LESION if args.lesion_free > 0 else OUTPUTS
+    if not args.init:
+        return AttributeClassifier(ClassifierConfig(widths=classifier_widths(args.widths), norm=args.norm,
+                                                    input_size=args.size, outputs=outputs))
+    trained = load_classifier(args.init)
+    clf = AttributeClassifier(ClassifierConfig(widths=trained.config.widths, norm=trained.config.norm,
+                                               input_size=args.size, outputs=outputs))
+    missing, unexpected = clf.load_state_dict(trained.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("lesion_head.") for name in missing):
+        raise MedEditError(f"--init {args.init}: weights do not fit ({missing + unexpected})")
+    return clf
+
+
 def train_classifier(args) -> Path:
     check_classifier_arguments(args)
-    widths = classifier_widths(args.widths)
     clock = RunClock()  # the recorded time covers rendering and the held-out evaluation too
     torch.set_num_threads(1)  # the machine is shared; a second thread gains little here
     accelerator = make_accelerator("cpu")  # this trainer has no --device: it runs on the CPU
     set_seed(args.seed)
-    clf = AttributeClassifier(ClassifierConfig(widths=widths, norm=args.norm))
-    data = build_phantom_set(args.n, args.seed, INPUT_SIZE)
-    y = targets(data)
+    clf = starting_classifier(args)
+    data = phantom_set(args, args.n, args.seed)
+    y = targets(data, clf.config.has_lesion)
+    clf.train()
     settings = LoopSettings(
         name="classifier", steps=args.steps, seed=args.seed, checkpoints=Path(args.workdir),
         learning_rate=partial(schedules.warm_up_cosine, args.lr, steps=args.steps),
         checkpoint_every=CHECKPOINT_EVERY, resume=args.resume, weight_decay=1e-4,
-        fingerprint=fingerprint("classifier", widths=widths, norm=args.norm))
-    clf.train()
+        time_limit=args.time_limit,
+        fingerprint=fingerprint("classifier", widths=clf.config.widths, norm=clf.config.norm,
+                                size=args.size, outputs=clf.config.outputs, lesion_free=args.lesion_free,
+                                init=args.init))
     result = run_loop(accelerator, trained_tensors({"classifier": clf}), settings,
                       lambda step, generator: classification_loss(clf, data, y, args.batch, generator), clock)
     if accelerator.is_main_process:
-        report(clf, args, result.clock)
+        report(clf, args, result.clock, result.steps)
     return Path(args.out)

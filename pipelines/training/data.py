@@ -8,6 +8,10 @@ of its modality's attributes toggled (chosen by the seed), which the renderer gu
 only that attribute's region. The set keeps the partner's captions and that region, not its image:
 the DiT trainer asks the model to keep what lies outside the region under the partner's captions
 (`train dit --pair-weight`).
+
+With `lesion_free` p, a share p of the dermoscopy phantoms (chosen by seed) shows bare skin with no
+lesion: the negatives of the classifier's "lesion" output. The default 0 keeps every lesion, as the
+DiT's data have always had.
 """
 
 import os
@@ -22,6 +26,7 @@ from tqdm import tqdm
 
 from pipelines.data.attributes import ATTRIBUTES, MODALITIES, attributes_of
 from pipelines.data.phantoms import CHANGE_REGION, phantom, render
+from pipelines.data.phantoms.drawing import unit_hash
 
 RENDER_SIZE = 128  # rendered larger, then box-filtered down: thin strokes stay anti-aliased
 
@@ -38,6 +43,7 @@ class PhantomSet:
     partner_style: list[str] | None = None
     partner_change: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of what the toggle changes
     objects: torch.Tensor | None = None  # [N, 1, S, S] uint8 coverage of what the phantom shows
+    lesion: torch.Tensor | None = None  # [N] float 0/1: a dermoscopy phantom that shows a lesion
 
     def __len__(self):
         return len(self.anatomy)
@@ -75,25 +81,36 @@ def render_partner(p, size: int) -> tuple:
     return q.anatomy, q.style, to_model_size(change, size), coverage(p.masks, p.masks, size)
 
 
+def lesion_free_seed(seed: int, share: float) -> bool:
+    """Whether a dermoscopy phantom of a set with `share` lesion-free ones shows bare skin."""
+    return share > 0 and unit_hash(seed, "lesion_free") < share
+
+
 def render_one(job: tuple) -> tuple:
-    """One phantom at the model's size, with its captions, labels, detail coverage and partner."""
-    m, seed, size, detail_masks, partners = job
-    p = phantom(m, seed, size=max(size, RENDER_SIZE))
+    """One phantom at the model's size, with its captions, labels, detail coverage, partner and
+    whether it shows a lesion."""
+    m, seed, size, detail_masks, partners, render_size, lesion_free = job
+    bare = m == "dermoscopy" and lesion_free_seed(seed, lesion_free)
+    p = phantom(m, seed, size=render_size or max(size, RENDER_SIZE), **({"lesion": False} if bare else {}))
     detail = coverage(p.masks, detail_masks, size) if detail_masks else None
     partner = render_partner(p, size) if partners else None
     return (to_model_size(p.image, size), p.anatomy, p.style, m,
-            [float(p.labels.get(a.name, 0)) for a in ATTRIBUTES], detail, partner)
+            [float(p.labels.get(a.name, 0)) for a in ATTRIBUTES], detail, partner,
+            float(bool(p.factors.get("lesion", False))))
 
 
 def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
                       progress: bool = True, detail_masks: tuple[str, ...] = (),
-                      workers: int | None = None, partners: bool = False) -> PhantomSet:
-    """n phantoms alternating over the modalities; sample i uses seed `seed + i`. With
+                      workers: int | None = None, partners: bool = False, render_size: int | None = None,
+                      lesion_free: float = 0.0) -> PhantomSet:
+    """n phantoms alternating over the modalities; sample i uses seed `seed + i`, rendered at
+    `render_size` (default the larger of `size` and 128) and box-filtered to `size`. With
     `detail_masks`, also the coverage of those attributes' masks (see PhantomSet.detail); with
-    `partners`, each one's counterfactual partner (module docstring). Rendered in `workers`
-    processes (default: one per core, none for small sets); the set does not depend on how many."""
-    jobs = [(modalities[i % len(modalities)], seed + i, size, tuple(detail_masks), partners)
-            for i in range(n)]
+    `partners`, each one's counterfactual partner; with `lesion_free`, that share of dermoscopy
+    phantoms without a lesion (module docstring). Rendered in `workers` processes (default: one per
+    core, none for small sets); the set does not depend on how many."""
+    jobs = [(modalities[i % len(modalities)], seed + i, size, tuple(detail_masks), partners, render_size,
+             lesion_free) for i in range(n)]
     workers = workers or min(os.cpu_count() or 1, n // 256)
     bar = dict(total=n, desc="rendering phantoms", disable=not progress)
     if workers > 1:
@@ -102,10 +119,11 @@ def build_phantom_set(n: int, seed: int, size: int, modalities=MODALITIES,
             rendered = list(tqdm(pool.map(render_one, jobs, chunksize=64), **bar))
     else:
         rendered = [render_one(job) for job in tqdm(jobs, **bar)]
-    images, anatomy, style, modality, labels, detail, partner = zip(*rendered)
+    images, anatomy, style, modality, labels, detail, partner, lesion = zip(*rendered)
     images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     detail = torch.from_numpy(np.stack(detail))[:, None] if detail_masks else None
-    data = PhantomSet(images, list(anatomy), list(style), list(modality), torch.tensor(labels), detail)
+    data = PhantomSet(images, list(anatomy), list(style), list(modality), torch.tensor(labels), detail,
+                      lesion=torch.tensor(lesion))
     if partners:
         p_anatomy, p_style, change, objects = zip(*partner)
         data.partner_anatomy, data.partner_style = list(p_anatomy), list(p_style)

@@ -18,6 +18,7 @@ DIT_DETAIL_MASKS = ("opacity", "pacemaker", "gel_bubbles", "ruler")
 DIT_PARTS = ("transformer", "projector")
 NORMS = ("batch", "group")
 PRECISIONS = ("no", "bf16", "fp16")
+CLASSIFIER_SIZES = (32, 256)  # input sizes in pixels (evaluation/classifier.py: INPUT_SIZE_RANGE)
 HELD_OUT_SEED = 10_000_000  # the classifier trains on seeds [seed, seed + n); its evaluation starts here
 
 
@@ -159,6 +160,16 @@ def add_classifier_arguments(parser):
     parser.add_argument("--workdir", default="runs/classifier", help="checkpoints for --resume")
     parser.add_argument("--out", default="assets/classifier")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--size", type=int, default=64,
+                        help="input size in pixels (saved with the classifier); phantoms are rendered "
+                             "at twice it and box-filtered down")
+    parser.add_argument("--lesion-free", type=float, default=0.2,
+                        help="share of dermoscopy phantoms drawn with no lesion, the negatives of the "
+                             "'lesion' output (0: a classifier without that output)")
+    parser.add_argument("--init", help="a trained classifier folder to fine-tune (its size, widths and norm; "
+                                       "the lesion output is added where it has none)")
+    parser.add_argument("--fp16", action="store_true", help="save the weights as float16 (half the file)")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds (--resume goes on)")
 
 
 def classifier_widths(text) -> tuple[int, ...]:
@@ -178,6 +189,12 @@ def check_classifier_arguments(args) -> None:
                            f"starting at {HELD_OUT_SEED}")
     classifier_widths(args.widths)
     checks.choice("--norm", args.norm, NORMS)
+    checks.whole("--size", args.size, *CLASSIFIER_SIZES)
+    checks.number("--lesion-free", args.lesion_free, 0.0, 0.9)  # most must still show a lesion
+    if args.time_limit is not None:
+        checks.number("--time-limit", args.time_limit)
+    if args.init:
+        checks.model_folder("--init", args.init, ("model.safetensors", "config.json"))
 
 
 # ---------------------------------------------------------------------------------------- lora

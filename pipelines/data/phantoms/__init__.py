@@ -66,7 +66,10 @@ def render(modality: str, factors: dict, seed: int, size: int = 128) -> Phantom:
 
 
 def phantom(modality: str, seed: int, size: int = 128, **overrides) -> Phantom:
-    """sample_factors(modality, seed), updated with overrides, rendered."""
+    """sample_factors(modality, seed), updated with overrides, rendered. `lesion=False` alone
+    gives bare skin: the sampled melanoma goes with the lesion (asking for both is refused)."""
     factors = sample_factors(modality, seed)
+    if modality == "dermoscopy" and not overrides.get("lesion", True) and "melanoma" not in overrides:
+        factors["melanoma"] = False
     factors.update(overrides)  # unknown names and bad values are caught by render
     return render(modality, factors, seed, size)

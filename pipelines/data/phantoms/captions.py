@@ -70,6 +70,14 @@ def _lighting_words(light: float) -> tuple[str, ...]:
     return ("bright lighting", "strong illumination", "bright light")
 
 
+def _no_lesion(seed: int) -> str:
+    return _pick(seed, "anatomy-no-lesion", (
+        "a dermoscopic image of skin with no lesion",
+        "dermoscopy of normal skin, no lesion",
+        "close-up dermoscopic view of bare skin, no lesion in the field",
+    ))
+
+
 def _dermoscopy(f: dict, seed: int) -> tuple[str, str]:
     mel = f["melanoma"]
     lesion = "melanoma (MEL)" if mel else "melanocytic nevus (NV)"
@@ -83,7 +91,7 @@ def _dermoscopy(f: dict, seed: int) -> tuple[str, str]:
         f"dermoscopy of {_a(size)} {look} lesion {where}, {lesion}",
         f"{lesion}: {size} {look} lesion {where}, dermoscopic view",
         f"close-up dermoscopic view of {lesion}, {size}, {where}",
-    ))
+    )) if f["lesion"] else _no_lesion(seed)
     skin = _pick(seed, "skin", _skin_words(f["skin_tone"]))
     light = _pick(seed, "lighting", _lighting_words(f["lighting"]))
     arts = _shuffled(seed, "artifact order", list(_phrases("dermoscopy", "style", f).values()))

@@ -1,8 +1,9 @@
 """Dermoscopy phantoms after ISIC 2019: a melanocytic lesion on skin plus acquisition artifacts.
 
-Layers, composited in this fixed order: skin, lesion, ink, hair, ruler, gel bubbles, lighting,
-vignette, sensor noise. Each layer draws from its own stream, so toggling an artifact changes only
-the pixels of its mask; toggling melanoma redraws the lesion (mask "lesion" of either render).
+Layers, composited in this fixed order: skin, lesion (none when the factor `lesion` is off: bare
+skin), ink, hair, ruler, gel bubbles, lighting, vignette, sensor noise. Each layer draws from its
+own stream, so toggling an artifact changes only the pixels of its mask; toggling melanoma redraws
+the lesion (mask "lesion" of either render).
 """
 
 import math
@@ -302,7 +303,7 @@ def render_dermoscopy(f: dict, seed: int, S: int) -> tuple[np.ndarray, dict[str,
         return np.zeros((S, S), bool)
 
     img = _skin(f, seed, S)
-    lesion = _lesion(img, f, seed, S) > 0
+    lesion = _lesion(img, f, seed, S) > 0 if f["lesion"] else empty()
     masks = {"lesion": lesion, "melanoma": lesion.copy() if f["melanoma"] else empty()}
     masks["ink"] = _ink(img, f, seed, S) > 0 if f["ink"] else empty()
     masks["hair"] = _hair(img, seed, S) > 0 if f["hair"] else empty()

@@ -63,6 +63,10 @@ def _binary(modality: str) -> dict[str, FactorSpec]:
 FACTOR_CHOICES: dict[str, dict[str, FactorSpec]] = {
     "dermoscopy": {
         **_binary("dermoscopy"),
+        # Always sampled present: the DiT's phantoms all show a lesion. Rendered without one only
+        # when asked (the classifier's negatives for its "lesion" output).
+        "lesion": FactorSpec("bool", "a melanocytic lesion is shown (off: bare skin, never melanoma)",
+                             (False, True), p_true=1.0),
         "lesion_size": FactorSpec("float", "lesion diameter as a fraction of the image width",
                                   low=0.22, high=0.55),
         "lesion_x": FactorSpec("float", "lesion centre, fraction of the width from the left",
@@ -112,4 +116,9 @@ def check_factors(modality: str, factors: dict, seed: int) -> dict:
         raise MedEditError(f"unknown factor {unknown[0]!r} for {modality}; choose from: {', '.join(specs)}")
     full = {} if len(factors) == len(specs) else sample_factors(modality, seed)
     full.update(factors)
-    return {name: spec.check(name, full[name]) for name, spec in specs.items()}
+    checked = {name: spec.check(name, full[name]) for name, spec in specs.items()}
+    if modality == "dermoscopy" and not checked["lesion"]:
+        if "melanoma" in factors and checked["melanoma"]:
+            raise MedEditError("factor 'melanoma' needs a lesion: melanoma=True with lesion=False")
+        checked["melanoma"] = False  # bare skin: the sampled melanoma, asked for by nobody, goes
+    return checked
