@@ -7,6 +7,7 @@ Labels are plain words; each control's help names the technical term it stands f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -130,6 +131,12 @@ def slider_panel(attributes: list[dict]) -> tuple[gr.Tabs, dict[str, gr.Slider]]
     return tabs, sliders
 
 
+def picker_info() -> str:
+    """Where the choices come from, and each shipped model not offered with why (one in training)."""
+    left_out = "".join(f" Not offered: {Path(path).name} ({why})." for path, why in state.models_not_offered().items())
+    return "offered by MEDEDIT_MODEL (comma-separated), else what ships in assets/ ('embedded': the default)." + left_out
+
+
 def controls(choices: list[str], defaults: dict) -> Controls:
     anatomy, style, to_anatomy, to_style, source_words, edit_words = prompt_boxes()
     edit_button = gr.Button("Edit", variant="primary", elem_id="edit-button")
@@ -137,7 +144,6 @@ def controls(choices: list[str], defaults: dict) -> Controls:
     swap_at, locality, anatomy_scale, style_scale, seed, randomize, steps = settings_panel(defaults)
     slider_tabs, sliders = slider_panel(state.all_attributes())
     with gr.Accordion("Model", open=False, elem_id="model-panel"):
-        model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model",
-                            info="offered by MEDEDIT_MODEL (comma-separated); 'embedded' ships in assets/")
+        model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model", info=picker_info())
     return Controls(anatomy, style, to_anatomy, to_style, source_words, edit_words, edit_button, swap_at, locality,
                     anatomy_scale, style_scale, seed, randomize, steps, slider_tabs, sliders, model, image)

@@ -21,7 +21,8 @@ from pipelines.export.images import difference_map
 from app import inputs, jobs, state
 from app.errors import user_errors
 from app.held_image import HeldImage
-from app.outputs import enlarge, figure, folders, notes_markdown, report
+from app.outputs import figure, folders, notes_markdown, report
+from app.shown_images import View
 from app.timing import Timing
 
 SAMPLING_SETTINGS = ("swap_at", "locality", "anatomy_scale", "style_scale", "steps")  # a model's own defaults
@@ -79,18 +80,21 @@ def edit(form: dict, session: dict | None, held: HeldImage | None = None, progre
     def shown(result) -> dict:
         settings = report(result, request.source, "edit")
         before, after = Image.fromarray(result.neutral), Image.fromarray(result.edited)
-        big_before, big_after = enlarge(before), enlarge(after)
+        view = View.of(before)
+        big_before, big_after = view.image(before), view.image(after)
         changed = float(edit_footprint(result.neutral, result.edited).mean())
         response = folders.new()
-        out = {"pair": (response.png("before", big_before, settings), response.png("after", big_after, settings)),
-               "figure": response.png("side_by_side", figure(big_before, big_after, settings), settings),
-               "difference": response.png("difference", enlarge(difference_map(before, after)), settings),
+        out = {"pair": (response.png(view.name("before"), big_before, settings),
+                        response.png(view.name("after"), big_after, settings)),
+               "figure": response.png(view.name("side_by_side"), figure(big_before, big_after, settings), settings),
+               "difference": response.png(view.name("difference"), view.image(difference_map(before, after)),
+                                          settings),
                "settings": settings, "archive": no_export(),
                "session": {**(session or {}), "edit": {"frames": [result.neutral, result.edited],
                                                        "settings": settings}}}
         changed_note = (f"{changed:.0%} of pixels changed visibly (by more than {round(EDIT_FOOTPRINT * 255)} "
                         "of 255 levels)")
-        return {**out, "notes": notes_markdown(result, timing, changed_note, held.notes if held else ())}
+        return {**out, "notes": notes_markdown(result, timing, view, changed_note, held.notes if held else ())}
 
     return jobs.run("edit", request, progress, shown, timing=timing)
 
@@ -105,12 +109,13 @@ def series(form: dict, series: dict, session: dict | None, held: HeldImage | Non
     def shown(result) -> dict:
         settings = report(result, request.source, "series")
         response = folders.new()
-        big = [enlarge(f) for f in result.frames]
-        gallery = [(response.png(f"frame_{i:03d}", f, settings), f"t={t:.2f}")
+        view = View.of(result.frames[0])
+        big = [view.image(f) for f in result.frames]
+        gallery = [(response.png(view.name(f"frame_{i:03d}"), f, settings), f"t={t:.2f}")
                    for i, (f, t) in enumerate(zip(big, result.times))]
         animation = response.gif("series-view", big, settings)
         return {"gallery": gallery, "animation": animation, "settings": settings,
-                "notes": notes_markdown(result, timing, upload_notes=held.notes if held else ()),
+                "notes": notes_markdown(result, timing, view, upload_notes=held.notes if held else ()),
                 "archive": no_export(),
                 "session": {**(session or {}), "series": {"frames": result.frames, "times": result.times,
                                                           "settings": settings}}}

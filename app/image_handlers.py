@@ -22,8 +22,9 @@ from app import jobs, state
 from app.errors import user_errors
 from app.held_image import HeldImage
 from app.inputs import flag_field
-from app.outputs import enlarge, folders
+from app.outputs import folders
 from app.painting import describe_masks, painted_masks, read_layer
+from app.shown_images import View
 from app.uploads import received_path
 
 HELD_NOTE = ("**Edits now start from your image** (inverted exactly, then edited). "
@@ -45,7 +46,7 @@ def upload(file, model, allow_burned_in: bool = False, edit_anyway: bool = False
     held = HeldImage(fitted.image, fitted.sha256, tuple(fitted.notes), burned_in=fitted.burned_in,
                      edit_anyway=bool(edit_anyway))
     verdict = jobs.on_device("edit", lambda: state.get_pipeline(model).domain_check.check(fitted.image))
-    shown = folders.new().plain_png("upload", enlarge(fitted.image))
+    shown = folders.new().plain_png("upload", View.of(fitted.image).image(fitted.image))
     width, height = fitted.source_size
     done = "; ".join(fitted.notes) if fitted.notes else "used as it is"
     notes = (f"{domain_markdown(verdict)}\n\n{HELD_NOTE}\n\n- {fitted.kind}, {width}x{height}: {done}\n"

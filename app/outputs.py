@@ -1,4 +1,4 @@
-"""Results as the user gets them: the files a response names, enlarged views, notes.
+"""Results as the user gets them: the files a response names, notes (how they are shown: shown_images.py).
 
 Every response writes its files once, into a folder of its own under a random name that no other
 request writes, before the response names them: two clients asking for the same thing at the same
@@ -31,8 +31,8 @@ from pipelines.export.images import animation_gif, comparison, png_bytes
 from pipelines.export.provenance import provenance_from_settings
 
 from app import serving
+from app.shown_images import View
 
-DISPLAY_SIZE = 384  # 64-px images are shown enlarged (nearest neighbour); exports keep true pixels
 ROOT_PREFIX = "mededit-results-"
 
 
@@ -138,13 +138,6 @@ class Response:
         return str(path)
 
 
-def enlarge(image: np.ndarray | Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
-    """Nearest-neighbour enlargement for viewing: every true pixel becomes a crisp square."""
-    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    factor = max(1, size // max(image.size))
-    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
-
-
 def figure(before: Image.Image, after: Image.Image, settings: dict) -> Image.Image:
     """Before | after | difference, labelled and marked as what they are: generated, or the
     user's image edited."""
@@ -156,15 +149,15 @@ def report(result, source: str, kind: str) -> dict:
     return {"model": source, **result.settings, "kind": kind}
 
 
-def notes_markdown(result, timing, extra: str = "", upload_notes: tuple[str, ...] = ()) -> str:
+def notes_markdown(result, timing, view: View, extra: str = "", upload_notes: tuple[str, ...] = ()) -> str:
     """The result's notes, what it changed (`extra`), the time the request took (app/timing.py: the
     cache, the wait and the computing told apart), and what it is: synthetic, or (`upload_notes`
-    given, or the settings say so) an image the user brought, edited. Made after the files are
-    written, so their writing counts."""
+    given, or the settings say so) an image the user brought, edited, and how it is shown (`view`).
+    Made after the files are written, so their writing counts."""
     lines = [f"- {n}" for n in (*upload_notes, *result.notes)]
     if extra:
         lines.append(f"- {extra}")
     lines.append(f"- {timing.note(getattr(result, 'prefix_cached', False))}")
     what = f"**your image, {EDITED_MARK}**" if result.settings.get("source") == "upload" else f"**{SYNTHETIC_MARK}**"
-    lines.append(f"- shown enlarged with nearest neighbour; downloads hold the true pixels; {what}")
+    lines.append(f"- {view.note()}; {what}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from pipelines.evaluation.landing import add_landing
 from pipelines.model.embedded import EMBEDDED, EMBEDDED_FOLDER
 from pipelines.model.info import INFO_FILE, ModelInfo, read_model_info
 from pipelines.model.loading import load_model
+from pipelines.model.offered import shipped_models
 
 from app.held_image import HeldImage
 
@@ -37,10 +38,21 @@ except ImportError:
 
 # ---------------------------------------------------------------- the model registry
 
+def listed_models() -> list[str]:
+    """$MEDEDIT_MODEL's models (comma-separated), each once."""
+    return list(dict.fromkeys(s.strip() for s in os.environ.get("MEDEDIT_MODEL", "").split(",") if s.strip()))
+
+
 def model_choices() -> list[str]:
-    """The models the picker offers: $MEDEDIT_MODEL (comma-separated), else the embedded one."""
-    listed = [s.strip() for s in os.environ.get("MEDEDIT_MODEL", "").split(",") if s.strip()]
-    return list(dict.fromkeys(listed)) or [EMBEDDED]
+    """The models the picker offers: $MEDEDIT_MODEL's, else the embedded one (the default) and
+    every whole model shipped beside it (a 256-px one, once all of it is there)."""
+    return listed_models() or [EMBEDDED, *(path for path, why in shipped_models().items() if not why)]
+
+
+def models_not_offered() -> dict[str, str]:
+    """Shipped model folders left out of the picker, each with why (none when $MEDEDIT_MODEL lists
+    the models)."""
+    return {} if listed_models() else {path: why for path, why in shipped_models().items() if why}
 
 
 def check_model_choice(source) -> str:

@@ -23,7 +23,7 @@ INTRO = ("Describe a **synthetic** dermoscopy image or chest X-ray, say what to 
          "or its **acquisition style**, and compare before and after, or edit your own image (under Edit). "
          "Not for clinical use.")
 CSS = """
-.mededit-pixels img { image-rendering: pixelated; }
+.mededit-pixels img[src*=".blocks."] { image-rendering: pixelated; }  /* app/shown_images.py */
 .mededit-words, .mededit-words * { color: #b45309 !important; font-size: 0.95em; }
 #mededit-header h2 { margin: 0; }
 /* gradio's overflow: hidden makes the container a scroller of its own, and a phone's sticky Edit
