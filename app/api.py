@@ -21,25 +21,37 @@ from app import image_handlers, inputs, jobs, serving
 from app.errors import user_errors
 from app.outputs import figure, folders, report
 from app.payloads import guard_payloads
+from app.timing import Timing
 from app.uploads import releasing_uploads
+
+
+def timed(answer: tuple, timing: Timing) -> tuple:
+    """The answer with the request's own timing added to its settings ("timing": seconds in all on
+    the server, before the device, waiting for it and of that behind series and exports, computing,
+    writing), but not to its files, which stay the same bits for the same request."""
+    *files, settings = answer
+    return (*files, {**settings, "timing": timing.record()})
 
 
 @user_errors
 def api_generate(anatomy, style, seed, steps, anatomy_scale, style_scale, model, progress=gr.Progress()):
     """One image from the source prompts. Returns (PNG, settings)."""
+    timing = Timing()
     request = inputs.sampling_request(model, anatomy, style, seed, steps, anatomy_scale, style_scale)
     s, loaded = request.sampling, request.pipeline.model
     settings = {"model": request.source, "model_id": loaded.model_id, "model_revision": loaded.revision,
                 "anatomy": s.anatomy, "style": s.style, "seed": s.seed, "steps": s.steps,
                 "anatomy_scale": s.anatomy_scale, "style_scale": s.style_scale, "kind": "generate"}
-    return jobs.run("generate", request, progress,
-                    lambda image: (folders.new().png("image", image, settings), settings))
+    return timed(jobs.run("generate", request, progress,
+                          lambda image: (folders.new().png("image", image, settings), settings), timing=timing),
+                 timing)
 
 
 @user_errors
 def api_edit(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps, anatomy_scale,
              style_scale, model, locality=None, progress=gr.Progress()):
     """Neutral and edited image from one noise. Returns (neutral, edited, difference, side by side, settings)."""
+    timing = Timing()
     request = inputs.edit_request(model, anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps,
                                   anatomy_scale, style_scale, locality)
 
@@ -53,7 +65,7 @@ def api_edit(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, steps
                 response.png("side_by_side", comparison(before, after, None), settings, {"panel": "side_by_side"}),
                 settings)
 
-    return jobs.run("edit", request, progress, files)
+    return timed(jobs.run("edit", request, progress, files, timing=timing), timing)
 
 
 @user_errors
@@ -61,6 +73,7 @@ def api_series(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, ste
                style_scale, mode, frames, control_points, bend, model, locality=None,
                progress=gr.Progress()):
     """A Bezier series from neutral to edited. Returns (frames, GIF, settings)."""
+    timing = Timing()
     request = inputs.series_request(frames, mode, control_points, bend, model=model, anatomy=anatomy,
                                     style=style, to_anatomy=to_anatomy, to_style=to_style, sliders=sliders,
                                     swap_at=swap_at, seed=seed, steps=steps, anatomy_scale=anatomy_scale,
@@ -73,7 +86,7 @@ def api_series(anatomy, style, to_anatomy, to_style, sliders, swap_at, seed, ste
                  for i, (f, t) in enumerate(zip(result.frames, result.times))]
         return shown, response.gif("series", result.frames, settings), settings
 
-    return jobs.run("series", request, progress, files)
+    return timed(jobs.run("series", request, progress, files, timing=timing), timing)
 
 
 @user_errors
@@ -132,6 +145,7 @@ def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at
     a warning (settings "domain" and "notes", and every file's provenance); of no modality the model
     knows, it is refused unless edit_anyway is true (then every output says so).
     Returns (source, edited, difference, side by side, export ZIP, settings)."""
+    timing = Timing()
     request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, None,
                                    edit_anyway=edit_anyway, model=model,
                                    to_anatomy=to_anatomy, to_style=to_style, sliders=sliders, swap_at=swap_at,
@@ -149,7 +163,8 @@ def api_edit_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_at
                 response.zip("edit", [result.neutral, result.edited], settings),
                 settings)
 
-    return jobs.run("edit", request, progress, files, exported=True)
+    # In the light lane, as its gradio event: its export ZIP is written off the device (app/jobs.py).
+    return timed(jobs.run("edit", request, progress, files, exported=True, timing=timing, lane="light"), timing)
 
 
 @user_errors
@@ -158,6 +173,7 @@ def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_
                      keep_mask=None, refresh=None, allow_burned_in=None, edit_anyway=None, progress=gr.Progress()):
     """A series from an uploaded image to its edit (as /edit_image takes it). Returns (frames, GIF,
     export ZIP, settings)."""
+    timing = Timing()
     series_fields = dict(frames=frames, mode=mode, control_points=control_points, bend=bend)
     request, notes = image_request(image, edit_mask, keep_mask, allow_burned_in, anatomy, style, series_fields,
                                    edit_anyway=edit_anyway, model=model,
@@ -173,7 +189,7 @@ def api_series_image(image, anatomy, style, to_anatomy, to_style, sliders, swap_
         return (shown, response.gif("series", result.frames, settings),
                 response.zip("series", result.frames, settings, result.times), settings)
 
-    return jobs.run("series", request, progress, files, exported=True)
+    return timed(jobs.run("series", request, progress, files, exported=True, timing=timing), timing)
 
 
 def add_api_endpoints(demo: gr.Blocks, defaults: dict):

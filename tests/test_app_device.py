@@ -280,3 +280,33 @@ def test_the_apps_edit_note_shows_a_short_wait_while_a_long_series_runs(micro_mo
     # give or take a step of each per turn.
     own = seconds("computing") + seconds("writing the files")
     assert seconds("waiting for other requests") <= own + quantum + 0.3, note
+
+
+def test_an_uploaded_images_series_step_is_run_in_pieces_with_the_same_bits(micro_pipeline, monkeypatch):
+    """/series_image's embedding series (every frame's tail in one batch, each frame the source's
+    branches and every edit term's) runs in forwards of FORWARD_IMAGES images too, the callback
+    between them: the device can change hands inside its steps as inside /series', for the same bits."""
+    from pipelines.editing import sampling
+    from pipelines.editing.requests import Edit, Sampling, Series
+
+    image = np.random.default_rng(5).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    s = Sampling("a dermoscopic image with melanocytic nevus (NV)", "fair skin", seed=13, steps=3)
+    e, series = Edit(to_style="fair skin, with hairs visible on skin", swap_at=0.3), Series(12, "embedding")
+    calls, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # as the server runs (MEDEDIT_THREADS=1)
+    try:
+        pieces = micro_pipeline.series_image(image, s, e, series, progress=lambda *args: calls.append(args))
+    finally:
+        torch.set_num_threads(threads)
+    step_calls = [args for args in calls if len(args) == 1]
+    # The inversion's steps once each; then the tail: 12 frames x 3 images or more a forward, so
+    # each of its forwards (the swap step's, and each later step's) is called back in between.
+    tail = s.steps - e.swap_step(s.steps)
+    assert len(step_calls) > s.steps + tail, step_calls
+    monkeypatch.setattr(sampling, "FORWARD_IMAGES", 10_000)
+    torch.set_num_threads(1)
+    try:
+        whole = micro_pipeline.series_image(image, s, e, series)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(np.array_equal(a, b) for a, b in zip(pieces.frames, whole.frames))

@@ -102,7 +102,8 @@ def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy
     """Run steps [prefix.step, until) under one conditioning; the input prefix is left untouched.
     `first_eps`: the first step's guided noise prediction, when the caller already made it.
     `noises`: the noise each step of a stochastic solver adds (an inverted image's, by step).
-    `predict(model_input, t)`: the noise prediction, when it is not one two-scale guidance."""
+    `predict(model_input, t, between)`: the noise prediction, when it is not one two-scale guidance
+    (`between()` to be called between its forwards, as guided_noise does)."""
     scheduler = copy.deepcopy(prefix.scheduler)
     latents, eps = prefix.latents, prefix.eps
     if branches.tokens.shape[0] != latents.shape[0]:
@@ -116,7 +117,7 @@ def advance(transformer, prefix: Prefix, until: int, branches: Branches, anatomy
             # Between the pieces of a large batch, the callback again with the steps done so far.
             between = None if callback is None else (lambda done=i: callback(done))
             eps = (guided_noise(transformer, model_input, t, branches, anatomy_scale, style_scale, between)
-                   if predict is None else predict(model_input, t))
+                   if predict is None else predict(model_input, t, between))
         noise = None if noises is None else noises[i]
         latents = scheduler.step(eps, t, latents, variance_noise=noise, return_dict=False)[0]
         if keep is not None:

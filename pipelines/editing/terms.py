@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipelines.editing import sampling
 from pipelines.editing.inversion import Inversion
 from pipelines.editing.sampling import (Keep, Prefix, added_conditions, advance, change_mask, guidance_branches,
                                        guided_noise)
@@ -44,8 +45,11 @@ class TermGuidance:
         self.scales = (anatomy_scale, style_scale)
         self.masks: list[torch.Tensor] | None = None  # M_k, once set by the caller
 
-    def predictions(self, x: torch.Tensor, t) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """eps_src [B, C, h, w] and each term's eps_k, from one forward pass."""
+    def predictions(self, x: torch.Tensor, t, between=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """eps_src [B, C, h, w] and each term's eps_k, from one batch run in forwards of at most
+        sampling.FORWARD_IMAGES images (a 64-frame series' step is hundreds), `between()` called
+        between two, so that a shared device can change hands there; each image's result is the
+        same bits whatever the pieces."""
         b, channels = x.shape[0], x.shape[1]
         anatomy_scale, style_scale = self.scales
         picked = guidance_branches(anatomy_scale, style_scale)[1:]  # the null branch is shared
@@ -55,10 +59,18 @@ class TermGuidance:
         mask = torch.stack([conditions[0].mask[:, 0]] + [c.mask[:, j] for c in conditions for j in picked], 1)
         n = tokens.shape[1]  # 1 + (K + 1) * len(picked)
         xs = x.repeat_interleave(n, dim=0)  # [nB, C, h, w]
-        timestep = torch.full((n * b,), int(t), dtype=torch.long, device=x.device)
-        eps = self.transformer(xs, encoder_hidden_states=tokens.flatten(0, 1).to(x.device, x.dtype),
-                               encoder_attention_mask=mask.flatten(0, 1).to(x.device), timestep=timestep,
-                               added_cond_kwargs=added_conditions(self.transformer, xs)).sample
+        tokens, mask = tokens.flatten(0, 1), mask.flatten(0, 1)
+        pieces = []
+        for start in range(0, n * b, sampling.FORWARD_IMAGES):
+            if start and between is not None:
+                between()
+            part = slice(start, start + sampling.FORWARD_IMAGES)
+            piece = xs[part]
+            timestep = torch.full((piece.shape[0],), int(t), dtype=torch.long, device=x.device)
+            pieces.append(self.transformer(piece, encoder_hidden_states=tokens[part].to(x.device, x.dtype),
+                                           encoder_attention_mask=mask[part].to(x.device), timestep=timestep,
+                                           added_cond_kwargs=added_conditions(self.transformer, piece)).sample)
+        eps = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
         eps = eps[:, :channels].view(b, n, *x.shape[1:])  # drop a learned variance
         e_null, guided = eps[:, 0], []
         for k in range(len(conditions)):
@@ -87,12 +99,12 @@ class TermGuidance:
         return len(self.terms) == 1 and not isinstance(self.terms[0].weight, torch.Tensor) \
             and self.terms[0].weight == 1.0
 
-    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t, between=None) -> torch.Tensor:
         if self.single:
             edited = self.terms[0].branches
             return guided_noise(self.transformer, x, t, edited if edited.tokens.shape[0] == x.shape[0]
-                                else edited.repeat(x.shape[0]), *self.scales)
-        return self.combine(*self.predictions(x, t))
+                                else edited.repeat(x.shape[0]), *self.scales, between)
+        return self.combine(*self.predictions(x, t, between))
 
 
 def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches, terms: list[Term],
@@ -112,7 +124,7 @@ def edit_inverted(transformer, inversion: Inversion, swap: int, source: Branches
     guidance = TermGuidance(transformer, source, terms, anatomy_scale, style_scale)
     t = prefix.scheduler.timesteps[swap]
     x = prefix.scheduler.scale_model_input(prefix.latents, t).expand(b, -1, -1, -1)
-    eps_source, eps_terms = guidance.predictions(x, t)
+    eps_source, eps_terms = guidance.predictions(x, t, None if callback is None else lambda: callback(swap))
     if locality > 0:
         guidance.masks = [change_mask(eps - eps_source, locality) for eps in eps_terms]
         union = torch.stack(guidance.masks).amax(0)
