@@ -204,3 +204,33 @@ def test_describe_says_no_lesion_found_instead_of_a_nevus():
         clf.lesion_head.bias.fill_(10.0)
     d = describe(phantom("dermoscopy", 5, 64).image, clf, folder_check(None, "test"))
     assert [f.name for f in d.findings][:2] == [LESION, "melanoma"] and "nevus" in d.anatomy
+
+
+def census_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "lesion_census.py"
+    spec = importlib.util.spec_from_file_location("lesion_census", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("bias,found", [(-10.0, False), (10.0, True)])
+def test_census_counts_the_model_s_images_without_a_lesion(micro_model_folder, bias, found):
+    """scripts/lesion_census.py on the micro model: each dermoscopy row's reporting seeds, read by a
+    classifier that sees a lesion everywhere or nowhere; and its check at the model's size."""
+    from pipelines.model.loading import load_model
+    census = census_script()
+    clf = micro().eval()
+    with torch.no_grad():
+        clf.lesion_head.weight.zero_()
+        clf.lesion_head.bias.fill_(bias)
+    model = load_model(str(micro_model_folder))
+    rows, bare = census.census(model, clf, 2, "reporting", 2)
+    assert len(rows) == 6 and all(r["images"] == 2 for r in rows.values())
+    assert all(len(r["without_lesion"]) == (0 if found else 2) for r in rows.values())
+    assert len(bare) == (0 if found else 12) and rows["hair"]["without_lesion"][:1] in ([], [{"seed": 30100000,
+                                                                                              "lesion_probability": 0.0}])
+    check = census.accuracy_at(clf, model.image_size, 8)
+    assert check["with_lesion_found"] == float(found) and check["bare_found_bare"] == float(not found)
