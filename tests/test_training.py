@@ -50,7 +50,8 @@ def dit_args(tmp_path, steps, resume=False, conditioning="separate", align=0.1, 
 def classifier_args(tmp_path, steps, resume=False, **changes):
     return Namespace(**{**dict(n=8, steps=steps, batch=4, lr=3e-3, widths="4,8", norm="batch", seed=0,
                                eval_n=4, workdir=str(tmp_path / "clf-run"), out=str(tmp_path / "classifier"),
-                               resume=resume), **changes})
+                               resume=resume, size=64, lesion_free=0.2, init=None, fp16=False, time_limit=None),
+                            **changes})
 
 
 def same_tensors(a_file, b_file) -> bool:

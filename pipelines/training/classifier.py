@@ -179,7 +179,7 @@ def report(clf, args, clock: RunClock, steps: int) -> None:
     extra = {"command": command_line("classifier", args), "seconds": round(seconds, 1),
              "steps": steps, "batch": args.batch,
              "train_phantoms": args.n, "train_seeds": [args.seed, args.seed + args.n],
-             "lesion_free": args.lesion_free, "init": args.init,
+             "lesion_free": args.lesion_free, "init": args.init, "weights": "float16" if args.fp16 else "float32",
              "phantom_source_sha256": phantom_fingerprint(),
              "held_out": {"phantoms": args.eval_n, "first_seed": HELD_OUT_SEED,
                           "accuracy_clean": clean, "accuracy_augmented": augmented}}
