@@ -41,6 +41,18 @@ def test_an_edit_that_landed_is_not_reported_and_one_that_did_not_is_said_with_i
     assert "earlier swap" in note and "slider" not in note  # 1.5 is the end of the model's range for it
 
 
+def test_an_attribute_the_source_already_showed_did_not_land_and_is_said_so():
+    """The evaluator's judgement: a change lands when the result reads as asked and the source did
+    not; asked for what the source already shows, the edit changed nothing the classifier reads."""
+    _, with_effusion = pair(14, effusion=True)
+    report = landing(shipped_classifier(), with_effusion, with_effusion, {**NORMAL, "sliders": {"effusion": 1.0}},
+                     ATTRIBUTES)
+    verdict = report["asked"]["effusion"]
+    assert verdict["already"] and not verdict["landed"] and verdict["before"] >= 0.5
+    assert any(n.startswith("effusion asked but already in the source") for n in report["notes"])
+    assert not any(n.startswith("effusion asked, not found") for n in report["notes"])
+
+
 def test_a_removal_that_left_the_attribute_suggests_redrawing_fine_detail_for_an_upload():
     _, with_pacemaker = pair(12, pacemaker=True)
     settings = {**NORMAL, "sliders": {"pacemaker": -1.0}, "source": "upload"}
@@ -63,6 +75,24 @@ def test_the_command_line_records_whether_the_edit_landed(micro_model_folder, tm
     meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
     verdict = meta["landing"]["asked"]["pacemaker"]
     assert verdict["wanted"] == "present" and isinstance(verdict["landed"], bool)
-    said = any(n.startswith("pacemaker asked, not found") for n in meta["notes"])
+    said = any(n.startswith("pacemaker asked") for n in meta["notes"])  # not found, or already in the source
     assert said == (not verdict["landed"])
-    assert ("note: pacemaker asked, not found" in capsys.readouterr().out) == said
+    assert ("note: pacemaker asked" in capsys.readouterr().out) == said
+
+
+def test_the_note_agrees_with_the_evaluator_on_every_kind_of_edit(micro_pipeline):
+    """eval --landing in small: the micro model's edits (random weights: many asked changes do not
+    land, many the source already reads as asked) judged by the note and by the evaluator's rule
+    from what the row asked by construction."""
+    from pipelines.evaluation.landing_agreement import measure
+
+    report = measure(micro_pipeline, seeds=1, kinds=("typed", "slider", "upload"), attributes=["effusion", "hair"])
+    assert report["edits"] == 12 and set(report["by_kind"]) == {"typed", "slider", "upload"}
+    assert report["agreement"] == 1.0, report["disagreements"]
+
+
+def test_eval_landing_refuses_kinds_it_does_not_know_in_one_line(capsys):
+    assert main(["eval", "--landing", "--kinds", "typed,drawn"]) == 2
+    assert "--kinds: unknown kind 'drawn'" in capsys.readouterr().err
+    assert main(["eval", "--kinds", "typed"]) == 2
+    assert "--kinds applies to eval --landing only" in capsys.readouterr().err

@@ -8,8 +8,12 @@ way (evaluation/uploads.py). The same checks run first; --directions and --edit 
 `eval --domain`: the model's domain check on images built at run time (evaluation/domain_eval.py):
 3 x --seeds fresh phantoms as uploads arrive, --seeds near-domain hard cases, every out-of-domain
 file that ships with the installed packages and --seeds / 20 generated images of each kind.
+
+`eval --landing`: whether "did the edit land" says what the evaluator would, on --seeds reporting
+seeds per attribute, direction and kind of edit (evaluation/landing_agreement.py; e.g. --seeds 4).
 """
 
+import sys
 
 from pipelines.cli import arguments as common
 from pipelines.cli.bench import THREADS_HELP, THREADS_RANGE
@@ -51,6 +55,10 @@ def add_arguments(parser):
     parser.add_argument("--domain", action="store_true",
                         help="evaluate the model's domain check (in-domain uploads against images of other "
                              "modalities, photographs, documents, noise) instead")
+    parser.add_argument("--landing", action="store_true",
+                        help="measure how often the landing note agrees with the evaluator's judgement instead")
+    parser.add_argument("--kinds", default=None,
+                        help="--landing: comma-separated, of typed,slider,upload (default: all three)")
     parser.add_argument("--refresh", type=float, default=None,
                         help="--uploads: share of the last steps that draw fresh noise instead of the "
                              "upload's own (default 0)")
@@ -82,7 +90,25 @@ def check_options(args) -> dict:
     for flag, value in (("--directions", args.directions), ("--edit", args.edit), ("--refresh", args.refresh)):
         if value is not None:
             raise MedEditError(f"{flag} applies to eval --uploads only")
+    if args.landing:
+        return {"seeds": options["seeds"], "seed_range": options["seed_range"], "modalities": modalities,
+                "attributes": attributes, "kinds": checked_kinds(args.kinds)}
+    if args.kinds is not None:
+        raise MedEditError("--kinds applies to eval --landing only")
     return options
+
+
+def checked_kinds(value: str | None) -> tuple[str, ...]:
+    from pipelines.evaluation.landing_agreement import KINDS  # numpy only; torch loads later
+
+    if value is None:
+        return KINDS
+    kinds = tuple(dict.fromkeys(k.strip() for k in value.split(",")))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise MedEditError(f"--kinds: unknown kind {unknown[0] if unknown else value!r}; choose from "
+                           f"{', '.join(KINDS)}")
+    return kinds
 
 
 def names_in(values: list[str] | None) -> list[str] | None:
@@ -144,13 +170,45 @@ def print_domain_table(report: dict) -> None:
           f"flag above {report['flag']:.2f}, refuse above {report['refuse']:.2f}")
     print(f"out refused {report['out_refused']:.3f}, in flagged {report['in_flagged']:.3f}, near flagged "
           f"{report['near_flagged']:.3f} (refused {report['near_refused']:.3f}); images {report['images']}")
+    shifted = report["near_shifted"]
+    if shifted["images"]:
+        print(f"near, as another source shows it ({', '.join(shifted['variants'])}): flagged {shifted['flagged']:.3f}, "
+              f"refused {shifted['refused']:.3f} of {shifted['images']}")
     print(f"{'kind':28} {'group':5} {'n':>4} {'flagged':>7} {'refused':>7} {'min':>7} {'median':>7}")
     for kind, k in report["kinds"].items():
         print(f"{kind:28} {k['group']:5} {k['images']:4} {k['flagged']:7.2f} {k['refused']:7.2f} "
               f"{k['score_min']:7.2f} {k['score_median']:7.2f}")
 
 
+def print_landing_table(report: dict) -> None:
+    print(f"the landing note agrees with the evaluator on {report['agreement']:.3f} of {report['edits']} edits "
+          f"(target {report['target']}): the asked change {report['target_agreement']:.3f}, unasked changes "
+          f"{report['changes_agreement']:.3f}; {report['seeds_per_row']} {report['seed_range']} seeds per row")
+    for key in ("by_kind", "by_direction", "by_attribute"):
+        print(f"{key[3:]:10} " + "  ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
+    for r in report["disagreements"]:
+        print(f"disagrees: {r['kind']} {r['attribute']} {r['direction']} seed {r['seed']}: note {r['note']}, "
+              f"evaluator {r['evaluator']}")
+
+
+def run_landing(args, options: dict) -> int:
+    threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
+    import torch  # here: only once the arguments have passed
+
+    from pipelines.evaluation.landing_agreement import measure
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    pipeline = common.load_pipeline(args)
+    said = lambda name, seconds: print(f"{name}: {seconds:.0f} s", file=sys.stderr, flush=True)  # noqa: E731
+    report = {**measure(pipeline, **options, progress=said), "model": args.model or "embedded", "threads": torch.get_num_threads()}
+    common.write_report(args, report, print_landing_table)
+    return 0
+
+
 def run_domain(args) -> int:
+    if args.landing:
+        raise MedEditError("--domain and --landing are two evaluations: choose one")
     if args.uploads:
         raise MedEditError("--domain and --uploads are two evaluations: choose one")
     common.check_model_source(args)
@@ -174,7 +232,11 @@ def run_domain(args) -> int:
 def run(args) -> int:
     if args.domain:
         return run_domain(args)
+    if args.landing and args.uploads:
+        raise MedEditError("--landing and --uploads are two evaluations: choose one (--kinds upload edits uploads)")
     options = check_options(args)
+    if args.landing:
+        return run_landing(args, options)
     threads = None if args.threads is None else integer("--threads", args.threads, *THREADS_RANGE)
     # Imported here: torch and the model load only once the arguments have passed their checks.
     import torch

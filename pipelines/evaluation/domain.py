@@ -13,9 +13,9 @@ is divided by its scale (what nearly no held-out training image passes), the far
 and the nearest modality's: a score of 1 is the edge of the training images. Early stages catch
 other textures and intensities (CT, MR, photographs, noise), late ones other shapes.
 
-Two limits, set at fitting time from training images only (no out-of-domain image is used):
+Two limits, set at fitting time (no image `eval --domain` measures on is used):
 `flag`, just above nearly every held-out training image (in every form an upload takes: JPEG,
-noise, rescaled); `refuse`, a fixed multiple of it (domain_fit.REFUSE_FACTOR). Between them: unlike
+noise, rescaled); `refuse`, chosen on a tuning split (domain_limits.py). Between them: unlike
 the training images but near a known modality, edited with a warning; above `refuse`: refused
 unless the caller edits anyway. The statistics name the classifier they were fitted with
 (its weights' sha256): other weights give "unchecked", never a wrong verdict.

@@ -8,12 +8,18 @@
   photographs shipped with gradio and scikit-learn; scipy's and networkx's test figures), and
   generated ones (noise, flat fields, gradients, checkerboards, text renders).
 - "near": phantoms changed the way a wrong upload would be (upside down, mirrored, inverted,
-  heavily cropped): the hard cases, reported apart.
+  heavily cropped): the hard cases, reported apart; and the way another scanner or viewer shows
+  the same modality (turned by 3-5 degrees, contrast changed by a third): real-looking variations
+  the check should warn about, not refuse.
+- Out-of-domain files are split in two by a hash of their names, and generated ones drawn from two
+  seeds: the "tuning" half chooses the refusal limit (domain_fit.py), the "held_out" half measures
+  it (domain_eval.py); no file is in both.
 - "in": fresh phantoms (DOMAIN_TEST_SEEDS: never drawn by training, fitting or the evaluator) as
   uploads arrive: clean, JPEG at quality 40, Gaussian noise sigma 8, rescaled, rendered at 128 and
   256 px.
 """
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -32,7 +38,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_PACKAGES = {"gradio": ("media_assets/images", "test_data"), "sklearn": ("datasets/images",),
                   "scipy": ("ndimage/tests",), "networkx": ("drawing/tests/baseline",)}
 IN_VARIANTS = ("clean", "jpeg40", "noise8", "rescaled", "render128", "render256")
-NEAR_VARIANTS = ("upside_down", "mirrored", "inverted", "cropped")
+NEAR_VARIANTS = ("upside_down", "mirrored", "inverted", "cropped", "turned", "contrast")
+SHIFTED_VARIANTS = ("turned", "contrast")  # of NEAR_VARIANTS: the same modality as another source shows it
+SPLITS = ("tuning", "held_out")
+GENERATED_SEEDS = {"tuning": 1, "held_out": 0}
+NEAR_COPY = 4.0  # grey levels: thumbnails this close are one image in two files
 
 
 @dataclass
@@ -91,7 +101,7 @@ def in_domain(n: int, first_seed: int = DOMAIN_TEST_SEEDS) -> list[Case]:
 
 # --- near the model's world: phantoms no upload of these modalities looks like -------------------
 
-def near_variant(image: np.ndarray, variant: str) -> np.ndarray:
+def near_variant(image: np.ndarray, variant: str, rng: np.random.Generator | None = None) -> np.ndarray:
     if variant == "upside_down":
         return np.ascontiguousarray(image[::-1])
     if variant == "mirrored":
@@ -101,15 +111,26 @@ def near_variant(image: np.ndarray, variant: str) -> np.ndarray:
     if variant == "cropped":  # a quarter of the width, from the middle
         size = image.shape[0]
         return np.ascontiguousarray(image[size * 3 // 8: size * 5 // 8, size * 3 // 8: size * 5 // 8])
+    if variant == "turned":  # 3 to 5 degrees either way, the corners filled with the border's colour
+        rng = rng or np.random.default_rng(0)
+        angle = rng.uniform(3, 5) * rng.choice((-1, 1))
+        fill = tuple(int(v) for v in image[0, 0])
+        return np.asarray(Image.fromarray(image).rotate(angle, Image.Resampling.BILINEAR, fillcolor=fill))
+    if variant == "contrast":  # around the mean, by a third down or up
+        rng = rng or np.random.default_rng(0)
+        factor = (0.67, 1.33)[int(rng.integers(2))]
+        mean = image.mean()
+        return np.clip((image - mean) * factor + mean, 0, 255).round().astype(np.uint8)
     raise MedEditError(f"unknown near-domain variant {variant!r}")
 
 
 def near_domain(n: int, first_seed: int = DOMAIN_TEST_SEEDS + 1_000_000) -> list[Case]:
+    rng = np.random.default_rng(first_seed)
     cases = []
     for i in range(n):
         modality, variant = MODALITIES[i % 2], NEAR_VARIANTS[(i // 2) % len(NEAR_VARIANTS)]
         image = phantom(modality, first_seed + i, size=128).image
-        cases.append(Case("near", f"near:{modality}:{variant}", near_variant(image, variant)))
+        cases.append(Case("near", f"near:{modality}:{variant}", near_variant(image, variant, rng)))
     return cases
 
 
@@ -201,11 +222,39 @@ def generated(n: int, seed: int = 0) -> list[Case]:
     return cases
 
 
-def out_of_domain(n_generated: int) -> list[Case]:
-    return dicom_cases() + package_images() + generated(n_generated)
+def thumbnail(pixels: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(pixels).convert("L").resize((16, 16), Image.Resampling.BOX), np.float64)
+
+
+def split_of(pixels: np.ndarray) -> str:
+    """"tuning" or "held_out" for a packaged image, by a hash of its coarse thumbnail (16 x 16
+    grey, 8 levels)."""
+    coarse = (thumbnail(pixels).astype(np.uint8) >> 5).astype(np.uint8)
+    return SPLITS[hashlib.sha256(coarse.tobytes()).digest()[0] % 2]
+
+
+def splits(cases: list[Case]) -> list[str]:
+    """Each case's half; a near copy of an earlier case (its thumbnail within NEAR_COPY grey
+    levels on average: pydicom ships one image in several transfer syntaxes, some lossy) goes
+    where that case went, so the halves share no image."""
+    thumbs, halves = [thumbnail(c.pixels) for c in cases], []
+    for i, case in enumerate(cases):
+        copy = next((j for j in range(i) if np.abs(thumbs[i] - thumbs[j]).mean() < NEAR_COPY), None)
+        halves.append(split_of(case.pixels) if copy is None else halves[copy])
+    return halves
+
+
+def out_of_domain(n_generated: int, split: str = "held_out", medical: bool = True) -> list[Case]:
+    """One half of the packaged out-of-domain files (without pydicom's unless `medical`: a model
+    of one's own may know CT or MR) and n_generated of each generated kind, from that half's seed."""
+    if split not in SPLITS:
+        raise MedEditError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    packaged = (dicom_cases() if medical else []) + package_images()
+    chosen = [c for c, half in zip(packaged, splits(packaged)) if half == split]
+    return chosen + generated(n_generated, GENERATED_SEEDS[split])
 
 
 def domain_sets(n_in: int, n_near: int, n_generated: int) -> dict[str, list[Case]]:
-    """The three groups: n_in in-domain uploads, n_near hard cases, every packaged out-of-domain
-    file with n_generated of each generated kind."""
-    return {"in": in_domain(n_in), "near": near_domain(n_near), "out": out_of_domain(n_generated)}
+    """The three groups: n_in in-domain uploads, n_near hard cases, the held-out half of the
+    packaged out-of-domain files with n_generated of each generated kind."""
+    return {"in": in_domain(n_in), "near": near_domain(n_near), "out": out_of_domain(n_generated, "held_out")}

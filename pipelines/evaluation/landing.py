@@ -5,8 +5,12 @@
     add_landing(result, model.info.attributes)   # the same into result.settings["landing"] and result.notes
 
 What was asked: each slider (scale > 0: present; < 0: absent) and each attribute whose phrase the
-typed edited prompt adds to the source prompt, or drops from it. An asked-for attribute the
-classifier does not find (p < 0.5, the evaluator's threshold), or a removed one it still finds,
+typed edited prompt adds to the source prompt, or drops from it. An asked-for change lands, as the
+evaluator judges it, when the classifier reads the attribute as asked in the result (p >= 0.5
+present, the evaluator's threshold) and read it otherwise in the source: an attribute asked for
+that the source already showed (or asked away that it already lacked) did not land, the edit
+changed nothing the classifier reads, and is said so. An asked-for attribute the
+classifier does not find, or a removed one it still finds,
 is said with its probability and the remedies the evaluator shows work: an earlier swap, a
 stronger slider (a value within the model's range for it, none at its end), and for an uploaded image redraw fine detail (refresh; removing hair lands in
 98.0% of edits at 0.2 against 85.5% at 0). An attribute not asked for that the classifier reads
@@ -64,7 +68,8 @@ def remedy(attribute: dict, scale: float, present: bool, upload: bool) -> str:
 
 
 def landing(classifier, neutral, edited, settings: dict, attributes: list[dict]) -> dict:
-    """{"asked": {name: {"wanted", "probability", "landed"}}, "changed": {name: [before, after]},
+    """{"asked": {name: {"wanted", "probability", "before", "landed", "already"}},
+    "changed": {name: [before, after]},
     "notes": [...]} for one edit (neutral and edited [H, W, 3] uint8)."""
     modality = modality_of(settings["anatomy"], settings["style"], settings["to_anatomy"])
     names = [a["name"] for a in attributes if a.get("modality") == modality and a["name"] in OUTPUTS]
@@ -75,12 +80,17 @@ def landing(classifier, neutral, edited, settings: dict, attributes: list[dict])
     by_name = {a["name"]: a for a in attributes}
     report, notes = {"asked": {}, "changed": {}}, []
     for name, want in wanted.items():
-        p = probability[name][1]
-        landed = (p >= PRESENT) == want
+        p0, p = probability[name]
+        already = (p0 >= PRESENT) == want  # the source read as asked: nothing for the edit to do
+        landed = (p >= PRESENT) == want and not already
         report["asked"][name] = {"wanted": "present" if want else "absent", "probability": round(p, 3),
-                                 "landed": landed}
-        if not landed:
-            shown = name.replace("_", " ")
+                                 "before": round(p0, 3), "landed": landed, "already": already}
+        shown = name.replace("_", " ")
+        if already:
+            state = "in the source" if want else "absent from the source"
+            notes.append(f"{shown} asked {'' if want else 'away '}but already {state} ({p0:.2f} before, "
+                         f"{p:.2f} after): the classifier sees nothing for this edit to change")
+        elif not landed:
             what = (f"{shown} asked, not found in the result ({p:.2f})" if want
                     else f"{shown} asked away, still in the result ({p:.2f})")
             scale = (settings.get("sliders") or {}).get(name, 0.0)
