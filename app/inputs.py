@@ -19,7 +19,7 @@ from app.held_image import HeldImage
 
 SERIES_KEYS = ("frames", "mode", "control_points", "bend")
 # Keys that /edit and /series report but that a request does not set.
-REPORTED_ONLY = ("model_id", "model_revision", "swap_step", "notes", "seconds", "kind", "landing")
+REPORTED_ONLY = ("model_id", "model_revision", "swap_step", "notes", "seconds", "kind", "landing", "timing")
 REQUEST_KEYS = ("model", "anatomy", "style", "to_anatomy", "to_style", "sliders", "swap_at", "seed",
                 "steps", "anatomy_scale", "style_scale", "locality") + SERIES_KEYS
 
