@@ -9,8 +9,9 @@ knows by construction rather than from the settings the note reads:
     it lands when the classifier reads it as asked in the result (p >= 0.5 present) and read it
     otherwise in the source (an attribute asked for that the source already shows is no edit);
   - unasked changes: every other attribute of the modality whose thresholded label differs between
-    the source and the result (the evaluator's non-target flips); for an uploaded image against the
-    autoencoder's round trip, as `eval --uploads` counts them.
+    the source and the result (the evaluator's non-target flips). For an uploaded image the source
+    is the upload as given, what the user compares the result with (`eval --uploads` counts
+    against the autoencoder's round trip instead, to set the autoencoder's share apart).
 The note agrees on an edit when it names the same verdict for the target (landed or not) and the
 same set of unasked changes. Kinds:
   - typed: the counterfactual's captions as the edited prompts (as `eval` edits a generated image);
@@ -49,18 +50,14 @@ def request(pipeline, kind: str, name: str, add: bool, prompts, seed: int):
     return s, Edit.with_defaults(defaults, to_anatomy=target[0], to_style=target[1])
 
 
-def evaluator_verdict(classifier, modality: str, name: str, add: bool, source, result,
-                      reference=None) -> dict:
-    """The evaluator's judgement of one edit: {"landed": bool, "changed": sorted names}.
-    `reference`: the image unasked changes are counted against (default the source)."""
+def evaluator_verdict(classifier, modality: str, name: str, add: bool, source, result) -> dict:
+    """The evaluator's judgement of one edit: {"landed": bool, "changed": sorted names}."""
     names = [a.name for a in attributes_of(modality)]
     columns = [OUTPUTS.index(n) for n in names]
-    images = [source, result] + ([] if reference is None else [reference])
-    p = predict_probs(classifier, images)[:, columns]
+    p = predict_probs(classifier, [source, result])[:, columns]
     target = names.index(name)
     before, after = p[0, target] >= PRESENT, p[1, target] >= PRESENT
-    against = p[0] if reference is None else p[2]
-    flipped = [n for j, n in enumerate(names) if j != target and (against[j] >= PRESENT) != (p[1, j] >= PRESENT)]
+    flipped = [n for j, n in enumerate(names) if j != target and (p[0, j] >= PRESENT) != (p[1, j] >= PRESENT)]
     return {"landed": bool(after == add and before != add), "changed": sorted(flipped)}
 
 
@@ -75,18 +72,15 @@ def note_verdict(landing: dict, name: str) -> dict:
 def one_edit(pipeline, classifier, kind: str, modality: str, name: str, add: bool, seed: int) -> dict:
     prompts = prompts_for(modality, name, seed)
     s, e = request(pipeline, kind, name, add, prompts, seed)
-    reference = None
     if kind == "upload":
         factors = {**prompts[0], name: not add}
         image = render(modality, factors, seed, pipeline.model.info.image_size).image
-        result = pipeline.edit_image(image, s, e)
-        # The evaluator counts an upload's unasked changes against the round trip (eval --uploads).
-        reference = pipeline.inverted(result.neutral, s)[1]
+        result = pipeline.edit_image(image, s, e)  # result.neutral: the upload at the model's size
     else:
         result = pipeline.edit(s, e)
     add_landing(result, pipeline.model.info.attributes, classifier)
     note = note_verdict(result.settings["landing"], name)
-    judged = evaluator_verdict(classifier, modality, name, add, result.neutral, result.edited, reference)
+    judged = evaluator_verdict(classifier, modality, name, add, result.neutral, result.edited)
     agrees = note["landed"] == judged["landed"] and note["changed"] == judged["changed"]
     return {"kind": kind, "attribute": name, "direction": "add" if add else "remove", "seed": seed,
             "note": note, "evaluator": judged, "agrees": agrees,
