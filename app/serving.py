@@ -9,7 +9,8 @@ limits of a request itself are in pipelines/core/limits.py and hold everywhere, 
   while both wait (app/device.py): an edit waits behind a series for at most about one quantum and
   one step per quantum of its own, and a series keeps half the device however many edits come;
 - a bounded queue; the number and bytes of responses whose files stay on disk; the number and
-  bytes of uploads waiting for their request, and how long one no request named is kept;
+  bytes of uploads waiting for their request, and how long one is kept, named by a queued request
+  or not;
 - the CPU threads a computation uses (MEDEDIT_THREADS; torch's default, one per core, when unset).
   On a CPU that other processes share, 1 is far faster than 2: two threads meet at a barrier after
   every operation, and each barrier waits for both to be scheduled (here, with other jobs running,
@@ -45,7 +46,10 @@ class ServerLimits:
     results_bytes: int = 1 << 30  # and at most these bytes of them (the newest is always kept)
     uploads_kept: int = 128  # uploads waiting for their request (the oldest are removed past it)
     upload_bytes: int = 1 << 30  # and at most these bytes of them (16 x the 64 MiB upload limit)
-    upload_age: int = 600  # seconds an upload no request named is kept
+    upload_age: int = 600  # seconds an upload no request claimed is kept
+    # Seconds an upload that no request in the queue names is kept: one the browser's editor sent
+    # for an event it dropped (app/upload_ledger.py). A client sends its request once its files are up.
+    upload_unnamed_age: int = 60
     threads: int | None = None  # torch's CPU threads per computation; None: torch's default
     lane_quantum: float = 1.0  # seconds of device time one lane holds while the other waits
 

@@ -8,7 +8,12 @@ records it in one step: a twin upload arriving while a request removes the file 
 counted (the file stays) or written after the removal (a new file).
 
 Uploads nobody claims are removed oldest first past `uploads_kept` files or `upload_bytes` bytes,
-and after `upload_age` seconds (serving.limits).
+and after `upload_age` seconds (serving.limits); an upload that no request in gradio's queue names
+after `upload_unnamed_age` seconds (60): a client sends its request as soon as its files are up,
+but the browser's image editor uploads its background, layers and composite for events it then
+drops (a brush stroke while the last one's event runs), and those no request ever claims. The
+ledger sees each request's files as it joins the queue (it wraps the queue's `push`), before
+gradio's queue holds it for however long the server is busy.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Waiting:
     count: int  # uploads of this path not yet claimed
     size: int  # bytes on disk (one file, however many uploads)
     since: float  # time.monotonic() of the latest upload
+    named: bool = False  # a request in gradio's queue names it: kept upload_age, not upload_unnamed_age
 
 
 class UploadLedger(set):
@@ -41,8 +47,9 @@ class UploadLedger(set):
     after its upload route wrote the files. As a set it stays empty: gradio's own cache sweep
     finds nothing here to delete; the ledger removes uploads itself."""
 
-    def __init__(self):
+    def __init__(self, blocks=None):
         super().__init__()
+        self._blocks = blocks  # whose queue's requests name uploads (watched once it exists)
         self._lock = threading.Lock()
         self._waiting: OrderedDict[str, Waiting] = OrderedDict()  # oldest upload first
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,7 +69,31 @@ class UploadLedger(set):
             evicted = self._over_bounds()
         for path in evicted:
             remove_upload(path)
+        self._watch_queue()
         self._arm_sweep()
+
+    def _watch_queue(self):
+        """From the first upload on (the server is running, its queue made): every request that
+        joins the queue marks the uploads it names."""
+        queue = getattr(self._blocks, "_queue", None)
+        if queue is None or getattr(queue.push, "mededit_watched", False):
+            return
+        push = queue.push
+
+        async def watched_push(body, *args, **kwargs):
+            from app.uploads import named_files  # here: app/uploads.py imports this module
+            self.named(named_files(getattr(body, "data", None)))
+            return await push(body, *args, **kwargs)
+
+        watched_push.mededit_watched = True
+        queue.push = watched_push
+
+    def named(self, paths: list[str]):
+        """Requests joining the queue name `paths`: the uploads of them wait up to upload_age."""
+        with self._lock:
+            for path in paths:
+                if path in self._waiting:
+                    self._waiting[path].named = True
 
     def _add(self, path: str):
         try:
@@ -70,6 +101,7 @@ class UploadLedger(set):
         except OSError:
             return
         previous = self._waiting.pop(path, None)
+        # A twin of an upload a queued request names is itself named by no request yet.
         self._waiting[path] = Waiting((previous.count if previous else 0) + 1, size, time.monotonic())
 
     def _over_bounds(self) -> list[str]:
@@ -86,14 +118,18 @@ class UploadLedger(set):
         if self._loop is None or self._sweep_armed:
             return
         self._sweep_armed = True
-        self._loop.call_later(max(1.0, min(60.0, serving.limits.upload_age / 4)), self._sweep)
+        shortest = min(serving.limits.upload_age, serving.limits.upload_unnamed_age)
+        self._loop.call_later(max(1.0, min(60.0, shortest / 4)), self._sweep)
 
     def _sweep(self):
-        """Remove uploads older than upload_age (on the event loop; re-armed while any wait)."""
+        """Remove uploads older than upload_age, or than upload_unnamed_age that no queued request
+        names (on the event loop; re-armed while any wait)."""
         self._sweep_armed = False
-        oldest_kept = time.monotonic() - serving.limits.upload_age
+        now, limits = time.monotonic(), serving.limits
         with self._lock:
-            stale = [path for path, waiting in self._waiting.items() if waiting.since < oldest_kept]
+            stale = [path for path, waiting in self._waiting.items()
+                     if now - waiting.since > (limits.upload_age if waiting.named else
+                                               min(limits.upload_age, limits.upload_unnamed_age))]
             for path in stale:
                 del self._waiting[path]
             remaining = bool(self._waiting)
@@ -167,7 +203,7 @@ def ledger_of(blocks) -> UploadLedger:
     current = blocks.upload_file_set
     if isinstance(current, UploadLedger):
         return current
-    ledger = UploadLedger()
+    ledger = UploadLedger(blocks)
     blocks.temp_file_sets = [ledger if s is current else s for s in blocks.temp_file_sets]
     blocks.upload_file_set = ledger
     return ledger

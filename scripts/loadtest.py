@@ -19,7 +19,10 @@ on a fresh server when the load test started its own (so no cached result is reu
 concurrent answer must be bitwise equal (decoded pixels) to its replay.
 
 Reported (JSON on stdout, a summary on stderr): errors, empty or truncated files, mismatches,
-latency percentiles per endpoint, how many requests the server refused as over its budget or
+latency percentiles per endpoint, where a plain /edit's time went (each answer's own timing, from
+the server: outside the handler, i.e. gradio's queue and the transfers, as the client's time less
+the server's; then the wait for the device, and of it behind series and exports; computing;
+writing; the slowest edit's parts apart), how many requests the server refused as over its budget or
 stopped at its time limit, and the server's resident memory (VmRSS from /proc) before the load, at
 every fifth of it, at its peak, at the end, and the moment the n-th request of each --checkpoints
 finished (with the last checkpoint's level as a ratio of the first: does memory keep growing once
@@ -185,6 +188,10 @@ def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
     try:
         api = "series" if kind == LARGEST_KIND else kind
         response = client.submit(**kwargs, api_name=f"/{api}").result(timeout=timeout)
+        answered = time.perf_counter() - began
+        settings = response[-1] if isinstance(response, (list, tuple)) else None
+        if isinstance(settings, dict) and isinstance(settings.get("timing"), dict):  # app/api.timed
+            record["server"] = {**settings["timing"], "outside": answered - settings["timing"]["total"]}
         record["digest"] = digest_response(kind, response)
     except BadFile as error:
         record["bad_file"] = str(error)
@@ -303,6 +310,19 @@ def percentiles(values: list[float]) -> dict:
             "p99": round(pick(0.99), 3), "max": round(ordered[-1], 3)}
 
 
+def where_the_time_went(records: list[dict]) -> dict:
+    """Percentiles of each part of the requests' time as their servers told it (app/timing.py),
+    and the slowest request's parts."""
+    timed = [r for r in records if "server" in r]
+    if not timed:
+        return {}
+    parts = ("outside", "before", "waiting", "behind_series", "computing", "writing")
+    slowest = max(timed, key=lambda r: r["seconds"])
+    return {**{part: percentiles([r["server"][part] for r in timed]) for part in parts},
+            "slowest": {"seconds": round(slowest["seconds"], 3),
+                        **{part: round(slowest["server"][part], 3) for part in parts}}}
+
+
 def memory_report(before: float | None, sampler: MemorySampler, total: int, after: float | None,
                   checkpoints: dict[int, float | None]) -> dict:
     report = {"before_load": before, "peak": max((v for _, v in sampler.samples), default=None),
@@ -413,6 +433,7 @@ def run(args) -> dict:
                       **{k: percentiles([r["seconds"] for r in done if r["kind"] == k])
                          for k in KINDS + ((UPLOAD_KIND,) if args.uploads else ())
                          + ((LARGEST_KIND,) if args.largest else ())}},
+        "plain_edit_parts_s": where_the_time_went([r for r in done if r["kind"] == "edit"]),
         "server_rss_mb": memory,
         "server_content_length_warnings": log_text.count("Content-Length"),
         "files_kept_in": str(scratch) if args.keep_files else None,
@@ -473,6 +494,12 @@ def main(argv=None) -> int:
     edit, largest = report["latency_s"]["edit"], report["latency_s"].get(LARGEST_KIND)
     print(f"plain /edit: p50 {edit.get('p50')} s, p99 {edit.get('p99')} s, max {edit.get('max')} s"
           + (f"; the largest series: {largest}" if largest is not None else ""), file=sys.stderr)
+    parts = report["plain_edit_parts_s"]
+    if parts:
+        print("plain /edit's time, p99 (max) of each part: " + ", ".join(
+            f"{part} {parts[part]['p99']} ({parts[part]['max']}) s" for part in
+            ("outside", "waiting", "behind_series", "computing", "writing"))
+            + f"; the slowest: {parts['slowest']}", file=sys.stderr)
     return 0 if not (report["errors"] or report["bad_files"] or report["mismatches"]) else 1
 
 

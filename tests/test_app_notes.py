@@ -111,3 +111,25 @@ def test_a_wait_for_another_request_is_told_apart_from_the_computing(micro_app):
     assert seconds(note, "computing") < seconds(note, "waiting for other requests")
     total = float(re.search(r"this request took (\d+\.\d\d) s", note).group(1))
     assert total >= seconds(note, "waiting for other requests") + seconds(note, "computing") - 0.02
+
+
+def test_an_api_answers_timing_is_its_own_and_goes_back_to_export_with_its_settings(micro_app):
+    """/edit's settings carry the request's own timing (not its files), and /export takes those
+    settings back as they came."""
+    import json
+    import zipfile
+
+    from app import api
+
+    f = edit_form(micro_app, seed=15)
+    *files, settings = api.api_edit(f["anatomy"], f["style"], f["to_anatomy"], f["to_style"], "", f["swap_at"],
+                                    f["seed"], f["steps"], f["anatomy_scale"], f["style_scale"], micro_app,
+                                    progress=None)
+    timing = settings["timing"]
+    assert set(timing) == {"total", "before", "waiting", "behind_series", "computing", "writing"}
+    assert timing["total"] >= timing["computing"] > 0 and timing["behind_series"] == 0.0
+    from PIL import Image
+    with Image.open(files[1]) as png:  # the files' provenance is the request's, not its time
+        assert png.text and "behind_series" not in json.dumps(png.text)
+    with zipfile.ZipFile(api.api_export(json.dumps(settings), progress=None)) as archive:
+        assert "timing" not in archive.read("manifest.json").decode()

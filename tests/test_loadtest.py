@@ -114,11 +114,28 @@ def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_mo
     assert report["config"]["replay"] == "a fresh server"
     assert report["latency_s"]["all"]["n"] == 6 and report["latency_s"]["all"]["max"] > 0
     assert report["refused_over_budget"] == report["stopped_at_time_limit"] == 0
+    parts = report["plain_edit_parts_s"]  # each plain edit's own timing, from its answer's settings
+    assert parts["computing"]["n"] == 2 and parts["outside"]["n"] == 2
+    slowest = parts["slowest"]
+    assert slowest["seconds"] >= slowest["outside"] + slowest["computing"] and slowest["computing"] > 0
     memory = report["server_rss_mb"]
     assert memory["before_load"] > 50 and memory["peak"] >= memory["before_load"]
     assert set(memory["checkpoints"]) == {"2", "6"} and all(mb > 50 for mb in memory["checkpoints"].values())
     assert memory["last_over_first_checkpoint"] == round(memory["checkpoints"]["6"] / memory["checkpoints"]["2"], 3)
     assert report["files_kept_in"] is None and not list(tmp_path.glob("mededit-loadtest-*"))  # nothing left behind
+
+
+def test_where_a_requests_time_went_is_told_from_the_servers_own_timing():
+    timing = lambda total, waiting, behind: {"total": total, "before": 0.0, "waiting": waiting,  # noqa: E731
+                                             "behind_series": behind, "computing": total - waiting, "writing": 0.0}
+    records = [{"seconds": 3.0, "server": {**timing(2.0, 1.5, 1.0), "outside": 1.0}},
+               {"seconds": 9.0, "server": {**timing(4.0, 1.0, 0.5), "outside": 5.0}},
+               {"seconds": 1.0, "error": "refused"}]  # no answer, no timing: left out
+    parts = loadtest.where_the_time_went(records)
+    assert parts["outside"]["n"] == 2 and parts["outside"]["max"] == 5.0 and parts["behind_series"]["max"] == 1.0
+    assert parts["slowest"] == {"seconds": 9.0, "outside": 5.0, "before": 0.0, "waiting": 1.0,
+                                "behind_series": 0.5, "computing": 3.0, "writing": 0.0}
+    assert loadtest.where_the_time_went(records[2:]) == {}
 
 
 def test_checkpoints_are_checked_before_the_run():
