@@ -129,6 +129,13 @@ def save_classifier(clf: AttributeClassifier, folder, extra: dict | None = None,
     return folder
 
 
+def classifier_folder(model_folder=None) -> Path:
+    """The classifier that judges a model's images: the one its folder ships (MODEL/classifier: the
+    256-px model's reads 128 px), else the default (assets/classifier, 64 px)."""
+    own = Path(model_folder) / "classifier" if model_folder is not None else None
+    return own if own is not None and (own / WEIGHTS_FILE).is_file() else DEFAULT_FOLDER
+
+
 def load_classifier(folder=None) -> AttributeClassifier:
     """The classifier saved in folder (default assets/classifier), in eval mode."""
     folder = Path(folder) if folder is not None else DEFAULT_FOLDER
