@@ -323,7 +323,7 @@ BAD_INPUT = [
     (["vae", "--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
     (["vae", "--seed", "-5"], "--seed must be a whole number from 0 to"),
     (["vae", "--crop", "30", "--preset", "micro"], "--crop must be a multiple of 4 from 4 to --size 64, got 30"),
-    (["vae", "--preset", "huge"], "argument --preset: invalid choice: 'huge' (choose from 'micro', 'cpu', 'f8')"),
+    (["vae", "--preset", "huge"], "argument --preset: invalid choice: 'huge' (choose from 'micro', 'micro-f8', 'cpu', 'f8')"),
     (["vae", "--init", "{tmp}/missing"], "--init {tmp}/missing: no such folder"),
     (["vae", "--out", "{tmp}/a-file/vae"], "--out {tmp}/a-file/vae: {tmp}/a-file is a file, not a folder"),
     (["classifier", "--widths", "a,b"], "--widths takes whole numbers >= 1 separated by commas, got 'a,b'"),
