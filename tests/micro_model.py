@@ -5,12 +5,13 @@ At 64 px it has the shipped model's shapes (an f4 VAE, 16x16 latents, patch 2); 
 """
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from pipelines.model.info import ModelInfo, write_model_info
+from pipelines.model.info import ModelInfo, read_model_info, write_model_info
 from pipelines.model.presets import make_projector, make_transformer, make_vae
 from pipelines.training.priors import PRIOR_DIMS
 from pipelines.model.sizes import NOISE_SCHEDULE, VAE_PRESETS
@@ -30,3 +31,11 @@ def save_micro_model(folder: Path, image_size: int = 64) -> Path:
     info = ModelInfo.embedded_default(image_size=image_size)
     write_model_info(folder, info if image_size == 64 else dataclasses.replace(info, name=f"micro-{image_size}"))
     return folder
+
+
+def copy_with_steps(folder: Path, copy: Path, steps: int) -> Path:
+    """A copy of model `folder` whose default sampling takes `steps` steps (eval and bench stay quick)."""
+    shutil.copytree(folder, copy)
+    info = read_model_info(copy)
+    write_model_info(copy, dataclasses.replace(info, defaults={**info.defaults, "steps": steps}))
+    return copy

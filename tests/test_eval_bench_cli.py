@@ -122,15 +122,8 @@ def test_good_values_get_as_far_as_loading_the_model(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def two_step_model(micro_model_folder, tmp_path_factory):
     """The micro model sampling in 2 steps: bench's 16-frame series, stock ones included, stay quick."""
-    import dataclasses
-    import shutil
-
-    from pipelines.model.info import read_model_info, write_model_info
-    folder = tmp_path_factory.mktemp("two-step") / "micro-two-step"
-    shutil.copytree(micro_model_folder, folder)
-    info = read_model_info(folder)
-    write_model_info(folder, dataclasses.replace(info, defaults={**info.defaults, "steps": 2}))
-    return folder
+    from tests.micro_model import copy_with_steps
+    return copy_with_steps(micro_model_folder, tmp_path_factory.mktemp("two-step") / "micro-two-step", 2)
 
 
 def test_bench_reports_the_pipeline_and_an_upload_in_one_json(two_step_model, tmp_path, capsys):

@@ -20,6 +20,7 @@ from pipelines.data.phantoms import phantom
 from pipelines.data.uploads import read_image
 from pipelines.editing.requests import Edit, Sampling, Series
 from pipelines.model.info import read_model_info, write_model_info
+from tests.micro_model import copy_with_steps
 from tests.upload_files import dicom_bytes, dicom_dataset, jpeg_bytes
 
 SIZE = 256
@@ -180,11 +181,7 @@ def test_the_commands_make_read_and_export_at_the_models_size(micro_256_folder, 
 @pytest.fixture(scope="module")
 def two_step_256(micro_256_folder, tmp_path_factory):
     """The 256-px micro model sampling in 2 steps: eval and bench stay quick."""
-    folder = tmp_path_factory.mktemp("two-step-256") / "micro-256-two-step"
-    shutil.copytree(micro_256_folder, folder)
-    info = read_model_info(folder)
-    write_model_info(folder, dataclasses.replace(info, defaults={**info.defaults, "steps": 2}))
-    return folder
+    return copy_with_steps(micro_256_folder, tmp_path_factory.mktemp("two-step-256") / "micro-256-two-step", 2)
 
 
 def test_eval_uploads_and_bench_measure_at_the_models_size(two_step_256, tmp_path, capsys):
