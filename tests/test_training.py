@@ -179,7 +179,7 @@ def test_dit_warm_starts_at_twice_the_size_with_only_the_widened_layers_learning
     assert not torch.equal(widened, after["pos_embed.proj.weight"])  # the new layers did learn
 
 
-def test_the_phantom_latents_are_kept_and_a_second_run_trains_on_them_alike(tmp_path, monkeypatch):
+def test_the_phantom_latents_and_captions_are_kept_and_a_second_run_trains_on_them_alike(tmp_path, monkeypatch):
     train_vae(vae_args(tmp_path, 1))
     cache = tmp_path / "cache"
     terms = dict(data_cache=str(cache), pair_weight=1.0, detail_weight=2.0)
@@ -189,7 +189,11 @@ def test_the_phantom_latents_are_kept_and_a_second_run_trains_on_them_alike(tmp_
     def no_rendering(*args, **kwargs):
         raise AssertionError("the second run rendered its phantoms again")
 
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the second run encoded its captions again")
+
     monkeypatch.setattr("pipelines.training.latent_cache.build_phantom_set", no_rendering)
+    monkeypatch.setattr("pipelines.training.dit_data.encode_all", no_encoding)
     train_dit(dit_args(tmp_path, 2, out=str(tmp_path / "second"), workdir=str(tmp_path / "w2"), **terms))
     name = "transformer/diffusion_pytorch_model.safetensors"
     assert same_tensors(tmp_path / "first" / name, tmp_path / "second" / name)

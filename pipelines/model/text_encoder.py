@@ -52,7 +52,7 @@ class TextEncoder:
     def __init__(self, folder: Path | None = None, max_length: int = MAX_LENGTH, device: str = "cpu"):
         transformers_logging.disable_progress_bar()  # a bar per load is noise in a CLI
 
-        folder = folder or locate_minilm()
+        self.folder = folder = Path(folder or locate_minilm())
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False).to(device)
         self.max_length = max_length

@@ -1,12 +1,18 @@
 """The DiT trainer's data, on the training device: phantom latents (training/latent_cache.py),
-each caption encoded once, the visual priors, and the loss masks of `--detail-weight` and `--pair-weight` (see training/dit.py)."""
+each caption encoded once (and kept beside the latents in `--data-cache`), the visual priors, and
+the loss masks of `--detail-weight` and `--pair-weight` (see training/dit.py)."""
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save
 from tqdm import tqdm
 
+from pipelines.core.files import content_hash, write_atomic
 from pipelines.model.conditioners import join_prompts
 from pipelines.model.text_encoder import TextEncoder
 from pipelines.training.latent_cache import phantom_latents
@@ -14,17 +20,38 @@ from pipelines.training.options import detail_mask_names
 from pipelines.training.priors import visual_priors
 
 
+def encode_all(encoder: TextEncoder, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    states, masks = [], []
+    for start in tqdm(range(0, len(captions), 256), desc="encoding captions"):
+        encoded = encoder.encode(captions[start:start + 256])
+        states.append(encoded.states.half().cpu())
+        masks.append(encoded.mask.cpu())
+    return torch.cat(states), torch.cat(masks)
+
+
+def encoded_captions(encoder: TextEncoder, captions: list[str], cache: str | None):
+    """The captions' token states and masks, from `cache` when a run with the same encoder kept them
+    (encoding 12,000 phantoms' captions takes minutes of every chunk of a long run on a CPU)."""
+    if cache is None:
+        return encode_all(encoder, captions)
+    made_by = json.dumps({"encoder": content_hash(sorted(encoder.folder.rglob("*.safetensors"))),
+                          "max_length": encoder.max_length, "captions": captions})
+    path = Path(cache) / f"captions-{hashlib.sha256(made_by.encode()).hexdigest()[:16]}.safetensors"
+    if path.exists():
+        kept = load_file(path)
+        return kept["states"], kept["masks"]
+    states, masks = encode_all(encoder, captions)
+    write_atomic(path, save({"states": states.contiguous(), "masks": masks.contiguous()}))
+    return states, masks
+
+
 class TextCache:
     """Every distinct caption encoded once; batches gather rows by index."""
 
-    def __init__(self, encoder: TextEncoder, captions: list[str], device: torch.device):
+    def __init__(self, encoder: TextEncoder, captions: list[str], device: torch.device, cache: str | None = None):
         unique = sorted(set(captions))
-        states, masks = [], []
-        for start in tqdm(range(0, len(unique), 256), desc="encoding captions"):
-            encoded = encoder.encode(unique[start:start + 256])
-            states.append(encoded.states.half())
-            masks.append(encoded.mask)
-        self.states, self.masks = torch.cat(states).to(device), torch.cat(masks).to(device)
+        states, masks = encoded_captions(encoder, unique, cache)
+        self.states, self.masks = states.to(device), masks.to(device)
         row = {caption: i for i, caption in enumerate(unique)}
         self.index = torch.tensor([row[c] for c in captions], device=device)
 
@@ -34,12 +61,12 @@ class TextCache:
 
 
 def caption_caches(encoder: TextEncoder, anatomy: list[str], style: list[str], conditioning: str,
-                   device: torch.device) -> tuple[TextCache, TextCache]:
+                   device: torch.device, cache: str | None = None) -> tuple[TextCache, TextCache]:
     """The two channels' caches; the 'joined' ablation puts both captions in the anatomy channel."""
     if conditioning == "joined":
         joined = [join_prompts(a, s) for a, s in zip(anatomy, style)]
-        return TextCache(encoder, joined, device), TextCache(encoder, [""] * len(joined), device)
-    return TextCache(encoder, anatomy, device), TextCache(encoder, style, device)
+        return TextCache(encoder, joined, device, cache), TextCache(encoder, [""] * len(joined), device, cache)
+    return TextCache(encoder, anatomy, device, cache), TextCache(encoder, style, device, cache)
 
 
 def loss_weights(detail: torch.Tensor, weight: float) -> torch.Tensor:
@@ -86,13 +113,14 @@ def prepare_data(args, device: torch.device) -> DitData:
     phantoms = phantom_latents(args.vae, device, args.n, args.seed + 1_000_000, args.size, detail_masks,
                                partners=paired, cache=args.data_cache)
     encoder = TextEncoder(max_length=args.text_tokens, device=device)
-    anatomy_text, style_text = caption_caches(encoder, phantoms.anatomy, phantoms.style, args.conditioning, device)
+    anatomy_text, style_text = caption_caches(encoder, phantoms.anatomy, phantoms.style, args.conditioning, device,
+                                              args.data_cache)
     anatomy_prior, style_prior = (p.to(device) for p in visual_priors(phantoms.labels, phantoms.modality))
     data = DitData(phantoms.latents.to(device), anatomy_text, style_text, anatomy_prior, style_prior)
     if phantoms.detail is not None:
         data.weights = loss_weights(phantoms.detail, args.detail_weight).to(device)
     if paired:
         data.partner_anatomy, data.partner_style = caption_caches(
-            encoder, phantoms.partner_anatomy, phantoms.partner_style, args.conditioning, device)
+            encoder, phantoms.partner_anatomy, phantoms.partner_style, args.conditioning, device, args.data_cache)
         data.pair_keep = pair_keep_mask(phantoms.partner_change, phantoms.objects, args.pair_keep).to(device)
     return data

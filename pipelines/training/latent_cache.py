@@ -23,7 +23,7 @@ from pipelines.training.data import build_phantom_set, to_unit_range
 
 @dataclass
 class PhantomLatents:
-    """What the DiT trainer keeps of its phantoms (captions as text: they are encoded per run)."""
+    """What the DiT trainer keeps of its phantoms (captions as text: training/dit_data.py keeps them encoded)."""
     latents: torch.Tensor  # [N, C, h, w] scaled VAE latents
     labels: torch.Tensor  # [N, A]
     modality: list[str]

@@ -112,7 +112,8 @@ def add_dit_arguments(parser):
                         help="with an --init of a smaller patch: the learning rate of the widened patch "
                              "embedding and output layer, times --lr")
     parser.add_argument("--data-cache", default=None,
-                        help="a folder where the phantoms' latents are kept between runs (default: none)")
+                        help="a folder where the phantoms' latents and encoded captions are kept between runs "
+                             "(default: none)")
     parser.add_argument("--new-layers-alone", type=int, default=0,
                         help="with an --init of a smaller patch: steps at the start in which only the "
                              "widened layers learn")
