@@ -125,7 +125,7 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     if image is not None:
         if series is None:
             result = pipeline.edit_image(image.pixels, s, e, image.regions, callback, edit_anyway=image.edit_anyway)
-            add_landing(result, pipeline.model.info.attributes)  # did the edit land: said in its notes
+            add_landing(result, pipeline.model)  # did the edit land: said in its notes
         else:
             result = pipeline.series_image(image.pixels, s, e, series, image.regions, callback,
                                            edit_anyway=image.edit_anyway)
@@ -136,7 +136,7 @@ def _compute(kind: str, source: str, s: Sampling, e: Edit | None, series: Series
     if kind == "generate":
         return pipeline.generate(s, callback)
     if kind == "edit":
-        return add_landing(pipeline.edit(s, e, callback), pipeline.model.info.attributes)
+        return add_landing(pipeline.edit(s, e, callback), pipeline.model)
     return pipeline.series(s, e, series, callback)
 
 

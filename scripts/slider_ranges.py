@@ -47,7 +47,7 @@ from pipelines.data.attributes import attributes_of  # noqa: E402
 from pipelines.data.phantoms import caption, render  # noqa: E402
 from pipelines.editing.sampling import edit_tail, trajectory  # noqa: E402
 from pipelines.evaluation import metrics  # noqa: E402
-from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs  # noqa: E402
+from pipelines.evaluation.classifier import OUTPUTS, model_classifier, predict_probs  # noqa: E402
 from pipelines.evaluation.evaluator import prompts_for  # noqa: E402
 from pipelines.evaluation.plan import row_seeds  # noqa: E402
 from pipelines.model import conditioners  # noqa: E402
@@ -78,7 +78,7 @@ STACKS = (
 class Meter:
     def __init__(self, model, batch: int, chain: bool = True):
         self.model, self.batch, self.chain = model, batch, chain
-        self.classifier = load_classifier()
+        self.classifier = model_classifier(model.domain_folder)  # the model's own, if it ships one
         self.encode = conditioners.cached(model.conditioner.encode, 512)
         d = model.info.defaults
         self.steps, self.scales, self.locality = d["steps"], (d["anatomy_scale"], d["style_scale"]), d["locality"]

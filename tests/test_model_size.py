@@ -4,6 +4,7 @@
 its 64 px. Also: a folder whose mededit.json disagrees with its weights is refused, and the model
 picker offers a shipped model only once it is whole."""
 
+import argparse
 import dataclasses
 import io
 import json
@@ -207,6 +208,55 @@ def test_fit_domain_fits_the_models_images_at_its_size(micro_256_folder, tmp_pat
     assert report["image_size"] == SIZE and "--model" in report["command"]
     info = json.loads((folder / "domain" / "domain.json").read_text())
     assert info["image_size"] == SIZE
+
+
+def test_a_model_that_ships_its_own_classifier_is_read_by_it_everywhere(micro_256_folder, tmp_path, capsys):
+    """MODEL/classifier (the 256-px model's reads 128 px, with a lesion output) reads that model's
+    images in the landing notes, Describe and the domain check (fitted with it too), not the
+    default 64-px one: here one that finds dermoscopy and no lesion in every image."""
+    import hashlib
+
+    import torch
+
+    from pipelines.cli import main
+    from pipelines.editing.pipeline import MedEditPipeline
+    from pipelines.evaluation.classifier import (LESION, OUTPUTS, load_classifier, model_classifier,
+                                                 save_classifier)
+    from pipelines.evaluation.describe import describe
+    from pipelines.evaluation.domain import folder_check
+    from pipelines.evaluation.landing import add_landing
+    from pipelines.model.loading import load_model
+    from pipelines.training.classifier import starting_classifier
+    folder = tmp_path / "own-classifier"
+    shutil.copytree(micro_256_folder, folder)
+    own = starting_classifier(argparse.Namespace(init="assets/classifier", size=128, lesion_free=0.2))
+    with torch.no_grad():  # dermoscopy and bare skin, whatever the image
+        own.head.weight[OUTPUTS.index("modality_cxr")] = 0.0
+        own.head.bias[OUTPUTS.index("modality_cxr")] = -10.0
+        own.lesion_head.weight.zero_()
+        own.lesion_head.bias.fill_(-10.0)
+    save_classifier(own, folder / "classifier", dtype=torch.float16)
+    pipeline = MedEditPipeline(load_model(str(folder)))
+    reader = model_classifier(pipeline.model.domain_folder)
+    assert reader.config.input_size == 128 and reader.config.has_lesion
+    assert load_classifier().config.input_size == 64 and not load_classifier().config.has_lesion
+    # did the edit land: the default classifier has no lesion output, so says nothing of it
+    result = add_landing(pipeline.edit(Sampling(NEVUS, SKIN, **FAST), Edit(to_style=HAIR)), pipeline.model)
+    assert result.settings["landing"]["lesion"]["found"] is False
+    assert any(note.startswith("no lesion found") for note in result.notes), result.notes
+    # Describe, through the model's domain check (no statistics yet: unchecked, same classifier)
+    check = folder_check(folder, str(folder))
+    assert check.stats is None and check.classifier is reader
+    description = describe(phantom("dermoscopy", 5, size=SIZE).image, check=check)
+    assert description.findings[0].name == LESION and not description.findings[0].present
+    assert description.anatomy == "a dermoscopic image of skin with no lesion"
+    # the domain check: fitted with the model's classifier, and used with it
+    assert main(["fit-domain", "--model", str(folder), "--n", "8", "--calibration", "8", "--json"]) == 0
+    capsys.readouterr()
+    info = json.loads((folder / "domain" / "domain.json").read_text())
+    assert info["classifier_sha256"] == hashlib.sha256((folder / "classifier" / "model.safetensors").read_bytes()).hexdigest()
+    check = folder_check(folder, str(folder))
+    assert check.stats is not None and check.classifier is reader
 
 
 

@@ -50,7 +50,7 @@ def run(args) -> int:
         else:
             result = pipeline.edit_image(decoded.pixels, sampling, edit, regions, edit_anyway=args.edit_anyway)
             record_source(result.settings, decoded)
-        add_landing(result, pipeline.model.info.attributes)
+        add_landing(result, pipeline.model)
         meta = write_outputs(tmp, result, notes)
     out = args.out
     for note in [] if args.json else meta["notes"]:  # --json: they are in the JSON

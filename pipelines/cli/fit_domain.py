@@ -43,7 +43,7 @@ def run(args) -> int:
     if args.data is not None and not Path(args.data).is_dir():
         raise MedEditError(f"--data {args.data}: no such folder (an imagefolder dataset with metadata.jsonl)")
     # Imported here: torch loads only once the arguments have passed.
-    from pipelines.evaluation.classifier import load_classifier
+    from pipelines.evaluation.classifier import classifier_folder, load_classifier
     from pipelines.evaluation.domain import classifier_sha256, domain_folder, save_domain
     from pipelines.data.phantom_size import render_size
     from pipelines.evaluation.domain_fit import TUNING_GENERATED, fit_domain, folder_sets, phantom_sets
@@ -63,11 +63,11 @@ def run(args) -> int:
     outside = [case.pixels for case in out_of_domain(TUNING_GENERATED, "tuning", medical=not args.data)]
     command = ["python -m pipelines fit-domain", f"--model {args.model or 'embedded'}", f"--n {n}",
                f"--calibration {calibration}", f"--augment {augment:g}"] + ([f"--data {args.data}"] if args.data else [])
-    stats = fit_domain(load_classifier(), sets, {"classifier_sha256": classifier_sha256(),
-                                                 "fitted_on": args.data or "phantoms (training seeds)",
-                                                 "image_size": image_size, "augment": augment,
-                                                 "command": " ".join(command)},
-                       image_size, outside)
+    # the classifier that reads the model's images (its own where it ships one), as the check uses
+    reader = classifier_folder(domain_folder(args.model))
+    info = {"classifier_sha256": classifier_sha256(reader), "fitted_on": args.data or "phantoms (training seeds)",
+            "image_size": image_size, "augment": augment, "command": " ".join(command)}
+    stats = fit_domain(load_classifier(reader), sets, info, image_size, outside)
     stats.info["seconds"] = round(time.perf_counter() - began, 1)
     written = save_domain(folder, stats)
     summary = {"folder": str(written), "flag": stats.flag, "refuse": stats.refuse, **stats.info}

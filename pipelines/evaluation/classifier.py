@@ -2,6 +2,7 @@
 
     from pipelines.evaluation.classifier import load_classifier, predict_probs, OUTPUTS
     clf = load_classifier()                 # assets/classifier (safetensors + config.json)
+    clf = model_classifier(model.domain_folder)   # the one that reads a model's images: its own, if it ships one
     probs = predict_probs(clf, images)      # [B, 13 or 14] sigmoids, columns in clf.config.outputs order
     lesion_probability(clf, images)         # [B] "a lesion is shown", or None for a classifier without it
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,20 @@ def classifier_folder(model_folder=None) -> Path:
     256-px model's reads 128 px), else the default (assets/classifier, 64 px)."""
     own = Path(model_folder) / "classifier" if model_folder is not None else None
     return own if own is not None and (own / WEIGHTS_FILE).is_file() else DEFAULT_FOLDER
+
+
+def model_classifier(model_folder=None) -> AttributeClassifier:
+    """The classifier that reads a model's images (classifier_folder: its own, else the default),
+    loaded once per folder and version of its weights and shared (in eval mode: never train it).
+    model_folder is LoadedModel.domain_folder; None is the default classifier."""
+    folder = classifier_folder(model_folder)
+    weights = folder / WEIGHTS_FILE
+    return _cached_classifier(str(folder), weights.stat().st_mtime_ns if weights.is_file() else None)
+
+
+@lru_cache(maxsize=4)
+def _cached_classifier(folder: str, version: int | None) -> AttributeClassifier:
+    return load_classifier(folder)
 
 
 def load_classifier(folder=None) -> AttributeClassifier:

@@ -1,4 +1,4 @@
-"""Describe an image the user brings: source prompts proposed by the shipped attribute classifier.
+"""Describe an image the user brings: source prompts proposed by the model's attribute classifier.
 
     description = describe(image)            # [H, W, 3] uint8, any size
     description.anatomy, description.style   # the prompts to invert and edit it with
@@ -12,8 +12,9 @@ A classifier with a `lesion` output says first whether a dermoscopy image shows 
 where it finds none, the description says "no lesion found" and makes no nevus or melanoma call
 (that output would read a nevus into bare skin).
 
-The model's domain check (domain.py) judges the image first: for an image it refuses, of no
-modality the model knows, the modality is reported with confidence 0 (the classifier's softmax
+The classifier is the model's (its own where it ships one: classifier.model_classifier), as its
+domain check holds it. That check (domain.py) judges the image first: for an image it refuses, of
+no modality the model knows, the modality is reported with confidence 0 (the classifier's softmax
 would still say "chest X-ray 97%" for a circuit board), and its verdict is in `domain`.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipelines.data.attributes import attributes_of
 from pipelines.data.uploads import as_rgb_array, fit_pixels
-from pipelines.evaluation.classifier import LESION, OUTPUTS, lesion_column, load_classifier, predict_probs
+from pipelines.evaluation.classifier import LESION, OUTPUTS, lesion_column, model_classifier, predict_probs
 from pipelines.evaluation.domain import DomainCheck, load_domain_check
 
 PRESENT = 0.5
@@ -84,9 +85,11 @@ def join(items: list[str]) -> str:
 
 def describe(image, classifier=None, check: DomainCheck | None = None) -> Description:
     """What the classifier finds in `image` (uint8 grey, RGB or RGBA, fitted to its input size first),
-    judged by `check` (default: the default model's domain check)."""
-    classifier = classifier or load_classifier()
-    verdict = (check or load_domain_check()).check(image)
+    judged by `check` (default: the default model's domain check). The classifier (default) is the
+    check's: the one that reads its model's images, the model's own where it ships one."""
+    check = check or load_domain_check()
+    classifier = classifier or check.classifier or model_classifier()
+    verdict = check.check(image)
     fitted, _ = fit_pixels(as_rgb_array(image), classifier.config.input_size)
     every = predict_probs(classifier, [fitted])
     probs, lesion = every[0], lesion_column(every)

@@ -7,7 +7,7 @@ both are biased at small sample sizes (FID upward), so every figure comes with i
 metric between two disjoint phantom sets of the same size and factor distribution: what a
 generator indistinguishable from the renderer would score in the same run.
 
-    distance = DistanceToPhantoms(load_classifier())
+    distance = DistanceToPhantoms(model_classifier(model.domain_folder))   # the model's classifier
     distance.update(generated, phantoms, reference)   # per batch; three lists of HxWx3 uint8
     distance.compute()   # {"images", "fid", "fid_floor", "kid", "kid_std", "kid_floor", "kid_floor_std"}
 

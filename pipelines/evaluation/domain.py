@@ -1,6 +1,6 @@
 """Is an image like the ones a model was trained on? A domain check for every model.
 
-    check = load_domain_check(source)          # the model's statistics (<folder>/domain/), the shipped classifier
+    check = load_domain_check(source)          # the model's statistics (<folder>/domain/), the model's classifier
     verdict = check.check(image)               # [H, W, 3] uint8, any size
     verdict = gate(check, image, edit_anyway)  # the same, raising DomainRefused on a refusal
     verdict.outcome, verdict.message           # "in_domain" | "unlike_training" | "unknown_modality" | "unchecked"
@@ -17,8 +17,10 @@ Two limits, set at fitting time (no image `eval --domain` measures on is used):
 `flag`, just above nearly every held-out training image (in every form an upload takes: JPEG,
 noise, rescaled); `refuse`, chosen on a tuning split (domain_limits.py). Between them: unlike
 the training images but near a known modality, edited with a warning; above `refuse`: refused
-unless the caller edits anyway. The statistics name the classifier they were fitted with
-(its weights' sha256): other weights give "unchecked", never a wrong verdict.
+unless the caller edits anyway. The classifier is the one that reads the model's images
+(classifier.model_classifier: the folder's own classifier/, else the default); the statistics name
+the classifier they were fitted with (its weights' sha256): other weights give "unchecked", never a
+wrong verdict.
 
 Files, per model folder (a MedEdit folder, a PixArt folder or an adapter): domain/domain.safetensors
 (per modality and stage the mean and the precision matrix; each stage's scale) and domain/domain.json
@@ -40,8 +42,8 @@ from safetensors.torch import load_file, save
 from pipelines.core.errors import MedEditError
 from pipelines.core.files import write_atomic
 from pipelines.data.uploads import as_rgb_array, fit_pixels
-from pipelines.evaluation.classifier import (DEFAULT_FOLDER, WEIGHTS_FILE, AttributeClassifier, load_classifier,
-                                             prepare_images)
+from pipelines.evaluation.classifier import (DEFAULT_FOLDER, WEIGHTS_FILE, AttributeClassifier, classifier_folder,
+                                             model_classifier, prepare_images)
 
 DOMAIN_FOLDER = "domain"  # inside a model folder (or an adapter's)
 STATS_FILE, INFO_FILE = "domain.safetensors", "domain.json"
@@ -216,7 +218,8 @@ def verdict_for(score: float, nearest: str, stats: DomainStats) -> DomainVerdict
 
 
 class DomainCheck:
-    """A model's domain check: its statistics and the classifier they were fitted with."""
+    """A model's domain check: its statistics and the classifier they were fitted with (the model's
+    classifier, kept where there are no statistics too: Describe reads the image with it)."""
 
     def __init__(self, stats: DomainStats | None, classifier: AttributeClassifier | None = None,
                  unchecked_reason: str = ""):
@@ -248,23 +251,28 @@ def load_domain_check(source: str | None = None) -> DomainCheck:
 def folder_check(folder: Path | None, shown: str) -> DomainCheck:
     """The check whose statistics lie in `folder` (a model's, see LoadedModel.domain_folder);
     "unchecked", with the reason and the command that fits them, where there are none or they
-    belong to another classifier. Loaded once per folder and version of its files."""
+    belong to another classifier. Loaded once per folder and version of its files (the statistics'
+    and the classifier's weights')."""
     stats_file = None if folder is None else Path(folder) / DOMAIN_FOLDER / STATS_FILE
     version = stats_file.stat().st_mtime_ns if stats_file is not None and stats_file.is_file() else None
-    return _cached_check(None if folder is None else str(folder), version, shown)
+    weights = classifier_folder(folder) / WEIGHTS_FILE
+    classifier_version = weights.stat().st_mtime_ns if weights.is_file() else None
+    return _cached_check(None if folder is None else str(folder), version, classifier_version, shown)
 
 
 @lru_cache(maxsize=8)
-def _cached_check(folder: str | None, version: int | None, shown: str) -> DomainCheck:
+def _cached_check(folder: str | None, version: int | None, classifier_version: int | None,
+                  shown: str) -> DomainCheck:
     fit = f"fit them with `python -m pipelines fit-domain --model {shown}`"
     stats = load_domain(folder) if folder is not None and version is not None else None
+    classifier = model_classifier(folder)  # the model's own where it ships one
     if stats is None:
-        return DomainCheck(None, None, f"not checked: the model {shown} has no domain statistics "
-                                       f"(how far an image lies from its training images); {fit}")
-    if stats.info.get("classifier_sha256") != classifier_sha256():
-        return DomainCheck(None, None, f"not checked: the domain statistics of {shown} were fitted with "
-                                       f"another attribute classifier; {fit}")
-    return DomainCheck(stats, load_classifier())
+        return DomainCheck(None, classifier, f"not checked: the model {shown} has no domain statistics "
+                                             f"(how far an image lies from its training images); {fit}")
+    if stats.info.get("classifier_sha256") != classifier_sha256(classifier_folder(folder)):
+        return DomainCheck(None, classifier, f"not checked: the domain statistics of {shown} were fitted "
+                                             f"with another attribute classifier; {fit}")
+    return DomainCheck(stats, classifier)
 
 
 def with_domain_check(pipeline, shown: str | None = None):

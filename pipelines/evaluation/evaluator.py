@@ -1,4 +1,4 @@
-"""The evaluator: how well a model draws and edits each attribute, judged by the shipped classifier.
+"""The evaluator: how well a model draws and edits each attribute, judged by the model's classifier.
 
 For every attribute and seed: the phantom captioner writes the seed's prompts with the attribute
 off (the neutral image) and on (the edit), the model samples the neutral image and edits at several
@@ -33,7 +33,7 @@ from pipelines.model import conditioners
 from pipelines.evaluation import metrics
 from pipelines.core.limits import LOCALITY_RANGE, SCALE_RANGE, STEPS_RANGE, SWAP_RANGE
 from pipelines.data.attributes import MODALITIES, attributes_of
-from pipelines.evaluation.classifier import OUTPUTS, classifier_folder, lesion_column, load_classifier, predict_probs
+from pipelines.evaluation.classifier import OUTPUTS, lesion_column, model_classifier, predict_probs
 from pipelines.evaluation.lesion_check import LesionTally, lesion_summary
 from pipelines.evaluation.distribution import DistanceToPhantoms
 from pipelines.evaluation.plan import (BATCH, BATCH_RANGE, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs,
@@ -92,7 +92,7 @@ class Evaluator:
         self.steps = integer("steps", pick(steps, "steps"), *STEPS_RANGE)
         self.scales = (number("anatomy scale", pick(anatomy_scale, "anatomy_scale"), *SCALE_RANGE),
                        number("style scale", pick(style_scale, "style_scale"), *SCALE_RANGE))
-        self.classifier = load_classifier(classifier_folder(model.domain_folder))  # the model's own, if it ships one
+        self.classifier = model_classifier(model.domain_folder)  # the model's own, if it ships one
         self.encode = conditioners.cached(model.conditioner.encode, 256)  # a batch's prompts, read twice
 
     def cut(self, prompts: tuple[str, str]) -> bool:

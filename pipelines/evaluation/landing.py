@@ -2,7 +2,8 @@
 
     report = landing(classifier, result.neutral, result.edited, result.settings, model.info.attributes)
     report["notes"]   # e.g. "pacemaker asked, not found in the result (0.18): try ..."
-    add_landing(result, model.info.attributes)   # the same into result.settings["landing"] and result.notes
+    add_landing(result, model)   # the same into result.settings["landing"] and result.notes, read by
+                                 # the model's own classifier where it ships one (classifier.model_classifier)
 
 What was asked: each slider (scale > 0: present; < 0: absent) and each attribute whose phrase the
 typed edited prompt adds to the source prompt, or drops from it. An asked-for change lands, as the
@@ -21,11 +22,9 @@ by a classifier with a lesion output (lesion_check.py).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pipelines.core.limits import SLIDER_RANGE
 from pipelines.data.attributes import modality_of
-from pipelines.evaluation.classifier import OUTPUTS, load_classifier, predict_probs
+from pipelines.evaluation.classifier import OUTPUTS, model_classifier, predict_probs
 from pipelines.evaluation.lesion_check import lesion_landing
 
 PRESENT = 0.5  # the evaluator's threshold
@@ -110,15 +109,18 @@ def landing(classifier, neutral, edited, settings: dict, attributes: list[dict])
     return report
 
 
-@lru_cache(maxsize=1)
 def shipped_classifier():
-    return load_classifier()
+    """The default classifier (assets/classifier): the one that reads a model without its own."""
+    return model_classifier()
 
 
-def add_landing(result, attributes: list[dict], classifier=None):
+def add_landing(result, model, classifier=None):
     """An edit's result with what the classifier reads in it: settings "landing" (asked and
-    changed) and a note for each edit that did not land or attribute that changed unasked."""
-    report = landing(classifier or shipped_classifier(), result.neutral, result.edited, result.settings, attributes)
+    changed) and a note for each edit that did not land or attribute that changed unasked.
+    `model` is the LoadedModel that made it: its attributes, and its own classifier where it ships
+    one (default: model_classifier(model.domain_folder))."""
+    classifier = classifier or model_classifier(model.domain_folder)
+    report = landing(classifier, result.neutral, result.edited, result.settings, model.info.attributes)
     result.notes = list(result.notes) + report.pop("notes")
     result.settings["landing"] = report
     return result

@@ -29,9 +29,9 @@ import numpy as np
 from pipelines.data.attributes import MODALITIES, attributes_of
 from pipelines.data.phantoms import render
 from pipelines.editing.requests import Edit, Sampling
-from pipelines.evaluation.classifier import OUTPUTS, predict_probs
+from pipelines.evaluation.classifier import OUTPUTS, model_classifier, predict_probs
 from pipelines.evaluation.evaluator import prompts_for
-from pipelines.evaluation.landing import PRESENT, add_landing, shipped_classifier
+from pipelines.evaluation.landing import PRESENT, add_landing
 from pipelines.evaluation.plan import evaluation_jobs, row_seeds
 
 KINDS = ("typed", "slider", "upload")
@@ -78,7 +78,7 @@ def one_edit(pipeline, classifier, kind: str, modality: str, name: str, add: boo
         result = pipeline.edit_image(image, s, e)  # result.neutral: the upload at the model's size
     else:
         result = pipeline.edit(s, e)
-    add_landing(result, pipeline.model.info.attributes, classifier)
+    add_landing(result, pipeline.model, classifier)
     note = note_verdict(result.settings["landing"], name)
     judged = evaluator_verdict(classifier, modality, name, add, result.neutral, result.edited)
     agrees = note["landed"] == judged["landed"] and note["changed"] == judged["changed"]
@@ -95,7 +95,7 @@ def share(rows: list[dict], key: str) -> float | None:
 def measure(pipeline, seeds: int, seed_range: str = "reporting", kinds=KINDS, modalities=None,
             attributes=None, progress=None) -> dict:
     """Every edit's two verdicts and the agreement, overall, by kind and by attribute."""
-    began, classifier = time.perf_counter(), shipped_classifier()
+    began, classifier = time.perf_counter(), model_classifier(pipeline.model.domain_folder)
     jobs = evaluation_jobs(tuple(modalities or MODALITIES), attributes)
     known = {a["name"] for a in pipeline.model.info.attributes}
     rows = []

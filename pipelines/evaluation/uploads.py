@@ -54,7 +54,7 @@ from pipelines.editing.requests import Edit, Sampling
 from pipelines.editing.sampling import Prefix, advance
 from pipelines.editing.terms import Term, edit_inverted
 from pipelines.evaluation import metrics
-from pipelines.evaluation.classifier import OUTPUTS, classifier_folder, load_classifier, predict_probs
+from pipelines.evaluation.classifier import OUTPUTS, model_classifier, predict_probs
 from pipelines.evaluation.plan import BATCH, DEFAULT_RANGE, DEFAULT_SEEDS, evaluation_jobs, row_seeds
 from pipelines.evaluation.upload_plan import DIRECTIONS, EDITS, SEED_BLOCKS, checked_directions
 from pipelines.model import conditioners
@@ -99,7 +99,7 @@ class UploadEvaluator:
         request = Edit(swap_at=self.swap_at, refresh=refresh)
         self.swap, self.refresh = request.swap_step(self.steps), request.refresh
         self.refresh_steps = request.refresh_steps(self.steps)
-        self.classifier = load_classifier(classifier_folder(model.domain_folder))  # the model's own, if it ships one
+        self.classifier = model_classifier(model.domain_folder)  # the model's own, if it ships one
         self.encode = conditioners.cached(model.conditioner.encode, 256)
 
     def branches(self, prompts, sliders=None) -> Branches:
