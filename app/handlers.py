@@ -125,12 +125,13 @@ def series(form: dict, series: dict, session: dict | None, held: HeldImage | Non
 
 @user_errors
 def export(kind: str, session: dict | None) -> dict:
-    """The ZIP of the edit or series shown, offered for download."""
+    """The ZIP of the edit or series shown, offered for download. Its frames are already decoded, so
+    the ZIP is written off the device, as every result's files are (app/jobs.py); the event's heavy
+    lane (app/ui.py) bounds how many are written at once."""
     shown = (session or {}).get(kind)
     if not shown:
         raise MedEditError(f"nothing to export yet: make {'an edit' if kind == 'edit' else 'a series'} first")
-    path = jobs.on_device(kind, folders.new().zip, kind, shown["frames"], shown["settings"], shown.get("times"),
-                          lane="heavy")
+    path = folders.new().zip(kind, shown["frames"], shown["settings"], shown.get("times"))
     return gr.update(value=path, visible=True)
 
 

@@ -133,3 +133,33 @@ def test_an_api_answers_timing_is_its_own_and_goes_back_to_export_with_its_setti
         assert png.text and "behind_series" not in json.dumps(png.text)
     with zipfile.ZipFile(api.api_export(json.dumps(settings), progress=None)) as archive:
         assert "timing" not in archive.read("manifest.json").decode()
+
+
+def test_the_uis_export_writes_its_zip_without_waiting_for_the_device(micro_app):
+    """The UI's export has its frames already decoded: its ZIP is written while another request
+    holds the device, not after it (the event's heavy lane bounds how many are written at once)."""
+    import zipfile
+
+    from app import handlers, serving
+
+    session = handlers.edit(edit_form(micro_app, seed=16), {})["session"]
+    holding, release, leaving = threading.Event(), threading.Event(), threading.Event()
+
+    def other_request():
+        with serving.device.turn(60, lane="heavy"):
+            holding.set()
+            release.wait(30)
+            leaving.set()  # before the device is given back: an export that waited for it comes after
+
+    other = threading.Thread(target=other_request)
+    other.start()
+    try:
+        assert holding.wait(10)
+        path = handlers.export("edit", session)["value"]
+        still_held = not leaving.is_set()
+    finally:
+        release.set()
+        other.join()
+    assert still_held
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None and "manifest.json" in archive.namelist()
