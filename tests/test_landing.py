@@ -96,3 +96,23 @@ def test_eval_landing_refuses_kinds_it_does_not_know_in_one_line(capsys):
     assert "--kinds: unknown kind 'drawn'" in capsys.readouterr().err
     assert main(["eval", "--kinds", "typed"]) == 2
     assert "--kinds applies to eval --landing only" in capsys.readouterr().err
+
+
+def test_eval_landing_draws_uploads_as_training_draws_phantoms(micro_pipeline, monkeypatch):
+    """An upload row's phantom is drawn at render_size (128 px at least) and fitted down by the upload
+    path, as training and `eval --uploads` draw them: drawn at a 64-px model's own size its thin
+    strokes alias, and the shipped domain check refused one (a chest X-ray at 1.93 against 1.74),
+    which ended `eval --landing` with an error."""
+    from pipelines.data.phantom_size import render_size
+    from pipelines.evaluation import landing_agreement
+
+    sizes, drawn = [], landing_agreement.render
+
+    def render(modality, factors, seed, size):
+        sizes.append(size)
+        return drawn(modality, factors, seed, size)
+
+    monkeypatch.setattr(landing_agreement, "render", render)
+    row = landing_agreement.one_edit(micro_pipeline, shipped_classifier(), "upload", "cxr", "effusion", True, 5)
+    assert sizes == [render_size(micro_pipeline.model.info.image_size)] == [128]
+    assert row["kind"] == "upload" and isinstance(row["agrees"], bool)

@@ -16,8 +16,9 @@ The note agrees on an edit when it names the same verdict for the target (landed
 same set of unasked changes. Kinds:
   - typed: the counterfactual's captions as the edited prompts (as `eval` edits a generated image);
   - slider: the attribute's slider at +1 or -1 on the source prompts;
-  - upload: the phantom rendered without (adding) or with (removing) the attribute, read through
-    the upload path, inverted and edited by the counterfactual's captions (as `eval --uploads`).
+  - upload: the phantom rendered without (adding) or with (removing) the attribute, drawn at
+    render_size (phantom_size.py, as training draws them), read through the upload path, inverted
+    and edited by the counterfactual's captions (as `eval --uploads`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 import numpy as np
 
 from pipelines.data.attributes import MODALITIES, attributes_of
+from pipelines.data.phantom_size import render_size
 from pipelines.data.phantoms import render
 from pipelines.editing.requests import Edit, Sampling
 from pipelines.evaluation.classifier import OUTPUTS, model_classifier, predict_probs
@@ -74,7 +76,10 @@ def one_edit(pipeline, classifier, kind: str, modality: str, name: str, add: boo
     s, e = request(pipeline, kind, name, add, prompts, seed)
     if kind == "upload":
         factors = {**prompts[0], name: not add}
-        image = render(modality, factors, seed, pipeline.model.info.image_size).image
+        # drawn as training and `eval --uploads` draw phantoms (128 px at least), fitted down by the
+        # upload path: drawn at a 64-px model's own size, thin strokes alias and the domain check
+        # can refuse the upload (a chest X-ray at 1.93 against 1.74)
+        image = render(modality, factors, seed, render_size(pipeline.model.info.image_size)).image
         result = pipeline.edit_image(image, s, e)  # result.neutral: the upload at the model's size
     else:
         result = pipeline.edit(s, e)
