@@ -13,6 +13,7 @@ import time
 import pytest
 
 from app.timing import Timing
+from tests.held_device import HeldDevice
 
 
 class FakeTurn:
@@ -91,22 +92,12 @@ def test_the_edit_note_is_the_requests_time_then_from_the_cache(micro_app):
 
 
 def test_a_wait_for_another_request_is_told_apart_from_the_computing(micro_app):
-    from app import handlers, serving
+    from app import handlers
 
     handlers.edit(edit_form(micro_app, seed=12), {})  # the model loaded, so only the wait differs
-    holding, release = threading.Event(), threading.Event()
-
-    def other_request():
-        with serving.device.turn(60):
-            holding.set()
-            release.wait(10)
-
-    other = threading.Thread(target=other_request)
-    other.start()
-    holding.wait(10)
-    threading.Timer(1.0, release.set).start()
-    note = handlers.edit(edit_form(micro_app, seed=13), {})["notes"]
-    other.join()
+    with HeldDevice() as other:
+        threading.Timer(1.0, other.release.set).start()
+        note = handlers.edit(edit_form(micro_app, seed=13), {})["notes"]
     assert seconds(note, "waiting for other requests") >= 0.9
     assert seconds(note, "computing") < seconds(note, "waiting for other requests")
     total = float(re.search(r"this request took (\d+\.\d\d) s", note).group(1))
@@ -140,26 +131,12 @@ def test_the_uis_export_writes_its_zip_without_waiting_for_the_device(micro_app)
     holds the device, not after it (the event's heavy lane bounds how many are written at once)."""
     import zipfile
 
-    from app import handlers, serving
+    from app import handlers
 
     session = handlers.edit(edit_form(micro_app, seed=16), {})["session"]
-    holding, release, leaving = threading.Event(), threading.Event(), threading.Event()
-
-    def other_request():
-        with serving.device.turn(60, lane="heavy"):
-            holding.set()
-            release.wait(30)
-            leaving.set()  # before the device is given back: an export that waited for it comes after
-
-    other = threading.Thread(target=other_request)
-    other.start()
-    try:
-        assert holding.wait(10)
+    with HeldDevice(lane="heavy", seconds=30) as other:
         path = handlers.export("edit", session)["value"]
-        still_held = not leaving.is_set()
-    finally:
-        release.set()
-        other.join()
+        still_held = not other.leaving.is_set()
     assert still_held
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None and "manifest.json" in archive.namelist()

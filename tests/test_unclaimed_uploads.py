@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.held_device import HeldDevice
 from tests.test_app_api import raw_call, strict_app
 from tests.test_storage_bounds import describe, distinct_pngs, upload
 
@@ -95,37 +96,28 @@ def test_a_twin_upload_is_named_by_its_own_request_only_once_it_joins(tmp_path):
 def test_in_a_running_app_a_dropped_upload_goes_and_a_queued_requests_upload_stays(app_url):
     """One light slot, taken by a request that waits for the device (held here): a second request
     waits in gradio's queue past the short age, its upload kept; an upload no request names goes."""
-    from app import serving
-
     first_png, queued_png, dropped_png = distinct_pngs(3)
     with strict_app(light_slots=1, upload_unnamed_age=1) as url:
-        holding, release = threading.Event(), threading.Event()
+        answers, calls = {}, []
 
-        def hold_the_device():
-            with serving.device.turn(120):
-                holding.set()
-                release.wait(60)
+        def ask(name, path):
+            answers[name] = describe(url, path)
 
-        holder = threading.Thread(target=hold_the_device)
-        holder.start()
-        holding.wait(10)
-        answers = {}
-        first, queued = upload(url, first_png, "first.png"), upload(url, queued_png, "queued.png")
-        calls = [threading.Thread(target=lambda name=name, path=path: answers.update({name: describe(url, path)}))
-                 for name, path in (("first", first), ("queued", queued))]
         try:
-            calls[0].start()
-            time.sleep(0.5)  # the first takes the one light slot (and waits for the device)
-            calls[1].start()  # the second waits in gradio's queue, naming its upload
-            dropped = upload(url, dropped_png, "dropped-layer.png")
-            end = time.monotonic() + 15
-            while Path(dropped).exists():
-                assert time.monotonic() < end, "an upload no request names outlived upload_unnamed_age"
-                time.sleep(0.1)
-            assert Path(queued).exists()  # older than the short age, kept for its queued request
+            with HeldDevice(seconds=120):
+                first, queued = upload(url, first_png, "first.png"), upload(url, queued_png, "queued.png")
+                calls = [threading.Thread(target=ask, args=(name, path))
+                         for name, path in (("first", first), ("queued", queued))]
+                calls[0].start()
+                time.sleep(0.5)  # the first takes the one light slot (and waits for the device)
+                calls[1].start()  # the second waits in gradio's queue, naming its upload
+                dropped = upload(url, dropped_png, "dropped-layer.png")
+                end = time.monotonic() + 15
+                while Path(dropped).exists():
+                    assert time.monotonic() < end, "an upload no request names outlived upload_unnamed_age"
+                    time.sleep(0.1)
+                assert Path(queued).exists()  # older than the short age, kept for its queued request
         finally:
-            release.set()
-            holder.join()
             for call in calls:
                 call.join(120)
         assert "event: complete" in answers["first"] and "event: complete" in answers["queued"], answers
