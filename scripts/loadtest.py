@@ -5,6 +5,7 @@
     python scripts/loadtest.py --clients 8 --requests 125 --checkpoints 200,1000 --no-replay  # memory
     python scripts/loadtest.py --clients 8 --requests 25 --uploads  # with /edit_image of one shared file
     python scripts/loadtest.py --clients 8 --requests 25 --largest 2  # and the largest series accepted
+    python scripts/loadtest.py --clients 8 --requests 25 --uploads --timeline  # and each request's steps
 
 Each client runs its own sequence of /generate, /edit, /series and /export requests, drawn from a
 small pool of seeds and prompts so that identical requests meet (the case where a shared result
@@ -26,7 +27,9 @@ writing; the slowest edit's parts apart), how many requests the server refused a
 stopped at its time limit, and the server's resident memory (VmRSS from /proc) before the load, at
 every fifth of it, at its peak, at the end, and the moment the n-th request of each --checkpoints
 finished (with the last checkpoint's level as a ratio of the first: does memory keep growing once
-the caches are full?). Exit code 1 when anything failed.
+the caches are full?). With --timeline, when the client saw each request queued, started and
+completed, and had its files: a plain /edit's time outside its handler told apart as gradio's queue,
+its slot (pre- and postprocessing, the SSE stream) and the download. Exit code 1 when anything failed.
 """
 
 import argparse
@@ -45,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status, StatusUpdate
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,13 +186,15 @@ def request_key(kind: str, kwargs: dict) -> str:
     return kind + json.dumps(kwargs, sort_keys=True)
 
 
-def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
-    began = time.perf_counter()
+def call(client: Client, kind: str, kwargs: dict, timeout: float, timeline: bool = False) -> dict:
+    began, submitted = time.perf_counter(), time.time()
     record = {"kind": kind, "key": request_key(kind, kwargs)}
+    job = answered_at = None
     try:
         api = "series" if kind == LARGEST_KIND else kind
-        response = client.submit(**kwargs, api_name=f"/{api}").result(timeout=timeout)
-        answered = time.perf_counter() - began
+        job = client.submit(**kwargs, api_name=f"/{api}")
+        response = job.result(timeout=timeout)
+        answered, answered_at = time.perf_counter() - began, time.time()
         settings = response[-1] if isinstance(response, (list, tuple)) else None
         if isinstance(settings, dict) and isinstance(settings.get("timing"), dict):  # app/api.timed
             record["server"] = {**settings["timing"], "outside": answered - settings["timing"]["total"]}
@@ -198,7 +204,34 @@ def call(client: Client, kind: str, kwargs: dict, timeout: float) -> dict:
     except Exception as error:  # noqa: BLE001  # every failure is counted and shown, none stops the run
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
     record["seconds"] = time.perf_counter() - began
+    if timeline and job is not None:
+        record["timeline"] = job_timeline(job, submitted, answered_at, record.get("server"))
     return record
+
+
+def job_timeline(job, submitted: float, answered: float | None, server: dict | None) -> dict:
+    """When (time.time()) the client sent `job`, saw each of its status messages, and had its
+    answer: queued (with its rank in its lane's gradio queue), started (it left gradio's queue for
+    the handler), completed (the SSE message with the answer), answered (its files downloaded).
+    Then the parts of what the server's timing calls outside: queue (submitted to started; an
+    upload's transfer first), slot (started to completed less the handler's own total: gradio's pre-
+    and postprocessing and the SSE stream) and download (completed to answered)."""
+    seen = {"submitted": submitted, "answered": answered}
+    updates = job.communicator.updates  # gradio_client's status messages, stamped as the client read them
+    while not updates.empty():
+        update = updates.get_nowait()
+        name = {Status.IN_QUEUE: "queued", Status.PROCESSING: "started",
+                Status.FINISHED: "completed"}.get(getattr(update, "code", None))
+        if isinstance(update, StatusUpdate) and name and name not in seen:
+            seen[name] = update.time.timestamp()
+            if name == "queued":
+                seen["rank"] = update.rank
+    if answered is not None and {"started", "completed"} <= seen.keys():
+        seen["queue"] = seen["started"] - submitted
+        seen["download"] = answered - seen["completed"]
+        if server is not None:
+            seen["slot"] = seen["completed"] - seen["started"] - server["total"]
+    return seen
 
 
 def export_templates(url: str, steps: int | None, frames: int, folder: Path) -> list[dict]:
@@ -323,6 +356,40 @@ def where_the_time_went(records: list[dict]) -> dict:
                         **{part: round(slowest["server"][part], 3) for part in parts}}}
 
 
+LIGHT_KINDS = ("generate", "edit", UPLOAD_KIND)  # gradio's "light" lane (app/serving.event_options)
+STEPS = ("submitted", "queued", "started", "completed", "answered")
+
+
+def timeline_report(records: list[dict]) -> dict:
+    """With --timeline: every request's steps in seconds from the first request, the parts of a
+    plain edit's time outside its handler (queue, slot, download: job_timeline), and for the slowest
+    plain edit, the light-lane requests that held gradio's slots while it waited in the queue."""
+    timed = [r for r in records if "timeline" in r]
+    if not timed:
+        return {}
+    origin = min(r["timeline"]["submitted"] for r in timed)
+    rows = []
+    for r in sorted(timed, key=lambda r: r["timeline"]["submitted"]):
+        t = r["timeline"]
+        row = {"kind": r["kind"], "seconds": round(r["seconds"], 3), "rank": t.get("rank"),
+               **{step: round(t[step] - origin, 3) for step in STEPS if t.get(step) is not None},
+               **{part: round(t[part], 3) for part in ("queue", "slot", "download") if part in t}}
+        if "server" in r:
+            row["handler"] = r["server"]["total"]
+        rows.append(row)
+    edits = [row for row in rows if row["kind"] == "edit" and "queue" in row]
+    report = {"plain_edit_outside_parts_s": {part: percentiles([row[part] for row in edits if part in row])
+                                             for part in ("queue", "slot", "download")},
+              "requests": rows}
+    if edits:
+        slowest = max(edits, key=lambda row: row["seconds"])
+        report["slowest_plain_edit"] = {**slowest, "light_slots_meanwhile": [
+            {k: row.get(k) for k in ("kind", "started", "completed", "handler")} for row in rows
+            if row is not slowest and row["kind"] in LIGHT_KINDS and "started" in row
+            and row["started"] < slowest["started"] and row.get("completed", 1e9) > slowest["submitted"]]}
+    return report
+
+
 def memory_report(before: float | None, sampler: MemorySampler, total: int, after: float | None,
                   checkpoints: dict[int, float | None]) -> dict:
     report = {"before_load": before, "peak": max((v for _, v in sampler.samples), default=None),
@@ -338,9 +405,10 @@ def memory_report(before: float | None, sampler: MemorySampler, total: int, afte
 
 
 def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: float,
-               checkpoints: tuple[int, ...] = ()) -> tuple[list, dict, float]:
+               checkpoints: tuple[int, ...] = (), timeline: bool = False) -> tuple[list, dict, float]:
     """Every client's requests at once; returns the records, the memory report and the wall time.
-    The server's RSS is read the moment the n-th request finishes, for each n in `checkpoints`."""
+    The server's RSS is read the moment the n-th request finishes, for each n in `checkpoints`;
+    `timeline`: each record gets its job_timeline."""
     done: list[dict] = []
     at_checkpoint: dict[int, float | None] = {}
     finishing = threading.Lock()
@@ -351,7 +419,7 @@ def load_phase(url: str, pid: int | None, plan: list, scratch: Path, timeout: fl
     def client_run(index: int) -> None:
         client = Client(url, verbose=False, download_files=str(scratch / f"client{index}"))
         for kind, kwargs in plan[index]:
-            record = call(client, kind, kwargs, timeout)
+            record = call(client, kind, kwargs, timeout, timeline)
             with finishing:
                 done.append(record)
                 if len(done) in checkpoints:
@@ -399,7 +467,8 @@ def run(args) -> dict:
         upload = write_upload(scratch / "upload.png") if args.uploads else None
         plan = workload(args.clients, args.requests, args.steps, args.frames, args.seeds, templates, upload,
                         args.largest)
-        done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout, args.checkpoints)
+        done, memory, wall = load_phase(url, pid, plan, scratch, args.timeout, args.checkpoints,
+                                        args.timeline)
         if own_server:
             stop_server(servers[0][0])
             log_text = (scratch / "load.log").read_text(errors="replace")
@@ -435,6 +504,7 @@ def run(args) -> dict:
                          + ((LARGEST_KIND,) if args.largest else ())}},
         "plain_edit_parts_s": where_the_time_went([r for r in done if r["kind"] == "edit"]),
         "server_rss_mb": memory,
+        **({"timeline": timeline_report(done)} if args.timeline else {}),
         "server_content_length_warnings": log_text.count("Content-Length"),
         "files_kept_in": str(scratch) if args.keep_files else None,
     }
@@ -461,6 +531,9 @@ def parse_args(argv=None):
                         help="add /edit_image of one PNG that every client sends (twin uploads)")
     parser.add_argument("--largest", type=int, default=0,
                         help="one more client sends this many of the largest series the budget accepts")
+    parser.add_argument("--timeline", action="store_true",
+                        help="record when the client saw each request queued, started, completed and "
+                             "downloaded (where the time outside the handler went)")
     parser.add_argument("--keep-files", action="store_true",
                         help="keep the downloaded files and the servers' logs (default: removed at the end)")
     args = parser.parse_args(argv)
@@ -500,6 +573,12 @@ def main(argv=None) -> int:
             f"{part} {parts[part]['p99']} ({parts[part]['max']}) s" for part in
             ("outside", "waiting", "behind_series", "computing", "writing"))
             + f"; the slowest: {parts['slowest']}", file=sys.stderr)
+    timeline = report.get("timeline", {})
+    if timeline.get("slowest_plain_edit"):
+        outside = timeline["plain_edit_outside_parts_s"]
+        print("plain /edit outside its handler, p99 (max): " + ", ".join(
+            f"{part} {outside[part].get('p99')} ({outside[part].get('max')}) s" for part in outside)
+            + f"; the slowest: {timeline['slowest_plain_edit']}", file=sys.stderr)
     return 0 if not (report["errors"] or report["bad_files"] or report["mismatches"]) else 1
 
 

@@ -1,7 +1,7 @@
 """scripts/loadtest.py: its file checks catch empty and truncated downloads, and a small run
 against a started app (2 clients x 3 requests, micro model, twin uploads of one file sent at once
 among them) ends with no error and no mismatch,
-and reports the server's memory at its checkpoints."""
+and reports the server's memory at its checkpoints and, with --timeline, each request's steps."""
 
 import importlib.util
 import io
@@ -103,7 +103,7 @@ def test_the_largest_series_come_from_one_more_client_at_the_servers_budget():
 def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_model_folder, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--clients", "2",
                            "--requests", "3", "--steps", "2", "--frames", "2", "--checkpoints", "2,6", "--uploads",
-                           "--model", str(micro_model_folder)],
+                           "--timeline", "--model", str(micro_model_folder)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -118,6 +118,12 @@ def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_mo
     assert parts["computing"]["n"] == 2 and parts["outside"]["n"] == 2
     slowest = parts["slowest"]
     assert slowest["seconds"] >= slowest["outside"] + slowest["computing"] and slowest["computing"] > 0
+    timeline = report["timeline"]  # --timeline: when the client saw each step of each request
+    assert len(timeline["requests"]) == 6 and timeline["plain_edit_outside_parts_s"]["queue"]["n"] == 2
+    for row in timeline["requests"]:
+        assert row["submitted"] <= row["started"] <= row["completed"] <= row["answered"]
+    edit = timeline["slowest_plain_edit"]
+    assert abs(edit["queue"] + edit["slot"] + edit["download"] - slowest["outside"]) < 0.05  # outside, in parts
     memory = report["server_rss_mb"]
     assert memory["before_load"] > 50 and memory["peak"] >= memory["before_load"]
     assert set(memory["checkpoints"]) == {"2", "6"} and all(mb > 50 for mb in memory["checkpoints"].values())
@@ -136,6 +142,42 @@ def test_where_a_requests_time_went_is_told_from_the_servers_own_timing():
     assert parts["slowest"] == {"seconds": 9.0, "outside": 5.0, "before": 0.0, "waiting": 1.0,
                                 "behind_series": 0.5, "computing": 3.0, "writing": 0.0}
     assert loadtest.where_the_time_went(records[2:]) == {}
+
+
+def test_a_timeline_tells_queue_slot_and_download_apart():
+    import asyncio
+    from datetime import datetime
+
+    from gradio_client.utils import OutputUpdate, Status, StatusUpdate
+
+    def job(*seen):  # a gradio_client Job as far as job_timeline reads it: its status messages
+        updates = asyncio.Queue()
+        for code, at, *rank in seen:
+            updates.put_nowait(StatusUpdate(code=code, rank=rank[0] if rank else None, queue_size=None, eta=None,
+                                            success=None, time=datetime.fromtimestamp(at), progress_data=None,
+                                            log=None))
+        updates.put_nowait(OutputUpdate(outputs=[], success=True))
+        return type("Job", (), {"communicator": type("Communicator", (), {"updates": updates})})()
+
+    t = 1_000_000.0
+    edit = loadtest.job_timeline(job((Status.IN_QUEUE, t + 0.1, 3), (Status.IN_QUEUE, t + 2, 1),
+                                     (Status.PROCESSING, t + 50), (Status.PROGRESS, t + 51),
+                                     (Status.FINISHED, t + 56)), t, t + 57.5, {"total": 4.0})
+    assert edit["rank"] == 3 and edit["queued"] == t + 0.1  # the first estimate
+    assert (edit["queue"], edit["slot"], edit["download"]) == (50.0, 2.0, 1.5)
+    ahead = loadtest.job_timeline(job((Status.PROCESSING, t - 5), (Status.FINISHED, t + 40)), t - 6, t + 41,
+                                  {"total": 44.0})
+    series = loadtest.job_timeline(job((Status.PROCESSING, t), (Status.FINISHED, t + 30)), t, t + 31, None)
+    report = loadtest.timeline_report([{"kind": "edit", "seconds": 57.5, "timeline": edit, "server": {"total": 4.0}},
+                                       {"kind": "generate", "seconds": 47.0, "timeline": ahead,
+                                        "server": {"total": 44.0}},
+                                       {"kind": "series", "seconds": 31.0, "timeline": series}])
+    assert [row["kind"] for row in report["requests"]] == ["generate", "edit", "series"]
+    assert report["requests"][1]["submitted"] == 6.0 and "slot" not in report["requests"][2]  # no server timing
+    slowest = report["slowest_plain_edit"]
+    assert slowest["queue"] == 50.0 and report["plain_edit_outside_parts_s"]["download"]["max"] == 1.5
+    assert slowest["light_slots_meanwhile"] == [{"kind": "generate", "started": 1.0, "completed": 46.0,
+                                                 "handler": 44.0}]  # a series holds no light slot
 
 
 def test_checkpoints_are_checked_before_the_run():
