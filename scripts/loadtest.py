@@ -451,6 +451,9 @@ def replay_phase(url: str, plan: list, scratch: Path, timeout: float) -> dict:
 
 def run(args) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="mededit-loadtest-"))
+    # gradio_client leaves an empty folder in the temp dir per downloaded file (~1,000 a run):
+    # keep them in the scratch folder, which goes at the end.
+    tempfile.tempdir, system_temp = str(scratch), tempfile.tempdir
     own_server = args.url is None
     servers, url, pid = [], args.url, args.pid
     log_text = ""
@@ -477,6 +480,7 @@ def run(args) -> dict:
     finally:
         for server, _ in servers:
             stop_server(server)
+        tempfile.tempdir = system_temp
         if not args.keep_files:  # every file the run downloaded, and the servers' logs
             shutil.rmtree(scratch, ignore_errors=True)
     mismatches = [r["key"][:160] for r in done if "digest" in r and r["key"] in replayed

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -129,6 +130,8 @@ def test_a_small_run_against_a_started_app_has_no_error_and_no_mismatch(micro_mo
     assert set(memory["checkpoints"]) == {"2", "6"} and all(mb > 50 for mb in memory["checkpoints"].values())
     assert memory["last_over_first_checkpoint"] == round(memory["checkpoints"]["6"] / memory["checkpoints"]["2"], 3)
     assert report["files_kept_in"] is None and not list(tmp_path.glob("mededit-loadtest-*"))  # nothing left behind
+    # nor gradio_client's empty per-download folders (named by 20 random bytes)
+    assert not [p.name for p in tmp_path.iterdir() if re.fullmatch("[0-9a-f]{40}", p.name)]
 
 
 def test_where_a_requests_time_went_is_told_from_the_servers_own_timing():
