@@ -6,7 +6,8 @@ edited) against the renderer's exact counterfactual, per attribute and direction
 way (evaluation/uploads.py). The same checks run first; --directions and --edit are its own.
 
 `eval --domain`: the model's domain check on images built at run time (evaluation/domain_eval.py):
-3 x --seeds fresh phantoms as uploads arrive, --seeds near-domain hard cases, every out-of-domain
+3 x --seeds fresh phantoms as uploads arrive, --seeds near-domain hard cases, --seeds phantoms of a
+known modality shifted far (to be warned, not refused), every out-of-domain
 file that ships with the installed packages and --seeds / 20 generated images of each kind.
 
 `eval --landing`: whether "did the edit land" says what the evaluator would, on --seeds reporting
@@ -174,6 +175,10 @@ def print_domain_table(report: dict) -> None:
     if shifted["images"]:
         print(f"near, as another source shows it ({', '.join(shifted['variants'])}): flagged {shifted['flagged']:.3f}, "
               f"refused {shifted['refused']:.3f} of {shifted['images']}")
+    known = report["known_modality"]
+    print(f"near-domain, known modality (shifted far: {', '.join(known['variants'])}): in domain "
+          f"{known['in_domain']:.3f}, warned {known['warned']:.3f}, refused {known['refused']:.3f} "
+          f"of {known['images']}")
     print(f"{'kind':28} {'group':5} {'n':>4} {'flagged':>7} {'refused':>7} {'min':>7} {'median':>7}")
     for kind, k in report["kinds"].items():
         print(f"{kind:28} {k['group']:5} {k['images']:4} {k['flagged']:7.2f} {k['refused']:7.2f} "

@@ -7,7 +7,9 @@ Figures: AUROC of the score between in-domain uploads and out-of-domain files (t
 `refuse` was chosen on the other, domain_limits.py); at the shipped limits, the share of
 out-of-domain files refused and of in-domain uploads flagged (warned or refused); the near-domain
 hard cases' outcomes, and apart those a scanner or viewer could give (turned a few degrees,
-contrast changed by a third: warned, not refused, is the aim); each kind's shares and score range; and how
+contrast changed by a third: warned, not refused, is the aim); the known-modality row (fresh
+phantoms shifted far, domain_sets.KNOWN_VARIANTS: most warned, not refused, is the target); each
+kind's shares and score range; and how
 often the classifier alone would have named a modality with confidence (>= 0.9) for an
 out-of-domain image, which describe, judged by the check, never does for one it refuses.
 Out-of-domain files whose pixels are identical once fitted (pydicom ships one image in several
@@ -25,9 +27,10 @@ from pipelines.core.errors import MedEditError
 from pipelines.data.uploads import fit_pixels
 from pipelines.evaluation.classifier import OUTPUTS, predict_probs
 from pipelines.evaluation.domain import DomainCheck
-from pipelines.evaluation.domain_sets import SHIFTED_VARIANTS, domain_sets
+from pipelines.evaluation.domain_sets import KNOWN_VARIANTS, SHIFTED_VARIANTS, domain_sets
 
-TARGETS = {"auroc": 0.99, "out_refused": 0.98, "in_flagged": 0.01}
+TARGETS = {"auroc": 0.99, "out_refused": 0.98, "in_flagged": 0.01,
+           "known_refused": 0.2}  # at most: most of the far-shifted known-modality phantoms warned (or edited)
 CONFIDENT = 0.9  # a modality named "90% sure"
 
 
@@ -52,9 +55,9 @@ def unique(cases: list, size: int) -> tuple[list, list]:
 
 
 def kind_of(name: str) -> str:
-    """"dicom:CT:file" -> "dicom:CT"; "photo:gradio:x.jpg" -> "photo:gradio"; "noise:grey" and
-    "near:cxr:inverted" as they are."""
-    return name if name.startswith("near:") else ":".join(name.split(":")[:2])
+    """"dicom:CT:file" -> "dicom:CT"; "photo:gradio:x.jpg" -> "photo:gradio"; "noise:grey",
+    "near:cxr:inverted" and "known:cxr:gamma_2" as they are."""
+    return name if name.startswith(("near:", "known:")) else ":".join(name.split(":")[:2])
 
 
 def evaluate_domain(check: DomainCheck, n_in: int, n_near: int, n_generated: int) -> dict:
@@ -88,9 +91,15 @@ def evaluate_domain(check: DomainCheck, n_in: int, n_near: int, n_generated: int
     report["near_shifted"] = {"variants": list(SHIFTED_VARIANTS), "images": int(len(shifted)),
                               "flagged": rate(shifted, stats.flag) if len(shifted) else None,
                               "refused": rate(shifted, stats.refuse) if len(shifted) else None}
+    known = scored["known"][1]
+    report["known_modality"] = {"variants": list(KNOWN_VARIANTS), "images": int(len(known)),
+                                "in_domain": float((known <= stats.flag).mean()),
+                                "warned": float(((known > stats.flag) & (known <= stats.refuse)).mean()),
+                                "refused": rate(known, stats.refuse)}
     report["targets_met"] = {"auroc": report["auroc_in_vs_out"] >= TARGETS["auroc"],
                              "out_refused": report["out_refused"] >= TARGETS["out_refused"],
-                             "in_flagged": report["in_flagged"] <= TARGETS["in_flagged"]}
+                             "in_flagged": report["in_flagged"] <= TARGETS["in_flagged"],
+                             "known_refused": report["known_modality"]["refused"] <= TARGETS["known_refused"]}
     for group, (cases, scores) in scored.items():
         by_kind = defaultdict(list)
         for case, score in zip(cases, scores):

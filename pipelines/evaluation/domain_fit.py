@@ -4,7 +4,7 @@
     stats = fit_domain(classifier, folder_sets("data/mine", 6000, 2000))  # a model trained on a dataset
     save_domain(model_folder, stats)                                     # domain.py
 
-Three sets, all training images:
+Four sets, all training images:
 - `fit`: the Gaussians' means and covariances (shrunk toward a scaled identity: the features are
   many and correlated); a share of them (`augment`, default FIT_SHIFTED) shifted as below, so the
   Gaussians make room for what another scanner or viewer does to the same modality;
@@ -12,12 +12,13 @@ Three sets, all training images:
   any upload: each stage's scale and `flag` sit just above nearly all of them (FLAG_QUANTILE, with
   FLAG_MARGIN), since a fitted set is closer to its own Gaussian than new images are;
 - `shifted`: calibration images changed the way the same modality from another source might be
-  (contrast, brightness, gamma, blur, heavier noise, a slight zoom or turn): the near side of
-  `refuse`, which domain_limits.py sets between them and the tuning half of the out-of-domain
-  images (domain_sets.py; the held-out half is what `eval --domain` measures). Fitted without
-  augmentation (`augment` 0) they scored as far as a CT slice does (contrast changed by a third, or
-  a turn of 5 degrees: 3 to 10) and an earlier `refuse` (2.5 times `flag`, a factor set after a
-  run of `eval --domain`) refused them.
+  (contrast, brightness, gamma, blur, heavier noise, a slight zoom or turn), as the fit's share
+  was: reported (how many are flagged); fitted without augmentation (`augment` 0) they scored as
+  far as a CT slice does (contrast changed by a third, or a turn of 5 degrees: 3 to 10);
+- `far`: other calibration images shifted further than any fit image was (domain_far.py: contrast
+  x0.3-0.6 or x1.5-2, gamma, a turn of 6-15 degrees, blur, a crop, a low-resolution source): the
+  near side of `refuse`, which domain_limits.py sets between them and the tuning half of the
+  out-of-domain images (domain_sets.py; the held-out half is what `eval --domain` measures).
 
 For the phantom models the sets are drawn from the renderer with training seeds (below
 10,000,000); for a model trained on a dataset of its own (an adapter), from that dataset's images
@@ -38,6 +39,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import MODALITIES
 from pipelines.data.phantom_size import RENDER_SIZE
 from pipelines.evaluation.domain import DomainStats, domain_features
+from pipelines.evaluation.domain_far import far_shifted
 from pipelines.evaluation.domain_limits import refuse_limit
 from pipelines.evaluation.domain_sets import jpeg, noisy, out_of_domain, resized
 
@@ -96,7 +98,7 @@ def as_image(values: np.ndarray) -> Image.Image:
 
 
 def phantom_sets(n_fit: int, n_calibration: int, size: int = RENDER_SIZE, augment: float = FIT_SHIFTED) -> dict:
-    """{"fit": (images, modalities), "calibration": ..., "shifted": ...} from the renderer's
+    """{"fit": (images, modalities), "calibration": ..., "shifted": ..., "far": ...} from the renderer's
     training seeds drawn at `size` (data/phantom_size.py: the model's, 128 at least), the modalities
     taking turns."""
     from pipelines.data.phantoms import phantom
@@ -116,12 +118,15 @@ def phantom_sets(n_fit: int, n_calibration: int, size: int = RENDER_SIZE, augmen
     return {"fit": draw(FIT_SEEDS, n_fit, fit_look),
             "calibration": draw(CALIBRATION_SEEDS, n_calibration, as_uploaded),
             "shifted": draw(CALIBRATION_SEEDS + n_calibration, n_calibration,
-                            lambda image, rng: as_uploaded(shifted(image, rng), rng))}
+                            lambda image, rng: as_uploaded(shifted(image, rng), rng)),
+            "far": draw(CALIBRATION_SEEDS + 2 * n_calibration, n_calibration,
+                        lambda image, rng: as_uploaded(far_shifted(image, rng), rng))}
 
 
 def folder_sets(folder, n_fit: int, n_calibration: int, seed: int = 0, augment: float = FIT_SHIFTED) -> dict:
-    """The same three sets from an imagefolder dataset (metadata.jsonl): its rows shuffled, the
-    first n_fit to fit, the next n_calibration to calibrate (and, shifted, to set `refuse`)."""
+    """The same four sets from an imagefolder dataset (metadata.jsonl): its rows shuffled, the
+    first n_fit to fit, the next n_calibration to calibrate (and, shifted and far-shifted, the
+    same images again)."""
     from pipelines.data.attributes import modality_of
     from pipelines.data.converters import validate_imagefolder
     from pipelines.data.uploads import read_image
@@ -141,6 +146,7 @@ def folder_sets(folder, n_fit: int, n_calibration: int, seed: int = 0, augment: 
         sets[name] = ([as_uploaded(shift(im), rng) for im in images], modalities)
         if name == "calibration":
             sets["shifted"] = ([as_uploaded(shifted(im, rng), rng) for im in images], modalities)
+            sets["far"] = ([as_uploaded(far_shifted(im, rng), rng) for im in images], modalities)
     return sets
 
 
@@ -158,7 +164,7 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_domain(classifier, sets: dict, info: dict | None = None, image_size: int | None = None,
                outside: list | None = None) -> DomainStats:
-    """Statistics from the three sets (each (images, modalities); images of any size). With
+    """Statistics from the four sets (each (images, modalities); images of any size). With
     `image_size` (the model's) each image is fitted to it first, as an upload is before the check
     reads it, then to the classifier's input. `outside`: the tuning out-of-domain images `refuse`
     is chosen against (default: the tuning half of domain_sets', pydicom's included)."""
@@ -183,7 +189,8 @@ def fit_domain(classifier, sets: dict, info: dict | None = None, image_size: int
     # A stage's scale: what nearly no held-out training image passes at the nearest modality.
     stats.scales = np.quantile(stats.distances(features["calibration"]).min(axis=1), FLAG_QUANTILE, axis=0)
     calibration, _ = stats.scores(features["calibration"])
-    far, _ = stats.scores(features["shifted"])
+    near, _ = stats.scores(features["shifted"])
+    far, _ = stats.scores(features["far"])
     stats.flag = float(np.quantile(calibration, FLAG_QUANTILE) * FLAG_MARGIN)
     stats.refuse, tuning = refuse_limit(stats.flag, far, stats.scores(features["outside"])[0])
     stats.info = {**(info or {}), "features": "per stage of the classifier, each channel's mean and std",
@@ -191,6 +198,6 @@ def fit_domain(classifier, sets: dict, info: dict | None = None, image_size: int
                   "refuse_chosen_on": tuning,
                   "calibration": {"flag_quantile": FLAG_QUANTILE, "flag_margin": FLAG_MARGIN,
                                   "calibration_flagged": float((calibration > stats.flag).mean()),
-                                  "shifted_flagged": float((far > stats.flag).mean()),
-                                  "shifted_refused": float((far > stats.refuse).mean())}}
+                                  "shifted_flagged": float((near > stats.flag).mean()),
+                                  "shifted_refused": float((near > stats.refuse).mean())}}
     return stats

@@ -1,6 +1,6 @@
 """The images the domain check is measured on, built at run time: nothing here was fitted on.
 
-    sets = domain_sets(n_in=100, n_near=40, n_noise=20)    # {"in": [...], "near": [...], "out": [...]}
+    sets = domain_sets(n_in=100, n_near=40, n_noise=20)    # {"in": [...], "near": [...], "known": [...], "out": [...]}
     each item: Case(group, name, pixels [H, W, 3] uint8)
 
 - "out": images of no modality the phantom model knows, from files that ship with installed
@@ -11,6 +11,12 @@
   heavily cropped): the hard cases, reported apart; and the way another scanner or viewer shows
   the same modality (turned by 3-5 degrees, contrast changed by a third): real-looking variations
   the check should warn about, not refuse.
+- "known": the same modality, shifted far (KNOWN_VARIANTS: contrast x0.5 or x0.4, gamma, a turn
+  of 10-15 degrees, blur, a crop, a 32-px source, histogram equalization), as a real image of a
+  known modality may differ from the phantoms: to be warned about (or edited), not refused.
+  fit-domain tunes `refuse` on other phantoms shifted by the same kinds (domain_far.py; all but
+  equalization, which no fit or tuning image had) at random strengths; these are fresh phantoms at
+  fixed strengths.
 - Out-of-domain files are split in two by a hash of their names, and generated ones drawn from two
   seeds: the "tuning" half chooses the refusal limit (domain_fit.py), the "held_out" half measures
   it (domain_eval.py); no file is in both.
@@ -31,6 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import MODALITIES
 from pipelines.data.phantoms import phantom
+from pipelines.evaluation.domain_far import EQUALIZED, far_variant
 
 DOMAIN_TEST_SEEDS = 40_000_000  # past the evaluator's ranges (20M, 30M) and training's (< 10M)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -40,6 +47,11 @@ IMAGE_PACKAGES = {"gradio": ("media_assets/images", "test_data"), "sklearn": ("d
 IN_VARIANTS = ("clean", "jpeg40", "noise8", "rescaled", "render128", "render256")
 NEAR_VARIANTS = ("upside_down", "mirrored", "inverted", "cropped", "turned", "contrast")
 SHIFTED_VARIANTS = ("turned", "contrast")  # of NEAR_VARIANTS: the same modality as another source shows it
+# name -> (far kind, strength): the same modality, far from the phantoms (domain_far.py)
+KNOWN_VARIANTS = {"contrast_x0.5": ("contrast", 0.5), "contrast_x0.4": ("contrast", 0.4),
+                  "contrast_x1.75": ("contrast", 1.75), "gamma_0.5": ("gamma", 0.5), "gamma_2": ("gamma", 2.0),
+                  "turned_10": ("turned", 10.0), "turned_15": ("turned", -15.0), "blurred_2.5": ("blurred", 2.5),
+                  "cropped_0.7": ("cropped", 0.7), "resampled_32": ("resampled", 32), "equalized": (EQUALIZED, 0.0)}
 SPLITS = ("tuning", "held_out")
 GENERATED_SEEDS = {"tuning": 1, "held_out": 0}
 NEAR_COPY = 4.0  # grey levels: thumbnails this close are one image in two files
@@ -131,6 +143,17 @@ def near_domain(n: int, first_seed: int = DOMAIN_TEST_SEEDS + 1_000_000) -> list
         modality, variant = MODALITIES[i % 2], NEAR_VARIANTS[(i // 2) % len(NEAR_VARIANTS)]
         image = phantom(modality, first_seed + i, size=128).image
         cases.append(Case("near", f"near:{modality}:{variant}", near_variant(image, variant, rng)))
+    return cases
+
+
+def known_modality(n: int, first_seed: int = DOMAIN_TEST_SEEDS + 2_000_000) -> list[Case]:
+    """n fresh phantoms far shifted, the modalities and KNOWN_VARIANTS taking turns."""
+    rng = np.random.default_rng(first_seed)
+    names, cases = list(KNOWN_VARIANTS), []
+    for i in range(n):
+        modality, name = MODALITIES[i % 2], names[(i // 2) % len(names)]
+        image = phantom(modality, first_seed + i, size=128).image
+        cases.append(Case("known", f"known:{modality}:{name}", far_variant(image, *KNOWN_VARIANTS[name], rng)))
     return cases
 
 
@@ -255,6 +278,8 @@ def out_of_domain(n_generated: int, split: str = "held_out", medical: bool = Tru
 
 
 def domain_sets(n_in: int, n_near: int, n_generated: int) -> dict[str, list[Case]]:
-    """The three groups: n_in in-domain uploads, n_near hard cases, the held-out half of the
-    packaged out-of-domain files with n_generated of each generated kind."""
-    return {"in": in_domain(n_in), "near": near_domain(n_near), "out": out_of_domain(n_generated, "held_out")}
+    """The four groups: n_in in-domain uploads, n_near hard cases, as many far-shifted phantoms of
+    a known modality, the held-out half of the packaged out-of-domain files with n_generated of
+    each generated kind."""
+    return {"in": in_domain(n_in), "near": near_domain(n_near), "known": known_modality(n_near),
+            "out": out_of_domain(n_generated, "held_out")}
