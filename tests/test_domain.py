@@ -21,7 +21,7 @@ from pipelines.evaluation.domain import (DOMAIN_FOLDER, DomainRefused, folder_ch
                                          load_domain_check, save_domain)
 from pipelines.evaluation.domain_eval import TARGETS, auroc, evaluate_domain
 from pipelines.evaluation.domain_fit import fit_domain, phantom_sets
-from pipelines.evaluation.domain_limits import WARNED_QUANTILE, refuse_limit
+from pipelines.evaluation.domain_limits import NEAR_MARGIN, NEAR_QUANTILE, WARNED_QUANTILE, refuse_limit
 from pipelines.evaluation.domain_sets import NEAR_COPY, out_of_domain, thumbnail
 from pipelines.export.images import read_png_provenance
 from pipelines.model.embedded import EMBEDDED_FOLDER
@@ -63,14 +63,17 @@ def test_a_chest_x_ray_phantom_shifted_far_is_warned_not_refused(check):
 
 
 def test_the_refusal_limit_sits_in_the_gap_and_the_out_of_domain_side_wins_an_overlap():
-    far, outside = np.linspace(0.5, 4.0, 101), np.linspace(9.0, 100.0, 101)
-    refuse, figures = refuse_limit(1.2, far, outside)
+    far, outside, near = np.linspace(0.5, 4.0, 101), np.linspace(9.0, 100.0, 101), np.linspace(0.5, 1.5, 101)
+    refuse, figures = refuse_limit(1.2, far, outside, near)
     warned, refused = np.quantile(far, WARNED_QUANTILE), np.quantile(outside, 0.02)
     assert figures["gap"] and np.isclose(refuse, warned) and warned < refused
     assert figures["tuning_outside_refused"] >= 0.98 and figures["far_refused"] <= 1 - WARNED_QUANTILE + 0.01
-    overlapping, figures = refuse_limit(1.2, np.linspace(0.5, 20.0, 101), outside)
+    overlapping, figures = refuse_limit(1.2, np.linspace(0.5, 20.0, 101), outside, near)
     assert not figures["gap"] and np.isclose(overlapping, refused)  # the out-of-domain target first
-    assert refuse_limit(1.2, far * 0.1, outside * 0.01)[0] == 1.2  # never below flag
+    assert refuse_limit(1.2, far * 0.1, outside * 0.01, near)[0] == 1.2  # never below flag
+    # too few far shifts to trust their quantile (a small fit of one's own): the milder shifts' band
+    small, figures = refuse_limit(1.2, far[::25] * 3, outside, near)
+    assert np.isclose(small, np.quantile(near, NEAR_QUANTILE) * NEAR_MARGIN) and figures["rule"].startswith("a small")
 
 
 GENERATED = ("noise", "flat", "gradient", "checkerboard", "text")

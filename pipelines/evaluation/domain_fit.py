@@ -192,7 +192,7 @@ def fit_domain(classifier, sets: dict, info: dict | None = None, image_size: int
     near, _ = stats.scores(features["shifted"])
     far, _ = stats.scores(features["far"])
     stats.flag = float(np.quantile(calibration, FLAG_QUANTILE) * FLAG_MARGIN)
-    stats.refuse, tuning = refuse_limit(stats.flag, far, stats.scores(features["outside"])[0])
+    stats.refuse, tuning = refuse_limit(stats.flag, far, stats.scores(features["outside"])[0], near)
     stats.info = {**(info or {}), "features": "per stage of the classifier, each channel's mean and std",
                   "images": {name: len(images) for name, (images, _) in sets.items()},
                   "refuse_chosen_on": tuning,
