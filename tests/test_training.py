@@ -21,6 +21,7 @@ from pipelines.model.info import read_model_info
 from pipelines.training.checkpoints import META_FILE, latest_checkpoint
 from pipelines.training.classifier import train_classifier
 from pipelines.training.data import build_phantom_set, coverage, to_model_size, toggled_attribute
+from pipelines.training.records import command_line
 from pipelines.training.dit import train_dit
 from pipelines.training.dit_data import loss_weights, outside_change, pair_keep_mask
 from pipelines.training.latent_cache import mean_coverage, touched
@@ -305,6 +306,11 @@ def test_classifier_resume_continues_bitwise(tmp_path):
     assert same_tensors(tmp_path / "classifier" / "model.safetensors", other / "classifier" / "model.safetensors")
     config = json.loads((tmp_path / "classifier" / "config.json").read_text())
     assert config["widths"] == [4, 8] and config["command"].startswith("python -m pipelines train classifier --n 8 ")
+
+
+def test_a_training_record_names_the_switches_that_are_on_but_not_resume():
+    args = Namespace(n=8, fp16=True, resume=True, init=None, lr=1e-3, no_projector=False)
+    assert command_line("classifier", args) == "python -m pipelines train classifier --n 8 --fp16 --lr 0.001"
 
 
 def test_train_runs_from_the_argv_given_to_main(tmp_path, capsys):
