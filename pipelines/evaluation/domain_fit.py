@@ -39,7 +39,7 @@ from pipelines.core.errors import MedEditError
 from pipelines.data.attributes import MODALITIES
 from pipelines.data.phantom_size import RENDER_SIZE
 from pipelines.evaluation.domain import DomainStats, domain_features
-from pipelines.evaluation.domain_far import far_shifted
+from pipelines.evaluation.domain_far import as_image, far_shifted
 from pipelines.evaluation.domain_limits import refuse_limit
 from pipelines.evaluation.domain_sets import jpeg, noisy, out_of_domain, resized
 
@@ -91,10 +91,6 @@ def shifted(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             out = np.asarray(as_image(out).rotate(rng.uniform(-5, 5), Image.Resampling.BILINEAR,
                                                   fillcolor=fill)).astype(np.float64)
     return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-def as_image(values: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8))
 
 
 def phantom_sets(n_fit: int, n_calibration: int, size: int = RENDER_SIZE, augment: float = FIT_SHIFTED) -> dict:
